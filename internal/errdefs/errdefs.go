@@ -1,0 +1,33 @@
+// Package errdefs defines the few classes of error berth distinguishes
+// (not found, conflict, invalid argument, ...) and how to test for them.
+// Callers wrap a class with context using fmt.Errorf("...: %w", err); the
+// API servers map a class to an HTTP status or gRPC code in one place.
+package errdefs
+
+import "errors"
+
+// The error classes. Wrap them, never compare error strings.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrAlreadyExists   = errors.New("already exists")
+	ErrConflict        = errors.New("conflict")
+	ErrInvalidArgument = errors.New("invalid argument")
+	ErrNotImplemented  = errors.New("not implemented")
+	ErrUnavailable     = errors.New("unavailable")
+	ErrPermission      = errors.New("permission denied")
+)
+
+// IsNotFound reports whether err is of class ErrNotFound.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// IsAlreadyExists reports whether err is of class ErrAlreadyExists.
+func IsAlreadyExists(err error) bool { return errors.Is(err, ErrAlreadyExists) }
+
+// IsConflict reports whether err is of class ErrConflict.
+func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }
+
+// IsInvalidArgument reports whether err is of class ErrInvalidArgument.
+func IsInvalidArgument(err error) bool { return errors.Is(err, ErrInvalidArgument) }
+
+// IsNotImplemented reports whether err is of class ErrNotImplemented.
+func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
