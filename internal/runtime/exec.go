@@ -1,0 +1,102 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ExecOptions are the options of exec beyond the process itself.
+type ExecOptions struct {
+	CreateOptions
+	// Detach returns once the process runs instead of waiting for it.
+	Detach bool
+	// IgnorePaused allows exec into a paused container.
+	IgnorePaused bool
+}
+
+// Exec runs p inside the running container c, in all its namespaces and
+// its cgroup, with the container's seccomp filter. Unless detached it
+// waits and returns the process's exit code.
+func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
+	status := c.Status()
+	switch status {
+	case specs.StateRunning, specs.StateCreated:
+	case statePaused:
+		if !opts.IgnorePaused {
+			return -1, fmt.Errorf("cannot exec in a paused container %s (use --ignore-paused): %w", c.state.ID, errdefs.ErrConflict)
+		}
+	default:
+		return -1, fmt.Errorf("cannot exec in a stopped container %s: %w", c.state.ID, errdefs.ErrConflict)
+	}
+	if err := validateProcess(p); err != nil {
+		return -1, err
+	}
+	if p.Terminal && opts.ConsoleSocket == "" && opts.Detach {
+		return -1, fmt.Errorf("cannot allocate tty if berth-runtime will detach without setting console socket: %w", errdefs.ErrInvalidArgument)
+	}
+	spec := *c.state.Config
+	linux := *spec.Linux
+	spec.Linux = &linux
+	spec.Process = p
+	var prog *seccomp.Program
+	if spec.Linux.Seccomp != nil {
+		var err error
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return -1, err
+		}
+	}
+	var consoleRecv *os.File
+	if p.Terminal && opts.ConsoleSocket == "" {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("console socketpair: %w", err)
+		}
+		consoleRecv = os.NewFile(uintptr(fds[0]), "console-recv")
+		defer consoleRecv.Close()
+		opts.consoleConn = os.NewFile(uintptr(fds[1]), "console-send")
+	}
+	sigs := make(chan os.Signal, 64)
+	if !opts.Detach {
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
+	var cleanups []func()
+	ip, err := c.rt.startInit(c, &spec, prog, opts.CreateOptions, &cleanups, true)
+	if opts.consoleConn != nil {
+		opts.consoleConn.Close()
+	}
+	if err != nil {
+		for _, f := range cleanups {
+			f()
+		}
+		return -1, err
+	}
+	if opts.PidFile != "" {
+		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(ip.pid)), 0o644); err != nil {
+			unix.Kill(ip.pid, unix.SIGKILL)
+			return -1, fmt.Errorf("write pid file: %w", err)
+		}
+	}
+	if opts.Detach {
+		return 0, nil
+	}
+	var master *os.File
+	if consoleRecv != nil {
+		if master, err = recvFd(consoleRecv); err != nil {
+			unix.Kill(ip.pid, unix.SIGKILL)
+			return -1, err
+		}
+		defer master.Close()
+		restore := relayTerminal(master)
+		defer restore()
+	}
+	proc := &Container{rt: c.rt, state: &State{ID: c.state.ID, Pid: ip.pid}}
+	return proc.wait(sigs, master), nil
+}

@@ -1,0 +1,165 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// Run creates and starts a container and, unless detach, stays as its
+// parent: it forwards signals, relays the terminal, waits for the process
+// and removes the container. It returns the process's exit code (128+n
+// for a signal).
+func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) (int, error) {
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return -1, err
+	}
+	var consoleRecv *os.File
+	if spec.Process.Terminal && opts.ConsoleSocket == "" && !detach {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("console socketpair: %w", err)
+		}
+		consoleRecv = os.NewFile(uintptr(fds[0]), "console-recv")
+		defer consoleRecv.Close()
+		opts.consoleConn = os.NewFile(uintptr(fds[1]), "console-send")
+	}
+	// Catch signals before the container exists so none is lost.
+	sigs := make(chan os.Signal, 64)
+	if !detach {
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
+	c, err := r.Create(id, bundle, opts)
+	if opts.consoleConn != nil {
+		opts.consoleConn.Close()
+	}
+	if err != nil {
+		return -1, err
+	}
+	var master *os.File
+	if consoleRecv != nil {
+		if master, err = recvFd(consoleRecv); err != nil {
+			c.Delete(true)
+			return -1, err
+		}
+		defer master.Close()
+	}
+	if err := c.Start(); err != nil {
+		c.Delete(true)
+		return -1, err
+	}
+	if detach {
+		if c.cmd != nil && c.cmd.Process != nil {
+			c.cmd.Process.Release()
+		}
+		return 0, nil
+	}
+	if master != nil {
+		restore := relayTerminal(master)
+		defer restore()
+	}
+	status := c.wait(sigs, master)
+	if !keep {
+		if err := c.Delete(true); err != nil {
+			return status, err
+		}
+	}
+	return status, nil
+}
+
+// wait forwards signals to init until it exits and returns its status.
+func (c *Container) wait(sigs chan os.Signal, master *os.File) int {
+	done := make(chan int, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(c.state.Pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				done <- 255
+				return
+			}
+			break
+		}
+		if ws.Signaled() {
+			done <- 128 + int(ws.Signal())
+			return
+		}
+		done <- ws.ExitStatus()
+	}()
+	for {
+		select {
+		case code := <-done:
+			return code
+		case s := <-sigs:
+			sig := s.(syscall.Signal)
+			switch sig {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+				continue
+			case unix.SIGWINCH:
+				if master != nil {
+					resizeFrom(master, os.Stdin)
+				}
+				continue
+			}
+			unix.Kill(c.state.Pid, sig)
+		}
+	}
+}
+
+// recvFd receives the pty master that init sent with SCM_RIGHTS.
+func recvFd(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive pty master: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, errors.New("receive pty master: no descriptor in message")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, errors.New("receive pty master: no descriptor in message")
+	}
+	return os.NewFile(uintptr(fds[0]), string(buf[:n])), nil
+}
+
+// relayTerminal copies between our stdio and the pty master, with our
+// terminal in raw mode; the returned func restores it.
+func relayTerminal(master *os.File) func() {
+	var old *term.State
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		old, _ = term.MakeRaw(int(os.Stdin.Fd()))
+		resizeFrom(master, os.Stdin)
+	}
+	go io.Copy(master, os.Stdin)
+	outDone := make(chan struct{})
+	go func() {
+		io.Copy(os.Stdout, master)
+		close(outDone)
+	}()
+	return func() {
+		if old != nil {
+			term.Restore(int(os.Stdin.Fd()), old)
+		}
+	}
+}
+
+func resizeFrom(master, from *os.File) {
+	ws, err := unix.IoctlGetWinsize(int(from.Fd()), unix.TIOCGWINSZ)
+	if err == nil {
+		unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+	}
+}

@@ -1,0 +1,394 @@
+// Package runtime is berth's OCI runtime: it creates containers from OCI
+// bundles and drives them through the lifecycle of the runtime spec
+// (create, start, kill, delete), plus exec, pause/resume, update, stats and
+// events. State lives under Runtime.Root, one directory per container.
+//
+// The code that runs inside the container's namespaces lives in package
+// nsinit; the conversation between the two is documented there.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/berth-project/berth/internal/cgroups"
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/runtime/hooks"
+	"github.com/berth-project/berth/internal/runtime/nsinit"
+	"github.com/berth-project/berth/internal/runtime/syncpipe"
+	"github.com/berth-project/berth/internal/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Runtime holds the options shared by every command.
+type Runtime struct {
+	// Root is the state directory (runc's --root).
+	Root string
+}
+
+// CreateOptions are the per-container options of create and run.
+type CreateOptions struct {
+	// ConsoleSocket is the AF_UNIX socket that receives the pty master.
+	ConsoleSocket string
+	// PidFile, when set, receives init's pid.
+	PidFile string
+	// NoPivot uses MS_MOVE+chroot instead of pivot_root.
+	NoPivot bool
+	// NoNewKeyring keeps the caller's session keyring.
+	NoNewKeyring bool
+	// PreserveFDs passes fds 3..3+N-1 of the caller to the container.
+	PreserveFDs int
+	// Stdin, Stdout and Stderr become the container's stdio (default: the
+	// runtime's own).
+	Stdin, Stdout, Stderr *os.File
+	// consoleConn, set by run, is an already connected console socket.
+	consoleConn *os.File
+}
+
+// Container is one container known to the runtime.
+type Container struct {
+	rt    *Runtime
+	state *State
+	// cmd is set when this process started init (create/run), so run can
+	// wait for it directly.
+	cmd *exec.Cmd
+}
+
+// ID returns the container id.
+func (c *Container) ID() string { return c.state.ID }
+
+// Pid returns init's host pid.
+func (c *Container) Pid() int { return c.state.Pid }
+
+// Create creates the container id from bundle and leaves it in the
+// "created" state: init waits for Start before it executes the process.
+// On failure nothing is left behind.
+func (r *Runtime) Create(id, bundle string, opts CreateOptions) (_ *Container, err error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	bundle, err = filepath.Abs(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle path: %w", err)
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if fi, err := os.Stat(rootfs); err != nil {
+		return nil, fmt.Errorf("rootfs (%s) does not exist: %w", rootfs, errdefs.ErrInvalidArgument)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("rootfs (%s) is not a directory: %w", rootfs, errdefs.ErrInvalidArgument)
+	}
+	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
+		return nil, fmt.Errorf("resolve rootfs: %w", err)
+	}
+	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.consoleConn == nil {
+		return nil, fmt.Errorf("cannot allocate tty if berth-runtime will detach without setting console socket: %w", errdefs.ErrInvalidArgument)
+	}
+	if !spec.Process.Terminal && opts.ConsoleSocket != "" {
+		return nil, fmt.Errorf("cannot use console socket if berth-runtime will not detach or allocate tty: %w", errdefs.ErrInvalidArgument)
+	}
+	var prog *seccomp.Program
+	if spec.Linux.Seccomp != nil {
+		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("create state root %s: %w", r.Root, err)
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container with id %s already exists: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			// In order: the process dies before its cgroup is removed.
+			for _, f := range cleanups {
+				f()
+			}
+			os.RemoveAll(dir)
+		}
+	}()
+
+	st := &State{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: "", Config: spec}
+	c := &Container{rt: r, state: st}
+
+	p, err := r.startInit(c, spec, prog, opts, &cleanups, false)
+	if err != nil {
+		return nil, err
+	}
+	st.Pid = p.pid
+	if _, st.InitStartTime, err = procStat(st.Pid); err != nil {
+		return nil, fmt.Errorf("read init process stat: %w", err)
+	}
+	if err := writeState(dir, st); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(st.Pid)), 0o644); err != nil {
+			return nil, fmt.Errorf("write pid file: %w", err)
+		}
+	}
+	c.cmd = p.cmd
+	return c, nil
+}
+
+// initProcess is a started init process.
+type initProcess struct {
+	cmd *exec.Cmd
+	pid int
+}
+
+// startInit starts "berth-runtime init" in new namespaces, places it in the
+// cgroup and leads it through the sync protocol until it waits for start.
+// With execMode it instead joins the namespaces and cgroup of the running
+// container c and goes straight on to execute spec.Process.
+func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Program, opts CreateOptions, cleanups *[]func(), execMode bool) (*initProcess, error) {
+	st := c.state
+	var fifo *os.File
+	if !execMode {
+		fifoPath := filepath.Join(r.dir(st.ID), fifoName)
+		if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
+			return nil, fmt.Errorf("create exec fifo: %w", err)
+		}
+		f, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open exec fifo: %w", err)
+		}
+		defer f.Close()
+		fifo = f
+	}
+
+	exe, err := sealedSelf(filepath.Join(r.Root, ".empty"))
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+
+	parent, child, err := syncpipe.New()
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	defer child.Close()
+
+	cmd := &exec.Cmd{
+		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
+		Args:   []string{"berth-runtime", "init"},
+		Stdin:  orStd(opts.Stdin, os.Stdin),
+		Stdout: orStd(opts.Stdout, os.Stdout),
+		Stderr: orStd(opts.Stderr, os.Stderr),
+	}
+	for i := 0; i < opts.PreserveFDs; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
+	}
+	addFD := func(f *os.File, env string) {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		cmd.Env = append(cmd.Env, env+"="+strconv.Itoa(2+len(cmd.ExtraFiles)))
+	}
+	addFD(child.File(), nsinit.EnvSyncFD)
+	if fifo != nil {
+		addFD(fifo, nsinit.EnvFifoFD)
+	}
+	if spec.Process.Terminal {
+		conn := opts.consoleConn
+		if conn == nil {
+			if conn, err = dialConsole(opts.ConsoleSocket); err != nil {
+				return nil, err
+			}
+			defer conn.Close()
+		}
+		addFD(conn, nsinit.EnvConsoleFD)
+	}
+	var attr *nsAttrs
+	if execMode {
+		attr = joinAttrs(spec, st.Pid)
+	} else if attr, err = namespaceAttrs(spec); err != nil {
+		return nil, err
+	}
+	cmd.SysProcAttr = attr.sys
+	cmd.Env = append(cmd.Env, attr.env...)
+
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start init process: %w", err)
+	}
+	pid := cmd.Process.Pid
+	*cleanups = append(*cleanups, func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	child.Close()
+	if attr.useNsenter {
+		// The nsenter constructor forked into the target pid namespace; the
+		// real init is the grandchild, our child's pid comes over the pipe.
+		if pid, err = readForkedPid(parent, cmd, spec); err != nil {
+			return nil, err
+		}
+		if pid != cmd.Process.Pid {
+			*cleanups = append(*cleanups, func() { unix.Kill(pid, unix.SIGKILL); waitExit(pid) })
+		}
+	}
+
+	var cg cgroups.Manager
+	if execMode {
+		cg, err = c.cgroup()
+	} else {
+		cg, err = cgroups.New(spec.Linux.CgroupsPath, st.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	if !execMode {
+		*cleanups = append(*cleanups, func() { cg.Destroy() })
+	}
+	if err := cg.Apply(pid); err != nil {
+		return nil, fmt.Errorf("apply cgroup: %w", err)
+	}
+	if !execMode && spec.Linux.Resources != nil {
+		if err := cg.Set(spec.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("set cgroup resources: %w", err)
+		}
+	}
+	st.CgroupPaths = cg.Paths()
+
+	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
+	cfg := nsinit.Config{
+		ID: st.ID, Spec: spec, Rootfs: st.Rootfs, Bundle: st.Bundle, HostPid: pid,
+		Seccomp: prog, RuntimeHooks: hasRuntimeHooks, NoPivot: opts.NoPivot,
+		NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs, CgroupPaths: st.CgroupPaths,
+		Exec: execMode,
+	}
+	if err := parent.Send(&cfg); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	for {
+		var msg nsinit.Message
+		fds, err := parent.Recv(&msg)
+		if errors.Is(err, os.ErrClosed) || isEOF(err) {
+			break
+		}
+		if err != nil {
+			return nil, initFailed(cmd, err)
+		}
+		switch msg.Type {
+		case nsinit.MsgError:
+			cmd.Wait()
+			return nil, errors.New(msg.Error)
+		case nsinit.MsgHooks:
+			hs := &specs.State{Version: specs.Version, ID: st.ID, Status: specs.StateCreating, Pid: pid, Bundle: st.Bundle, Annotations: spec.Annotations}
+			if err := hooks.Run(spec.Hooks.Prestart, "prestart", hs); err != nil {
+				return nil, err
+			}
+			if err := hooks.Run(spec.Hooks.CreateRuntime, "createRuntime", hs); err != nil {
+				return nil, err
+			}
+			if err := parent.Send(nsinit.Message{Type: nsinit.MsgHooksDone}); err != nil {
+				return nil, fmt.Errorf("resume init after hooks: %w", err)
+			}
+		case nsinit.MsgSeccompFd:
+			if len(fds) != 1 {
+				return nil, fmt.Errorf("init sent %d fds for the seccomp listener, want 1", len(fds))
+			}
+			err := sendSeccompListener(spec, st, pid, fds[0])
+			unix.Close(fds[0])
+			if err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("unexpected sync message %q from init", msg.Type)
+		}
+	}
+	return &initProcess{cmd: cmd, pid: pid}, nil
+}
+
+func sendSeccompListener(spec *specs.Spec, st *State, pid int, fd int) error {
+	ps := specs.ContainerProcessState{
+		Version:  specs.Version,
+		Fds:      []string{specs.SeccompFdName},
+		Pid:      pid,
+		Metadata: spec.Linux.Seccomp.ListenerMetadata,
+		State:    specs.State{Version: specs.Version, ID: st.ID, Status: specs.StateCreating, Pid: pid, Bundle: st.Bundle, Annotations: spec.Annotations},
+	}
+	if err := seccomp.SendListener(spec.Linux.Seccomp.ListenerPath, ps, fd); err != nil {
+		return fmt.Errorf("send seccomp listener to %s: %w", spec.Linux.Seccomp.ListenerPath, err)
+	}
+	return nil
+}
+
+// initFailed explains a broken sync pipe with init's exit status.
+func initFailed(cmd *exec.Cmd, err error) error {
+	if werr := cmd.Wait(); werr != nil {
+		return fmt.Errorf("init process failed (%v): %w", werr, err)
+	}
+	return fmt.Errorf("init process: %w", err)
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+func orStd(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
+// Load opens the container id from its state.
+func (r *Runtime) Load(id string) (*Container, error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	st, err := readState(r.dir(id))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, notExist(id)
+		}
+		return nil, err
+	}
+	return &Container{rt: r, state: st}, nil
+}
+
+// List returns every container under the root, sorted by id.
+func (r *Runtime) List() ([]*Container, error) {
+	entries, err := os.ReadDir(r.Root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read state root: %w", err)
+	}
+	var out []*Container
+	for _, e := range entries {
+		if !e.IsDir() || e.Name()[0] == '.' {
+			continue
+		}
+		c, err := r.Load(e.Name())
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].state.ID < out[j].state.ID })
+	return out, nil
+}

@@ -1,0 +1,229 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+
+// ValidateID rejects ids that cannot name a state directory safely.
+func ValidateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("container id cannot be empty: %w", errdefs.ErrInvalidArgument)
+	}
+	if !validID.MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
+		return fmt.Errorf("invalid container id %q (allowed: letters, digits, _ + - .): %w", id, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// LoadSpec reads and validates bundle/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	p := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config.json not found in bundle %s: %w", bundle, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("parse %s: %w: %w", p, err, errdefs.ErrInvalidArgument)
+	}
+	if err := ValidateSpec(&spec); err != nil {
+		return nil, fmt.Errorf("invalid %s: %w", p, err)
+	}
+	return &spec, nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
+}
+
+var knownNamespaces = map[specs.LinuxNamespaceType]bool{
+	specs.PIDNamespace: true, specs.NetworkNamespace: true, specs.MountNamespace: true,
+	specs.IPCNamespace: true, specs.UTSNamespace: true, specs.UserNamespace: true,
+	specs.CgroupNamespace: true, specs.TimeNamespace: true,
+}
+
+// ValidateSpec checks what the runtime needs before it creates anything.
+func ValidateSpec(s *specs.Spec) error {
+	if s.Version == "" {
+		return invalid("ociVersion is missing")
+	}
+	if !strings.HasPrefix(s.Version, "1.") {
+		return invalid("unsupported ociVersion %q (want 1.x)", s.Version)
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return invalid("root.path is missing")
+	}
+	if s.Process == nil {
+		return invalid("process is missing")
+	}
+	if err := validateProcess(s.Process); err != nil {
+		return err
+	}
+	if s.Linux == nil {
+		return invalid("linux section is missing")
+	}
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range s.Linux.Namespaces {
+		if !knownNamespaces[ns.Type] {
+			return invalid("unknown namespace type %q", ns.Type)
+		}
+		if seen[ns.Type] {
+			return invalid("namespace %q is listed twice", ns.Type)
+		}
+		seen[ns.Type] = true
+		if ns.Path != "" && !filepath.IsAbs(ns.Path) {
+			return invalid("namespace %s path %q is not absolute", ns.Type, ns.Path)
+		}
+	}
+	if !seen[specs.MountNamespace] {
+		return invalid("a mount namespace is required")
+	}
+	if s.Hostname != "" && !newNamespace(s, specs.UTSNamespace) {
+		return invalid("hostname requires a private UTS namespace")
+	}
+	if s.Domainname != "" && !newNamespace(s, specs.UTSNamespace) {
+		return invalid("domainname requires a private UTS namespace")
+	}
+	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
+		return invalid("uid/gid mappings require a user namespace")
+	}
+	if newNamespace(s, specs.UserNamespace) && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {
+		return invalid("a new user namespace needs uidMappings and gidMappings")
+	}
+	if len(s.Linux.TimeOffsets) > 0 && !newNamespace(s, specs.TimeNamespace) {
+		return invalid("timeOffsets require a new time namespace")
+	}
+	for k := range s.Linux.Sysctl {
+		if err := validateSysctl(s, k); err != nil {
+			return err
+		}
+	}
+	for i, m := range s.Mounts {
+		if !filepath.IsAbs(m.Destination) {
+			return invalid("mounts[%d]: destination %q is not absolute", i, m.Destination)
+		}
+	}
+	if s.Linux.RootfsPropagation != "" {
+		switch s.Linux.RootfsPropagation {
+		case "shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable", "runbindable":
+		default:
+			return invalid("rootfsPropagation %q is not valid", s.Linux.RootfsPropagation)
+		}
+	}
+	for i, d := range s.Linux.Devices {
+		switch d.Type {
+		case "c", "b", "u", "p":
+		default:
+			return invalid("devices[%d] (%s): unknown type %q", i, d.Path, d.Type)
+		}
+	}
+	if s.Hooks != nil {
+		for kind, list := range map[string][]specs.Hook{
+			"prestart": s.Hooks.Prestart, "createRuntime": s.Hooks.CreateRuntime, "createContainer": s.Hooks.CreateContainer,
+			"startContainer": s.Hooks.StartContainer, "poststart": s.Hooks.Poststart, "poststop": s.Hooks.Poststop,
+		} {
+			for i, h := range list {
+				if !filepath.IsAbs(h.Path) {
+					return invalid("hooks.%s[%d]: path %q is not absolute", kind, i, h.Path)
+				}
+				if h.Timeout != nil && *h.Timeout <= 0 {
+					return invalid("hooks.%s[%d]: timeout must be positive", kind, i)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func validateProcess(p *specs.Process) error {
+	if len(p.Args) == 0 && p.CommandLine == "" {
+		return invalid("process.args must not be empty")
+	}
+	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+		return invalid("process.cwd %q must be an absolute path", p.Cwd)
+	}
+	if c := p.Capabilities; c != nil {
+		for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+			for _, name := range set {
+				if !knownCapability(name) {
+					return invalid("unknown capability %q", name)
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range p.Rlimits {
+		if !knownRlimit(r.Type) {
+			return invalid("unknown rlimit type %q", r.Type)
+		}
+		if seen[r.Type] {
+			return invalid("rlimit %s is listed twice", r.Type)
+		}
+		seen[r.Type] = true
+		if r.Soft > r.Hard {
+			return invalid("rlimit %s: soft limit %d is above hard limit %d", r.Type, r.Soft, r.Hard)
+		}
+	}
+	for _, e := range p.Env {
+		if !strings.Contains(e, "=") {
+			return invalid("process.env entry %q is not KEY=value", e)
+		}
+	}
+	return nil
+}
+
+func newNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return ns.Path == ""
+		}
+	}
+	return false
+}
+
+func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// validateSysctl refuses sysctls that would change the host, as runc does:
+// only namespaced ones, and only when the container has that namespace.
+func validateSysctl(s *specs.Spec, key string) error {
+	switch {
+	case strings.HasPrefix(key, "net."):
+		if !hasNamespace(s, specs.NetworkNamespace) {
+			return invalid("sysctl %q needs a network namespace", key)
+		}
+	case strings.HasPrefix(key, "fs.mqueue.") || key == "kernel.msgmax" || key == "kernel.msgmnb" || key == "kernel.msgmni" ||
+		key == "kernel.sem" || key == "kernel.shmall" || key == "kernel.shmmax" || key == "kernel.shmmni" || key == "kernel.shm_rmid_forced":
+		if !hasNamespace(s, specs.IPCNamespace) {
+			return invalid("sysctl %q needs an IPC namespace", key)
+		}
+	case key == "kernel.hostname" || key == "kernel.domainname":
+		return invalid("sysctl %q is not allowed: use the spec's hostname/domainname", key)
+	default:
+		return invalid("sysctl %q is not namespaced and would change the host", key)
+	}
+	if strings.Contains(key, "..") || strings.Contains(key, "/") {
+		return invalid("sysctl %q is not a valid key", key)
+	}
+	return nil
+}

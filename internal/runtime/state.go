@@ -1,0 +1,135 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/runtime/nsinit"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+// State is what the runtime keeps on disk about one container, in
+// <root>/<id>/state.json. The status is not stored: it is derived from the
+// init process and the exec fifo every time it is read.
+type State struct {
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	Rootfs string `json:"rootfs"`
+	// Pid is init's pid on the host; InitStartTime (from /proc/<pid>/stat)
+	// tells it apart from a later process that reuses the pid.
+	Pid           int               `json:"pid"`
+	InitStartTime uint64            `json:"initStartTime"`
+	Created       time.Time         `json:"created"`
+	Owner         string            `json:"owner"`
+	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
+	// Config is the spec the container was created with (resources kept
+	// up to date by update); delete needs its hooks after the bundle is gone.
+	Config *specs.Spec `json:"config"`
+}
+
+// knownCapability and knownRlimit are the names init accepts.
+func knownCapability(name string) bool { _, ok := nsinit.CapabilityByName(name); return ok }
+func knownRlimit(name string) bool     { _, ok := nsinit.RlimitByName(name); return ok }
+
+func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
+
+// writeState saves st atomically: write a temp file, fsync, rename.
+func writeState(dir string, st *State) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), data, 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func readState(dir string) (*State, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("parse state in %s: %w", dir, err)
+	}
+	return &st, nil
+}
+
+// procStat reads the process state letter and start time of pid.
+func procStat(pid int) (state byte, start uint64, err error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name is in parentheses and may contain spaces.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+2:])
+	// fields[0] is field 3 (state); start time is field 22.
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	start, err = strconv.ParseUint(fields[19], 10, 64)
+	return fields[0][0], start, err
+}
+
+// alive reports whether st's init process still runs (a zombie does not).
+func (st *State) alive() bool {
+	if st.Pid <= 0 {
+		return false
+	}
+	state, start, err := procStat(st.Pid)
+	if err != nil || start != st.InitStartTime {
+		return false
+	}
+	return state != 'Z' && state != 'X'
+}
+
+// ErrNotExist is returned for a container id with no state.
+var ErrNotExist = errors.New("container does not exist")
+
+func notExist(id string) error {
+	return fmt.Errorf("container %s does not exist: %w", id, errdefs.ErrNotFound)
+}
+
+// statePaused is runc's extra status for a frozen container.
+const statePaused specs.ContainerState = "paused"
