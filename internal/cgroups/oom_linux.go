@@ -1,0 +1,176 @@
+package cgroups
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+// NotifyOOM watches the cgroup of m for out-of-memory events and delivers
+// one value on the returned channel per event: on v1 each OOM condition
+// reported through cgroup.event_control on memory.oom_control, on v2 each
+// increase of oom_kill in memory.events. The channel is closed when the
+// cgroup is removed or cancel is called. cancel closes the file
+// descriptors and returns once the watching goroutine has exited; it may
+// be called more than once.
+func NotifyOOM(m Manager) (<-chan struct{}, func(), error) {
+	switch m := m.(type) {
+	case *v1Manager:
+		dir, ok := m.paths["memory"]
+		if !ok {
+			return nil, nil, fmt.Errorf("notify oom: cgroup controller \"memory\" is not mounted: %w", errdefs.ErrUnavailable)
+		}
+		return notifyOOMV1(dir)
+	case *v2Manager:
+		return notifyOOMV2(m.dir)
+	}
+	return nil, nil, fmt.Errorf("notify oom: %T is not a manager of this package: %w", m, errdefs.ErrInvalidArgument)
+}
+
+// watcher runs the goroutine behind NotifyOOM.
+type watcher struct {
+	ch   chan struct{}
+	done chan struct{} // closed by cancel
+	exit chan struct{} // closed when the goroutine returns
+	once sync.Once
+	file *os.File // closing it unblocks the goroutine's read
+	also []int    // more descriptors to close on cancel
+}
+
+func newWatcher(f *os.File, also ...int) *watcher {
+	return &watcher{ch: make(chan struct{}), done: make(chan struct{}), exit: make(chan struct{}), file: f, also: also}
+}
+
+// send delivers n events; it reports false once cancel has been called.
+func (w *watcher) send(n uint64) bool {
+	for ; n > 0; n-- {
+		select {
+		case w.ch <- struct{}{}:
+		case <-w.done:
+			return false
+		}
+	}
+	return true
+}
+
+func (w *watcher) cancel() {
+	w.once.Do(func() {
+		close(w.done)
+		w.file.Close()
+		for _, fd := range w.also {
+			unix.Close(fd)
+		}
+	})
+	<-w.exit
+}
+
+func (w *watcher) start(loop func()) (<-chan struct{}, func(), error) {
+	go func() {
+		defer close(w.exit)
+		defer close(w.ch)
+		loop()
+	}()
+	return w.ch, w.cancel, nil
+}
+
+func notifyOOMV1(dir string) (<-chan struct{}, func(), error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, nil, fmt.Errorf("notify oom: eventfd: %w", err)
+	}
+	oc := filepath.Join(dir, "memory.oom_control")
+	ocfd, err := unix.Open(oc, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(efd)
+		return nil, nil, fmt.Errorf("notify oom: open %s: %w", oc, err)
+	}
+	if err := writeFile(dir, "cgroup.event_control", fmt.Sprintf("%d %d", efd, ocfd)); err != nil {
+		unix.Close(efd)
+		unix.Close(ocfd)
+		return nil, nil, fmt.Errorf("notify oom: %w", err)
+	}
+	// A non-blocking descriptor goes through the runtime poller, so Close
+	// from cancel wakes a blocked Read.
+	w := newWatcher(os.NewFile(uintptr(efd), "oom-eventfd"), ocfd)
+	return w.start(func() {
+		buf := make([]byte, 8)
+		for {
+			if _, err := w.file.Read(buf); err != nil {
+				return
+			}
+			// The kernel also signals the eventfd when the cgroup goes away.
+			if !exists(dir, "cgroup.event_control") {
+				return
+			}
+			if !w.send(binary.NativeEndian.Uint64(buf)) {
+				return
+			}
+		}
+	})
+}
+
+func notifyOOMV2(dir string) (<-chan struct{}, func(), error) {
+	last, err := readKeyValues(dir, "memory.events")
+	if err != nil {
+		return nil, nil, fmt.Errorf("notify oom: %w", err)
+	}
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, nil, fmt.Errorf("notify oom: inotify: %w", err)
+	}
+	p := filepath.Join(dir, "memory.events")
+	if _, err := unix.InotifyAddWatch(ifd, p, unix.IN_MODIFY); err != nil {
+		unix.Close(ifd)
+		return nil, nil, fmt.Errorf("notify oom: watch %s: %w", p, err)
+	}
+	// Watching cgroup.events too wakes the loop when the cgroup empties,
+	// so that it can notice the cgroup being removed.
+	if _, err := unix.InotifyAddWatch(ifd, filepath.Join(dir, "cgroup.events"), unix.IN_MODIFY); err != nil {
+		unix.Close(ifd)
+		return nil, nil, fmt.Errorf("notify oom: watch %s: %w", dir, err)
+	}
+	w := newWatcher(os.NewFile(uintptr(ifd), "oom-inotify"))
+	count := last["oom_kill"]
+	return w.start(func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := w.file.Read(buf)
+			if err != nil {
+				return
+			}
+			ev, err := readKeyValues(dir, "memory.events")
+			if err != nil {
+				return // cgroup removed
+			}
+			if now := ev["oom_kill"]; now > count {
+				if !w.send(now - count) {
+					return
+				}
+				count = now
+			}
+			if ignoredEvent(buf[:n]) {
+				return // a watched file is gone
+			}
+		}
+	})
+}
+
+// ignoredEvent reports whether an inotify read holds IN_IGNORED, sent when
+// a watched file is deleted.
+func ignoredEvent(b []byte) bool {
+	for len(b) >= unix.SizeofInotifyEvent {
+		mask := binary.NativeEndian.Uint32(b[4:8])
+		nameLen := binary.NativeEndian.Uint32(b[12:16])
+		if mask&unix.IN_IGNORED != 0 {
+			return true
+		}
+		b = b[min(len(b), unix.SizeofInotifyEvent+int(nameLen)):]
+	}
+	return false
+}

@@ -1,0 +1,336 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+// v1Manager is a container's cgroup on a v1 or hybrid host: one directory
+// per mounted v1 hierarchy (named ones included) and, on a hybrid host,
+// one in the cgroup2 tree.
+type v1Manager struct {
+	paths  map[string]string // subsystem ("cpu", "name=systemd") -> directory
+	mounts map[string]string // subsystem -> mountpoint of its hierarchy
+	// unified is the cgroup2 directory on a hybrid host, nil on pure v1.
+	unified *v2Manager
+}
+
+var _ Manager = (*v1Manager)(nil)
+
+func (m *v1Manager) Paths() map[string]string {
+	p := maps.Clone(m.paths)
+	if m.unified != nil {
+		p[""] = m.unified.dir
+	}
+	return p
+}
+
+// dirs lists each distinct directory once (co-mounted controllers share
+// one), sorted.
+func (m *v1Manager) dirs() []string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, d := range m.paths {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *v1Manager) Apply(pid int) error {
+	cpuset := m.paths["cpuset"]
+	for _, dir := range m.dirs() {
+		var err error
+		if dir == cpuset {
+			err = mkdirCpuset(m.mounts["cpuset"], dir)
+		} else if err = os.MkdirAll(dir, 0o755); err != nil {
+			err = fmt.Errorf("create cgroup: %w", err)
+		}
+		if err != nil {
+			return err
+		}
+		if pid != -1 {
+			if err := writeFile(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+				return err
+			}
+		}
+	}
+	if m.unified != nil {
+		return m.unified.Apply(pid)
+	}
+	return nil
+}
+
+// need returns the directory of subsystem, or an error naming it if the
+// host has no such hierarchy.
+func (m *v1Manager) need(subsystem string) (string, error) {
+	if dir, ok := m.paths[subsystem]; ok {
+		return dir, nil
+	}
+	return "", fmt.Errorf("cgroup controller %q is not mounted: %w", subsystem, errdefs.ErrUnavailable)
+}
+
+func (m *v1Manager) Set(r *specs.LinuxResources) error {
+	if r == nil {
+		return nil
+	}
+	if len(r.Rdma) > 0 {
+		return fmt.Errorf("rdma limits are not supported: %w", errdefs.ErrNotImplemented)
+	}
+	type step struct {
+		subsystem string
+		needed    bool
+		set       func(dir string) error
+	}
+	net := r.Network
+	steps := []step{
+		{"cpuset", cpusetNeeded(r.CPU), func(d string) error { return setCpusetV1(d, r.CPU) }},
+		{"devices", len(r.Devices) > 0, func(d string) error { return setDevicesV1(d, r.Devices) }},
+		{"memory", memoryNeeded(r.Memory), func(d string) error { return setMemoryV1(d, r.Memory) }},
+		{"cpu", cpuNeeded(r.CPU), func(d string) error { return setCPUV1(d, r.CPU) }},
+		{"pids", r.Pids != nil && r.Pids.Limit != nil, func(d string) error { return setPids(d, r.Pids) }},
+		{"blkio", blkioNeeded(r.BlockIO), func(d string) error { return setBlkioV1(d, r.BlockIO) }},
+		{"net_cls", net != nil && net.ClassID != nil, func(d string) error { return setNetClsV1(d, net) }},
+		{"net_prio", net != nil && len(net.Priorities) > 0, func(d string) error { return setNetPrioV1(d, net) }},
+	}
+	// Huge pages: the v1 hierarchy if mounted, else the unified one of a
+	// hybrid host (where hugetlb often lives).
+	var unifiedCtrls []string
+	if len(r.HugepageLimits) > 0 {
+		if _, ok := m.paths["hugetlb"]; ok || m.unified == nil {
+			steps = append(steps, step{"hugetlb", true, func(d string) error { return setHugetlbV1(d, r.HugepageLimits) }})
+		} else {
+			unifiedCtrls = append(unifiedCtrls, "hugetlb")
+		}
+	}
+	for k := range r.Unified {
+		if c, ok := unifiedController(k); ok && !slices.Contains(unifiedCtrls, c) {
+			unifiedCtrls = append(unifiedCtrls, c)
+		}
+	}
+	if len(r.Unified) > 0 && m.unified == nil {
+		return fmt.Errorf("unified resources need cgroup v2, and this host has no cgroup2 hierarchy: %w", errdefs.ErrNotImplemented)
+	}
+	// Check every controller first so that nothing is half-applied for a
+	// missing one.
+	for _, s := range steps {
+		if s.needed {
+			if _, err := m.need(s.subsystem); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range steps {
+		if !s.needed {
+			continue
+		}
+		if err := s.set(m.paths[s.subsystem]); err != nil {
+			return fmt.Errorf("set %s: %w", s.subsystem, err)
+		}
+	}
+	if m.unified == nil || len(unifiedCtrls) == 0 && len(r.Unified) == 0 {
+		return nil
+	}
+	slices.Sort(unifiedCtrls)
+	if err := m.unified.enableControllers(unifiedCtrls); err != nil {
+		return err
+	}
+	if _, ok := m.paths["hugetlb"]; !ok {
+		if err := setHugetlbV2(m.unified.dir, r.HugepageLimits); err != nil {
+			return fmt.Errorf("set hugetlb: %w", err)
+		}
+	}
+	return setUnified(m.unified.dir, r.Unified)
+}
+
+// freezer returns the v1 freezer directory, or "" if there is none.
+func (m *v1Manager) freezer() string {
+	return m.paths["freezer"]
+}
+
+func (m *v1Manager) Freeze() error {
+	dir := m.freezer()
+	if dir == "" {
+		if m.unified != nil {
+			return m.unified.Freeze()
+		}
+		_, err := m.need("freezer")
+		return err
+	}
+	return setFreezerState(dir, "FROZEN")
+}
+
+func (m *v1Manager) Thaw() error {
+	dir := m.freezer()
+	if dir == "" {
+		if m.unified != nil {
+			return m.unified.Thaw()
+		}
+		_, err := m.need("freezer")
+		return err
+	}
+	return setFreezerState(dir, "THAWED")
+}
+
+func (m *v1Manager) Frozen() (bool, error) {
+	dir := m.freezer()
+	if dir == "" {
+		if m.unified != nil {
+			return m.unified.Frozen()
+		}
+		_, err := m.need("freezer")
+		return false, err
+	}
+	s, err := readFile(dir, "freezer.state")
+	if err != nil {
+		return false, err
+	}
+	return s == "FROZEN", nil
+}
+
+// setFreezerState writes state to freezer.state and waits until the
+// kernel reports it. v1 has no change notification, so it polls with a
+// short growing delay; a freeze that does not complete is rewritten now
+// and then (tasks that were busy may have become freezable) and undone
+// at the deadline.
+func setFreezerState(dir, state string) error {
+	deadline := time.Now().Add(freezeTimeout)
+	delay := 100 * time.Microsecond
+	for i := 0; ; i++ {
+		if i%20 == 0 {
+			if err := writeFile(dir, "freezer.state", state); err != nil {
+				return fmt.Errorf("set freezer state: %w", err)
+			}
+		}
+		cur, err := readFile(dir, "freezer.state")
+		if err != nil {
+			return fmt.Errorf("set freezer state: %w", err)
+		}
+		if cur == state {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if state == "FROZEN" {
+				_ = writeFile(dir, "freezer.state", "THAWED")
+			}
+			return fmt.Errorf("set freezer state of %s: still %s after %v", dir, cur, freezeTimeout)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 10*time.Millisecond)
+	}
+}
+
+// procsDir picks the hierarchy used to list processes.
+func (m *v1Manager) procsDir() (string, error) {
+	for _, s := range []string{"pids", "freezer", "memory", "cpu", "cpuacct", "devices", "blkio", "cpuset"} {
+		if d, ok := m.paths[s]; ok {
+			return d, nil
+		}
+	}
+	if m.unified != nil {
+		return m.unified.dir, nil
+	}
+	if d := m.dirs(); len(d) > 0 {
+		return d[0], nil
+	}
+	return "", fmt.Errorf("cgroup has no directory: %w", errdefs.ErrInvalidArgument)
+}
+
+func (m *v1Manager) Pids() ([]int, error) {
+	dir, err := m.procsDir()
+	if err != nil {
+		return nil, err
+	}
+	return walkProcs(dir)
+}
+
+func (m *v1Manager) Kill() error {
+	dir, err := m.procsDir()
+	if err != nil {
+		return err
+	}
+	if fz := m.freezer(); fz != "" {
+		return killFrozen(dir,
+			func() error { return setFreezerState(fz, "FROZEN") },
+			func() error { return setFreezerState(fz, "THAWED") })
+	}
+	return killFrozen(dir, nil, nil)
+}
+
+func (m *v1Manager) Destroy() error {
+	var errs []error
+	for _, dir := range m.dirs() {
+		if err := removeCgroup(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.unified != nil {
+		if err := m.unified.Destroy(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *v1Manager) OOMKillCount() (uint64, error) {
+	dir, ok := m.paths["memory"]
+	if !ok {
+		return 0, nil
+	}
+	oc, err := readKeyValues(dir, "memory.oom_control")
+	if err != nil {
+		if isNotExist(err) {
+			return 0, fmt.Errorf("cgroup %s: %w", dir, errdefs.ErrNotFound)
+		}
+		return 0, err
+	}
+	return oc["oom_kill"], nil
+}
+
+func (m *v1Manager) Stats() (*Stats, error) {
+	st := &Stats{}
+	type source struct {
+		subsystem string
+		read      func(string, *Stats) error
+	}
+	sources := []source{
+		{"cpuacct", cpuacctStatsV1},
+		{"cpu", cpuStatsV1},
+		{"memory", memoryStatsV1},
+		{"pids", pidsStats},
+		{"blkio", blkioStatsV1},
+		{"hugetlb", hugetlbStatsV1},
+	}
+	for _, s := range sources {
+		dir, ok := m.paths[s.subsystem]
+		if !ok {
+			continue
+		}
+		if err := s.read(dir, st); err != nil {
+			if isNotExist(err) && !exists(dir, "cgroup.procs") {
+				return nil, fmt.Errorf("stats: cgroup %s: %w", dir, errdefs.ErrNotFound)
+			}
+			if !isNotExist(err) {
+				return nil, fmt.Errorf("stats: %w", err)
+			}
+		}
+	}
+	if _, ok := m.paths["hugetlb"]; !ok && m.unified != nil {
+		if err := hugetlbStatsV2(m.unified.dir, st); err != nil && !isNotExist(err) {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+	}
+	return st, nil
+}
