@@ -1,3 +1,5 @@
+//go:build linux && cgo
+
 package seccomp
 
 // The test binary doubles as the process that loads filters: a filter can

@@ -444,3 +444,12 @@ func parseFlags(names []specs.LinuxSeccompFlag, notify bool) (uint, error) {
 	}
 	return flags, nil
 }
+
+// kernelSupportsFlags reports whether seccomp(2) accepts flags, without
+// installing anything: the kernel checks the flags before it reads the
+// program, so a NULL program fails with EFAULT exactly when the flags are
+// valid.
+func kernelSupportsFlags(flags uint) bool {
+	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), 0)
+	return errno == unix.EFAULT
+}

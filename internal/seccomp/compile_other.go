@@ -4,6 +4,7 @@ package seccomp
 
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
 )
 
 // Compile compiles an OCI seccomp configuration into a BPF program. It needs
@@ -14,4 +15,10 @@ func Compile(c *specs.LinuxSeccomp) (*Program, error) {
 		return nil, nil
 	}
 	return nil, unsupportedf("seccomp: compile: this build has no libseccomp (linux and cgo are required)")
+}
+
+// Features describes the seccomp support of this build: none.
+func Features() *features.Seccomp {
+	enabled := false
+	return &features.Seccomp{Enabled: &enabled}
 }

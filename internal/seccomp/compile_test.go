@@ -1,3 +1,5 @@
+//go:build linux && cgo
+
 package seccomp
 
 import (
@@ -205,6 +207,24 @@ func TestCompileRuleSameAsDefaultSkipped(t *testing.T) {
 	})
 	if got := eval(t, p, "getppid"); got != retKillThread {
 		t.Errorf("getppid: %#x, want kill", got)
+	}
+}
+
+func TestCompileFirstUnconditionalRuleWins(t *testing.T) {
+	for _, tc := range []struct {
+		first, last specs.LinuxSeccompAction
+		want        uint32
+	}{
+		{specs.ActErrno, specs.ActKill, retErrno | uint32(unix.EPERM)},
+		{specs.ActKill, specs.ActErrno, retKillThread},
+	} {
+		p := mustCompile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"getppid"}, Action: tc.first},
+			{Names: []string{"getppid"}, Action: tc.last},
+		}})
+		if got := eval(t, p, "getppid"); got != tc.want {
+			t.Errorf("%s then %s: %#x, want %#x", tc.first, tc.last, got, tc.want)
+		}
 	}
 }
 

@@ -27,9 +27,16 @@ import (
 //
 // Load returns the listener fd when p.Notify is set, and -1 otherwise. The
 // kernel opens the listener with O_CLOEXEC, so it does not leak into the
-// container process. A filter that notifies may make any syscall of the
-// caller block until an agent answers; Compile refuses SCMP_ACT_NOTIFY on
-// write(2) so that init can always write the fd number to its parent.
+// container process.
+//
+// Once a filter that notifies is loaded, every syscall it notifies blocks the
+// filtered thread until an agent answers, and the agent only gets the fd
+// after init has handed it to its parent. So init must hand it over with a
+// syscall the profile cannot notify: Compile refuses SCMP_ACT_NOTIFY on
+// write(2), as runc does, whose init writes the fd number and whose parent
+// takes the fd with pidfd_getfd(2). Without TSYNC, a goroutine other than the
+// caller's runs on unfiltered threads and may hand the fd over with any
+// syscall.
 func (p *Program) Load() (notifyFd int, err error) {
 	if p == nil {
 		return -1, invalidf("seccomp: load: nil program")
@@ -70,15 +77,6 @@ func loadFlags(flags uint, notify bool) uint {
 		}
 	}
 	return flags
-}
-
-// kernelSupportsFlags reports whether seccomp(2) accepts flags, without
-// installing anything: the kernel checks the flags before it reads the
-// program, so a NULL program fails with EFAULT exactly when the flags are
-// valid.
-func kernelSupportsFlags(flags uint) bool {
-	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), 0)
-	return errno == unix.EFAULT
 }
 
 // decodeInsns decodes struct sock_filter instructions in host byte order; a

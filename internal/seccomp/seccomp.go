@@ -3,33 +3,43 @@
 // in the container's init process right before execve (raw seccomp(2), no
 // libseccomp).
 //
-//	runtime parent                                    container init
-//	--------------                                    --------------
+//	runtime parent                                  container init
+//	--------------                                  --------------
 //	p, err := Compile(spec.Linux.Seccomp)
-//	json(p) ─────────── sync pipe ─────────────────▶  decode Program
-//	                                                  LockOSThread, no_new_privs
-//	                                                  fd, err := p.Load()
-//	                                                  (p.Notify) write fd number
-//	pidfd_getfd(init, fd) ◀─────── sync pipe ───────  (write is never notified)
-//	SendListener(path, state, fd) ──▶ seccomp agent
-//	                                                  execve(user process)
+//	p as JSON ──────────── sync socket ──────────▶  LockOSThread, no_new_privs
+//	                                                fd, err := p.Load()
+//	fd ◀───────────────── sync socket ────────────  (p.Notify) hand fd over
+//	SendListener(listenerPath, state, fd)
+//	        └──▶ seccomp agent                      execve(user process)
 //
 // Compile does all the validation, so that init only has bytes to hand to the
 // kernel. Load lives in a file that does not use cgo, and the package has no
-// package-level initialisation of its own: it is linked into berth-runtime,
-// which starts for every container.
+// package-level variables or init functions: it is linked into
+// berth-runtime, which starts for every container. (libseccomp-golang, which
+// Compile needs, has an init function that probes the kernel's seccomp API
+// level with a few seccomp(2) calls.)
 //
 // Behaviour follows runc where the OCI specification leaves room:
 //   - a syscall name that libseccomp does not know is skipped;
 //   - a rule whose action (errno included) equals the default action is skipped;
+//   - when a syscall has several unconditional rules, the first one wins;
 //   - args on different indexes of one rule are ANDed; when an index appears
 //     more than once in a rule, every arg becomes a rule of its own (ORed);
+//   - SCMP_CMP_MASKED_EQ takes the mask in value and the expected masked
+//     argument in valueTwo;
 //   - SCMP_ACT_NOTIFY is refused as the default action and on write(2);
+//   - listenerPath is ignored when no rule uses SCMP_ACT_NOTIFY;
 //   - when flags is absent (nil, not empty) SECCOMP_FILTER_FLAG_SPEC_ALLOW is
 //     used if the kernel supports it;
 //   - when the default action is not a permissive one (allow, log, trace), a
 //     stub in front of the filter makes syscalls newer than every syscall the
-//     profile names fail with ENOSYS, so that libc falls back to older ones.
+//     profile names fail with ENOSYS, so that libc falls back to older ones
+//     (for the native architecture too when architectures does not list it).
+//
+// Where runc is lax or silent, the specification decides: errnoRet on an action
+// other than SCMP_ACT_ERRNO or SCMP_ACT_TRACE, and listenerMetadata without
+// listenerPath, are errors. SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is dropped
+// when nothing notifies, since the kernel refuses it without a listener.
 package seccomp
 
 import (
@@ -70,12 +80,6 @@ type classified struct {
 
 func (e *classified) Error() string   { return e.err.Error() }
 func (e *classified) Unwrap() []error { return []error{e.err, e.class} }
-
-// invalidf returns an error of class errdefs.ErrInvalidArgument whose
-// message is exactly the formatted text (which may wrap a cause with %w).
-func invalidf(format string, args ...any) error {
-	return &classified{err: fmt.Errorf(format, args...), class: errdefs.ErrInvalidArgument}
-}
 
 // unsupportedf returns an error of class errdefs.ErrNotImplemented: the
 // configuration is valid but this host (kernel or libseccomp) cannot do it.
