@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -664,6 +665,24 @@ func TestCompileLargeProfile(t *testing.T) {
 	}
 	if got := eval(t, p, "getppid"); !slices.Contains([]uint32{retErrno | uint32(unix.EPERM), retErrno | uint32(unix.ENOSYS)}, got) {
 		t.Errorf("getppid: %#x, want EPERM or ENOSYS", got)
+	}
+}
+
+func TestCompileTooLong(t *testing.T) {
+	// Every value of arg 0 is its own rule: more instructions than the
+	// kernel takes.
+	var args []specs.LinuxSeccompArg
+	for v := range uint64(5000) {
+		args = append(args, specs.LinuxSeccompArg{Index: 0, Value: v, Op: specs.OpEqualTo})
+	}
+	p, err := Compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"getppid"}, Action: specs.ActErrno, Args: args},
+	}})
+	if err == nil {
+		t.Fatalf("Compile of a program of %d instructions succeeded", p.Len())
+	}
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "more than the kernel's limit of 4096") {
+		t.Errorf("error %q, want the kernel's limit", err)
 	}
 }
 
