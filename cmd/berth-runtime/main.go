@@ -2,6 +2,12 @@
 // any tool that can drive runc (containerd, Docker's --add-runtime) can
 // drive it. See package internal/runtime for the lifecycle and package
 // internal/runtime/nsinit for what happens inside the container.
+//
+// The runtime starts twice per container (parent and init), so the Go
+// runtime must not spend time sizing itself to the cgroup's CPU limit.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

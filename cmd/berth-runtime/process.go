@@ -24,9 +24,9 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func cmdExec(fs *flag.FlagSet) func(*globalOptions, []string) error {
 	var (
 		consoleSocket, cwd, user, processPath, pidFile, label, apparmor string
-		env, caps, gids                                                stringList
-		tty, detach, noNewPrivs, ignorePaused                          bool
-		preserveFDs                                                    int
+		env, caps, gids                                                 stringList
+		tty, detach, noNewPrivs, ignorePaused                           bool
+		preserveFDs                                                     int
 	)
 	fs.StringVar(&consoleSocket, "console-socket", "", "AF_UNIX socket that receives the pty master")
 	fs.StringVar(&cwd, "cwd", "", "working directory in the container")
@@ -232,16 +232,28 @@ func applyUpdateFlags(r *specs.LinuxResources, v map[string]*string) error {
 		return r.CPU
 	}
 	for name, set := range map[string]func() error{
-		"memory":             func() error { n, err := num("memory"); setIf(n, func() { mem().Limit = n }); return err },
-		"memory-reservation": func() error { n, err := num("memory-reservation"); setIf(n, func() { mem().Reservation = n }); return err },
-		"memory-swap":        func() error { n, err := num("memory-swap"); setIf(n, func() { mem().Swap = n }); return err },
-		"kernel-memory":      func() error { n, err := num("kernel-memory"); setIf(n, func() { mem().Kernel = n }); return err },
-		"kernel-memory-tcp":  func() error { n, err := num("kernel-memory-tcp"); setIf(n, func() { mem().KernelTCP = n }); return err },
-		"cpu-share":          func() error { n, err := unum("cpu-share"); setIf(n, func() { cpu().Shares = n }); return err },
-		"cpu-period":         func() error { n, err := unum("cpu-period"); setIf(n, func() { cpu().Period = n }); return err },
-		"cpu-quota":          func() error { n, err := num("cpu-quota"); setIf(n, func() { cpu().Quota = n }); return err },
-		"cpu-rt-period":      func() error { n, err := unum("cpu-rt-period"); setIf(n, func() { cpu().RealtimePeriod = n }); return err },
-		"cpu-rt-runtime":     func() error { n, err := num("cpu-rt-runtime"); setIf(n, func() { cpu().RealtimeRuntime = n }); return err },
+		"memory": func() error { n, err := num("memory"); setIf(n, func() { mem().Limit = n }); return err },
+		"memory-reservation": func() error {
+			n, err := num("memory-reservation")
+			setIf(n, func() { mem().Reservation = n })
+			return err
+		},
+		"memory-swap":       func() error { n, err := num("memory-swap"); setIf(n, func() { mem().Swap = n }); return err },
+		"kernel-memory":     func() error { n, err := num("kernel-memory"); setIf(n, func() { mem().Kernel = n }); return err },
+		"kernel-memory-tcp": func() error { n, err := num("kernel-memory-tcp"); setIf(n, func() { mem().KernelTCP = n }); return err },
+		"cpu-share":         func() error { n, err := unum("cpu-share"); setIf(n, func() { cpu().Shares = n }); return err },
+		"cpu-period":        func() error { n, err := unum("cpu-period"); setIf(n, func() { cpu().Period = n }); return err },
+		"cpu-quota":         func() error { n, err := num("cpu-quota"); setIf(n, func() { cpu().Quota = n }); return err },
+		"cpu-rt-period": func() error {
+			n, err := unum("cpu-rt-period")
+			setIf(n, func() { cpu().RealtimePeriod = n })
+			return err
+		},
+		"cpu-rt-runtime": func() error {
+			n, err := num("cpu-rt-runtime")
+			setIf(n, func() { cpu().RealtimeRuntime = n })
+			return err
+		},
 		"pids-limit": func() error {
 			n, err := num("pids-limit")
 			setIf(n, func() { r.Pids = &specs.LinuxPids{Limit: n} })

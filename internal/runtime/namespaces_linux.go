@@ -30,8 +30,8 @@ var cloneFlags = map[specs.LinuxNamespaceType]uintptr{
 // nsAttrs is how init gets its namespaces: clone flags for new ones,
 // and instructions for the nsenter constructor for joined ones.
 type nsAttrs struct {
-	sys      *syscall.SysProcAttr
-	env      []string
+	sys        *syscall.SysProcAttr
+	env        []string
 	useNsenter bool
 }
 

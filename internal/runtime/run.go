@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -37,7 +39,9 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		signal.Notify(sigs)
 		defer signal.Stop(sigs)
 	}
+	t0 := time.Now()
 	c, err := r.Create(id, bundle, opts)
+	slog.Debug("container created", "took", time.Since(t0))
 	if opts.consoleConn != nil {
 		opts.consoleConn.Close()
 	}
@@ -52,10 +56,12 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		}
 		defer master.Close()
 	}
+	t0 = time.Now()
 	if err := c.Start(); err != nil {
 		c.Delete(true)
 		return -1, err
 	}
+	slog.Debug("container started", "took", time.Since(t0))
 	if detach {
 		if c.cmd != nil && c.cmd.Process != nil {
 			c.cmd.Process.Release()
@@ -67,6 +73,8 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		defer restore()
 	}
 	status := c.wait(sigs, master)
+	t0 = time.Now()
+	defer func() { slog.Debug("container removed", "took", time.Since(t0)) }()
 	if !keep {
 		if err := c.Delete(true); err != nil {
 			return status, err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,7 +194,6 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	defer child.Close()
 
 	cmd := &exec.Cmd{
-		Path:   "/proc/self/fd/" + strconv.Itoa(int(exe.Fd())),
 		Args:   []string{"berth-runtime", "init"},
 		Stdin:  orStd(opts.Stdin, os.Stdin),
 		Stdout: orStd(opts.Stdout, os.Stdout),
@@ -220,6 +220,11 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		}
 		addFD(conn, nsinit.EnvConsoleFD)
 	}
+	// The sealed binary is passed as the last descriptor and executed
+	// through it; a descriptor outside ExtraFiles could be overwritten by
+	// the child's descriptor shuffling before execve.
+	cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(cmd.ExtraFiles))
 	var attr *nsAttrs
 	if execMode {
 		attr = joinAttrs(spec, st.Pid)
@@ -229,26 +234,8 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	cmd.SysProcAttr = attr.sys
 	cmd.Env = append(cmd.Env, attr.env...)
 
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start init process: %w", err)
-	}
-	pid := cmd.Process.Pid
-	*cleanups = append(*cleanups, func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	child.Close()
-	if attr.useNsenter {
-		// The nsenter constructor forked into the target pid namespace; the
-		// real init is the grandchild, our child's pid comes over the pipe.
-		if pid, err = readForkedPid(parent, cmd, spec); err != nil {
-			return nil, err
-		}
-		if pid != cmd.Process.Pid {
-			*cleanups = append(*cleanups, func() { unix.Kill(pid, unix.SIGKILL); waitExit(pid) })
-		}
-	}
-
+	// The cgroup exists, with its limits, before init does: init is born
+	// inside it (see cgroups.StartIn).
 	var cg cgroups.Manager
 	if execMode {
 		cg, err = c.cgroup()
@@ -260,17 +247,38 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	if !execMode {
 		*cleanups = append(*cleanups, func() { cg.Destroy() })
-	}
-	if err := cg.Apply(pid); err != nil {
-		return nil, fmt.Errorf("apply cgroup: %w", err)
-	}
-	if !execMode && spec.Linux.Resources != nil {
-		if err := cg.Set(spec.Linux.Resources); err != nil {
+		if err := cg.Apply(-1); err != nil {
+			return nil, fmt.Errorf("create cgroup: %w", err)
+		}
+		if err := cg.Set(withDefaultDevices(spec)); err != nil {
 			return nil, fmt.Errorf("set cgroup resources: %w", err)
 		}
 	}
 	st.CgroupPaths = cg.Paths()
 
+	t0 := time.Now()
+	if err := cgroups.StartIn(cg, cmd.SysProcAttr, cmd.Start); err != nil {
+		return nil, fmt.Errorf("start init process: %w", err)
+	}
+	pid := cmd.Process.Pid
+	// Cleanups run in order: the process dies before its cgroup goes.
+	*cleanups = append([]func(){func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}}, *cleanups...)
+	child.Close()
+	if attr.useNsenter {
+		// The nsenter constructor may fork into the target pid namespace;
+		// the pid of the process that goes on comes over the pipe.
+		if pid, err = readForkedPid(parent, cmd, spec); err != nil {
+			return nil, err
+		}
+		if pid != cmd.Process.Pid {
+			*cleanups = append([]func(){func() { unix.Kill(pid, unix.SIGKILL); waitExit(pid) }}, *cleanups...)
+		}
+	}
+	slog.Debug("init started", "pid", pid, "took", time.Since(t0))
+	t0 = time.Now()
 	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
 	cfg := nsinit.Config{
 		ID: st.ID, Spec: spec, Rootfs: st.Rootfs, Bundle: st.Bundle, HostPid: pid,
@@ -318,6 +326,7 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 			return nil, fmt.Errorf("unexpected sync message %q from init", msg.Type)
 		}
 	}
+	slog.Debug("init ready", "took", time.Since(t0))
 	return &initProcess{cmd: cmd, pid: pid}, nil
 }
 

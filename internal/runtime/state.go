@@ -45,7 +45,9 @@ func knownRlimit(name string) bool     { _, ok := nsinit.RlimitByName(name); ret
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
 
-// writeState saves st atomically: write a temp file, fsync, rename.
+// writeState saves st atomically: write a temp file and rename it. The
+// state root is on tmpfs (/run) and means nothing after a reboot, so there
+// is no fsync: the rename alone makes a crash of the runtime harmless.
 func writeState(dir string, st *State) error {
 	data, err := json.Marshal(st)
 	if err != nil {
@@ -62,9 +64,6 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Chmod(mode)
-	}
-	if err == nil {
-		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

@@ -5,20 +5,20 @@
 // (nsenter.c), linked into berth-runtime, runs before the Go runtime when
 // the environment variable EnvRequest is set. It follows the Request:
 //
-//	1. open every namespace path to join (before any join changes what the
-//	   paths mean)
-//	2. setns the user namespace first, then ipc, uts, net, pid, cgroup,
-//	   time and mnt last
-//	3. unshare(CLONE_NEWUSER) if a new user namespace is wanted, send
-//	   {"type":"maps"} on the sync pipe and wait for the parent to write
-//	   uid_map/gid_map and answer; then become uid/gid 0 in it
-//	4. unshare the other new namespaces (not cgroup or time: init makes
-//	   those once it is in its cgroup)
-//	5. if a pid namespace was joined or created, fork with CLONE_PARENT so
-//	   the runtime (not this process) is the parent of the process that
-//	   lives in it; the intermediate process exits
-//	6. send {"type":"pid","pid":N} with the pid of the process that goes
-//	   on into the Go runtime, as the parent's pid namespace sees it
+//  1. open every namespace path to join (before any join changes what the
+//     paths mean)
+//  2. setns the user namespace first, then ipc, uts, net, pid, cgroup,
+//     time and mnt last
+//  3. unshare(CLONE_NEWUSER) if a new user namespace is wanted, send
+//     {"type":"maps"} on the sync pipe and wait for the parent to write
+//     uid_map/gid_map and answer; then become uid/gid 0 in it
+//  4. unshare the other new namespaces (not cgroup or time: init makes
+//     those once it is in its cgroup)
+//  5. if a pid namespace was joined or created, fork with CLONE_PARENT so
+//     the runtime (not this process) is the parent of the process that
+//     lives in it; the intermediate process exits
+//  6. send {"type":"pid","pid":N} with the pid of the process that goes
+//     on into the Go runtime, as the parent's pid namespace sees it
 //
 // Messages use the syncpipe framing (4-byte little-endian length + JSON);
 // failures are sent as {"type":"pid","error":"..."} and the process exits 1.
