@@ -271,13 +271,14 @@ func (m *v1Manager) Kill() error {
 
 func (m *v1Manager) Destroy() error {
 	var errs []error
+	deadline := time.Now().Add(removeTimeout)
 	for _, dir := range m.dirs() {
-		if err := removeCgroup(dir); err != nil {
+		if err := removeCgroup(dir, deadline); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if m.unified != nil {
-		if err := m.unified.Destroy(); err != nil {
+		if err := removeCgroup(m.unified.dir, deadline); err != nil {
 			errs = append(errs, err)
 		}
 	}

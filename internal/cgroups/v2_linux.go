@@ -367,12 +367,17 @@ func killFrozen(dir string, freeze, thaw func() error) error {
 }
 
 func (m *v2Manager) Destroy() error {
-	return removeCgroup(m.dir)
+	return removeCgroup(m.dir, time.Now().Add(removeTimeout))
 }
 
+// removeTimeout bounds how long Destroy waits for exiting processes to
+// leave the cgroup.
+const removeTimeout = 500 * time.Millisecond
+
 // removeCgroup removes dir and every cgroup below it, deepest first. A
-// cgroup whose last processes are still exiting is retried briefly.
-func removeCgroup(dir string) error {
+// cgroup whose last processes are still exiting (EBUSY) is retried until
+// deadline.
+func removeCgroup(dir string, deadline time.Time) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if isNotExist(err) {
@@ -382,22 +387,22 @@ func removeCgroup(dir string) error {
 	}
 	for _, e := range entries {
 		if e.IsDir() {
-			if err := removeCgroup(filepath.Join(dir, e.Name())); err != nil {
+			if err := removeCgroup(filepath.Join(dir, e.Name()), deadline); err != nil {
 				return err
 			}
 		}
 	}
 	delay := time.Millisecond
-	for attempt := 0; ; attempt++ {
+	for {
 		err = unix.Rmdir(dir)
 		if err == nil || err == unix.ENOENT {
 			return nil
 		}
-		if err != unix.EBUSY || attempt == 8 {
+		if err != unix.EBUSY || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(delay)
-		delay *= 2
+		delay = min(2*delay, 50*time.Millisecond)
 	}
 	if err == unix.EBUSY {
 		if pids, perr := walkProcs(dir); perr == nil && len(pids) > 0 {
