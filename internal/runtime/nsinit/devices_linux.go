@@ -34,9 +34,7 @@ func createDevices(rootfs string, spec *specs.Spec, userns bool) error {
 	}
 	seen := map[string]bool{}
 	devices := append([]specs.LinuxDevice{}, spec.Linux.Devices...)
-	for _, d := range defaultDevices {
-		devices = append(devices, d)
-	}
+	devices = append(devices, defaultDevices...)
 	old := unix.Umask(0)
 	defer unix.Umask(old)
 	for i := range devices {
