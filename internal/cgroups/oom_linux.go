@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -116,27 +117,41 @@ func notifyOOMV1(dir string) (<-chan struct{}, func(), error) {
 }
 
 func notifyOOMV2(dir string) (<-chan struct{}, func(), error) {
-	last, err := readKeyValues(dir, "memory.events")
+	ch, cancel, err := watchCounter(dir, "memory.events", "oom_kill")
 	if err != nil {
 		return nil, nil, fmt.Errorf("notify oom: %w", err)
 	}
+	return ch, cancel, nil
+}
+
+// watchCounter delivers one value per increase of key in the flat keyed v2
+// file dir/file. cgroupfs reports changes of such files to inotify as
+// IN_MODIFY; the removal of dir shows up as IN_DELETE on its parent (the
+// files themselves get no event), and closes the channel.
+func watchCounter(dir, file, key string) (<-chan struct{}, func(), error) {
 	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		return nil, nil, fmt.Errorf("notify oom: inotify: %w", err)
+		return nil, nil, fmt.Errorf("inotify: %w", err)
 	}
-	p := filepath.Join(dir, "memory.events")
+	p := filepath.Join(dir, file)
 	if _, err := unix.InotifyAddWatch(ifd, p, unix.IN_MODIFY); err != nil {
 		unix.Close(ifd)
-		return nil, nil, fmt.Errorf("notify oom: watch %s: %w", p, err)
+		return nil, nil, fmt.Errorf("watch %s: %w", p, err)
 	}
-	// Watching cgroup.events too wakes the loop when the cgroup empties,
-	// so that it can notice the cgroup being removed.
-	if _, err := unix.InotifyAddWatch(ifd, filepath.Join(dir, "cgroup.events"), unix.IN_MODIFY); err != nil {
+	parent, name := filepath.Dir(dir), filepath.Base(dir)
+	if _, err := unix.InotifyAddWatch(ifd, parent, unix.IN_DELETE|unix.IN_ONLYDIR); err != nil {
 		unix.Close(ifd)
-		return nil, nil, fmt.Errorf("notify oom: watch %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("watch %s: %w", parent, err)
 	}
-	w := newWatcher(os.NewFile(uintptr(ifd), "oom-inotify"))
-	count := last["oom_kill"]
+	// Read the starting value after the watches exist, so that no change
+	// falls in between.
+	start, err := readKeyValues(dir, file)
+	if err != nil {
+		unix.Close(ifd)
+		return nil, nil, err
+	}
+	w := newWatcher(os.NewFile(uintptr(ifd), "cgroup-inotify"))
+	count := start[key]
 	return w.start(func() {
 		buf := make([]byte, 4096)
 		for {
@@ -144,33 +159,35 @@ func notifyOOMV2(dir string) (<-chan struct{}, func(), error) {
 			if err != nil {
 				return
 			}
-			ev, err := readKeyValues(dir, "memory.events")
+			ev, err := readKeyValues(dir, file)
 			if err != nil {
-				return // cgroup removed
+				return // the cgroup is gone
 			}
-			if now := ev["oom_kill"]; now > count {
+			if now := ev[key]; now > count {
 				if !w.send(now - count) {
 					return
 				}
 				count = now
 			}
-			if ignoredEvent(buf[:n]) {
-				return // a watched file is gone
+			if deleted(buf[:n], name) {
+				return
 			}
 		}
 	})
 }
 
-// ignoredEvent reports whether an inotify read holds IN_IGNORED, sent when
-// a watched file is deleted.
-func ignoredEvent(b []byte) bool {
+// deleted reports whether an inotify read holds the deletion of name from
+// a watched directory.
+func deleted(b []byte, name string) bool {
 	for len(b) >= unix.SizeofInotifyEvent {
 		mask := binary.NativeEndian.Uint32(b[4:8])
-		nameLen := binary.NativeEndian.Uint32(b[12:16])
-		if mask&unix.IN_IGNORED != 0 {
+		nameLen := int(binary.NativeEndian.Uint32(b[12:16]))
+		end := min(len(b), unix.SizeofInotifyEvent+nameLen)
+		evName := strings.TrimRight(string(b[unix.SizeofInotifyEvent:end]), "\x00")
+		if mask&unix.IN_DELETE != 0 && evName == name {
 			return true
 		}
-		b = b[min(len(b), unix.SizeofInotifyEvent+int(nameLen)):]
+		b = b[end:]
 	}
 	return false
 }

@@ -1,0 +1,154 @@
+package cgroups
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+func TestHostMounts(t *testing.T) {
+	hs, err := HostMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) == 0 {
+		t.Fatal("no cgroup hierarchy found")
+	}
+	seen := make(map[string]string)
+	cgroup2AtRoot := false
+	for _, h := range hs {
+		var st unix.Statfs_t
+		if err := unix.Statfs(h.Mountpoint, &st); err != nil {
+			t.Fatalf("statfs %s: %v", h.Mountpoint, err)
+		}
+		switch h.FSType {
+		case "cgroup":
+			if st.Type != unix.CGROUP_SUPER_MAGIC {
+				t.Errorf("%s is listed as cgroup but has magic %#x", h.Mountpoint, st.Type)
+			}
+			if len(h.Subsystems) == 0 {
+				t.Errorf("v1 hierarchy %s without subsystems", h.Mountpoint)
+			}
+			for _, s := range h.Subsystems {
+				if prev, ok := seen[s]; ok {
+					t.Errorf("subsystem %s listed at %s and %s", s, prev, h.Mountpoint)
+				}
+				seen[s] = h.Mountpoint
+				if !strings.Contains(h.Options, s) {
+					t.Errorf("subsystem %s not in options %q", s, h.Options)
+				}
+			}
+		case "cgroup2":
+			if st.Type != unix.CGROUP2_SUPER_MAGIC {
+				t.Errorf("%s is listed as cgroup2 but has magic %#x", h.Mountpoint, st.Type)
+			}
+			if got, want := h.Subsystems, strings.Fields(mustRead(t, h.Mountpoint, "cgroup.controllers")); !slices.Equal(got, want) {
+				t.Errorf("cgroup2 subsystems = %v, want cgroup.controllers %v", got, want)
+			}
+			cgroup2AtRoot = cgroup2AtRoot || h.Mountpoint == "/sys/fs/cgroup"
+		default:
+			t.Errorf("%s has fstype %q", h.Mountpoint, h.FSType)
+		}
+		if h.Root == "" {
+			t.Errorf("%s has no root", h.Mountpoint)
+		}
+	}
+	if IsUnified() != cgroup2AtRoot {
+		t.Errorf("IsUnified() = %v, but cgroup2 at /sys/fs/cgroup is %v", IsUnified(), cgroup2AtRoot)
+	}
+}
+
+func TestV1Subsystems(t *testing.T) {
+	for _, c := range []struct {
+		opts string
+		want []string
+	}{
+		{"rw,cpu,cpuacct", []string{"cpu", "cpuacct"}},
+		{"rw,xattr,name=systemd", []string{"name=systemd"}},
+		{"rw,release_agent=/x,memory", []string{"memory"}},
+		{"rw,noprefix,clone_children,cpuset", []string{"cpuset"}},
+		{"ro,none,name=foo,favordynmods", []string{"name=foo"}},
+		{"rw,cpuset_v2_mode,cpuset,xattr,misc", []string{"cpuset", "misc"}},
+	} {
+		if got := v1Subsystems(c.opts); !slices.Equal(got, c.want) {
+			t.Errorf("v1Subsystems(%q) = %v, want %v", c.opts, got, c.want)
+		}
+	}
+}
+
+// TestNewPaths checks New's path resolution against /proc/self/cgroup and
+// mountinfo, and that New creates nothing.
+func TestNewPaths(t *testing.T) {
+	hs, err := HostMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := procCgroups(t, os.Getpid())
+	v1 := slices.ContainsFunc(hs, func(h Hierarchy) bool {
+		return h.FSType == "cgroup" && slices.ContainsFunc(h.Subsystems, func(s string) bool { return !strings.HasPrefix(s, "name=") })
+	})
+	for _, c := range []struct{ path, id, inner string }{
+		{"", "berth-newpaths-ctr", "berth-newpaths-ctr"},
+		{"/berth-newpaths/abs", "x", "/berth-newpaths/abs"},
+		{"berth-newpaths/rel", "x", "berth-newpaths/rel"},
+	} {
+		m, err := New(c.path, c.id)
+		if err != nil {
+			t.Fatalf("New(%q, %q): %v", c.path, c.id, err)
+		}
+		want := make(map[string]string)
+		for _, h := range hs {
+			if h.FSType == "cgroup" && !v1 {
+				continue
+			}
+			key := ""
+			if h.FSType == "cgroup" {
+				key = h.Subsystems[0]
+			}
+			base := "/"
+			if !filepath.IsAbs(c.inner) {
+				base, err = relativeToRoot(own[key], h.Root)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := filepath.Join(h.Mountpoint, base, c.inner)
+			if h.FSType == "cgroup2" {
+				want[""] = dir
+				continue
+			}
+			for _, s := range h.Subsystems {
+				want[s] = dir
+			}
+		}
+		got := m.Paths()
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("New(%q, %q).Paths()[%q] = %q, want %q", c.path, c.id, k, got[k], w)
+			}
+			if _, err := os.Stat(w); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("New created (or found) %s: %v", w, err)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("New(%q, %q).Paths() = %v, want %v", c.path, c.id, got, want)
+		}
+	}
+	for _, c := range []struct{ path, id string }{
+		{"/../escape", ""},
+		{strings.Repeat("../", 64) + "escape", ""},
+		{"", ""},
+		{"", "a/b"},
+	} {
+		if _, err := New(c.path, c.id); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("New(%q, %q): err = %v, want invalid argument", c.path, c.id, err)
+		}
+	}
+}
