@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -19,6 +20,13 @@ import (
 // and removes the container. It returns the process's exit code (128+n
 // for a signal).
 func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) (int, error) {
+	if err := ValidateID(id); err != nil {
+		return -1, err
+	}
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return -1, fmt.Errorf("bundle path: %w", err)
+	}
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return -1, err
@@ -40,7 +48,7 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		defer signal.Stop(sigs)
 	}
 	t0 := time.Now()
-	c, err := r.Create(id, bundle, opts)
+	c, err := r.create(id, bundle, spec, opts)
 	slog.Debug("container created", "took", time.Since(t0))
 	if opts.consoleConn != nil {
 		opts.consoleConn.Close()

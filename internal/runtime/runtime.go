@@ -73,11 +73,11 @@ func (c *Container) Pid() int { return c.state.Pid }
 // Create creates the container id from bundle and leaves it in the
 // "created" state: init waits for Start before it executes the process.
 // On failure nothing is left behind.
-func (r *Runtime) Create(id, bundle string, opts CreateOptions) (_ *Container, err error) {
+func (r *Runtime) Create(id, bundle string, opts CreateOptions) (*Container, error) {
 	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
-	bundle, err = filepath.Abs(bundle)
+	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
@@ -85,6 +85,11 @@ func (r *Runtime) Create(id, bundle string, opts CreateOptions) (_ *Container, e
 	if err != nil {
 		return nil, err
 	}
+	return r.create(id, bundle, spec, opts)
+}
+
+// create is Create with the bundle's spec already loaded and validated.
+func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions) (_ *Container, err error) {
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
@@ -256,8 +261,34 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	st.CgroupPaths = cg.Paths()
 
+	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
+	cfg := nsinit.Config{
+		ID: st.ID, Spec: spec, Rootfs: st.Rootfs, Bundle: st.Bundle,
+		Seccomp: prog, RuntimeHooks: hasRuntimeHooks, NoPivot: opts.NoPivot,
+		NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs, CgroupPaths: st.CgroupPaths,
+		Exec: execMode,
+	}
 	t0 := time.Now()
-	if err := cgroups.StartIn(cg, cmd.SysProcAttr, cmd.Start); err != nil {
+	startAndSend := func() error {
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		if attr.useNsenter {
+			return nil
+		}
+		// Init is already reading: send its config at once, before this
+		// thread leaves the cgroup.
+		cfg.HostPid = cmd.Process.Pid
+		if err := parent.Send(&cfg); err != nil {
+			return fmt.Errorf("send config to init: %w", err)
+		}
+		return nil
+	}
+	if err := cgroups.StartIn(cg, cmd.SysProcAttr, startAndSend); err != nil {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
 		return nil, fmt.Errorf("start init process: %w", err)
 	}
 	pid := cmd.Process.Pid
@@ -279,15 +310,11 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	slog.Debug("init started", "pid", pid, "took", time.Since(t0))
 	t0 = time.Now()
-	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
-	cfg := nsinit.Config{
-		ID: st.ID, Spec: spec, Rootfs: st.Rootfs, Bundle: st.Bundle, HostPid: pid,
-		Seccomp: prog, RuntimeHooks: hasRuntimeHooks, NoPivot: opts.NoPivot,
-		NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs, CgroupPaths: st.CgroupPaths,
-		Exec: execMode,
-	}
-	if err := parent.Send(&cfg); err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
+	if attr.useNsenter {
+		cfg.HostPid = pid
+		if err := parent.Send(&cfg); err != nil {
+			return nil, fmt.Errorf("send config to init: %w", err)
+		}
 	}
 	for {
 		var msg nsinit.Message
