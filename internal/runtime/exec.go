@@ -94,8 +94,12 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 			return -1, err
 		}
 		defer master.Close()
-		restore := relayTerminal(master)
+		restore, drained := relayTerminal(master)
 		defer restore()
+		proc := &Container{rt: c.rt, state: &State{ID: c.state.ID, Pid: ip.pid}}
+		code := proc.wait(sigs, master)
+		waitDrained(drained)
+		return code, nil
 	}
 	proc := &Container{rt: c.rt, state: &State{ID: c.state.ID, Pid: ip.pid}}
 	return proc.wait(sigs, master), nil

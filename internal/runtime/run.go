@@ -76,11 +76,14 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		}
 		return 0, nil
 	}
+	var drained <-chan struct{}
 	if master != nil {
-		restore := relayTerminal(master)
+		var restore func()
+		restore, drained = relayTerminal(master)
 		defer restore()
 	}
 	status := c.wait(sigs, master)
+	waitDrained(drained)
 	t0 = time.Now()
 	defer func() { slog.Debug("container removed", "took", time.Since(t0)) }()
 	if !keep {
@@ -153,8 +156,9 @@ func recvFd(sock *os.File) (*os.File, error) {
 }
 
 // relayTerminal copies between our stdio and the pty master, with our
-// terminal in raw mode; the returned func restores it.
-func relayTerminal(master *os.File) func() {
+// terminal in raw mode; the returned func restores it, and the channel is
+// closed once the container's output has all been copied.
+func relayTerminal(master *os.File) (func(), <-chan struct{}) {
 	var old *term.State
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		old, _ = term.MakeRaw(int(os.Stdin.Fd()))
@@ -170,6 +174,20 @@ func relayTerminal(master *os.File) func() {
 		if old != nil {
 			term.Restore(int(os.Stdin.Fd()), old)
 		}
+	}, outDone
+}
+
+// waitDrained waits for the terminal output to be copied after the process
+// exited: the copy ends when the last holder of the pty closes it, which a
+// leftover process outside the container's pid namespace could delay, so
+// the wait is bounded.
+func waitDrained(drained <-chan struct{}) {
+	if drained == nil {
+		return
+	}
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second):
 	}
 }
 
