@@ -256,7 +256,7 @@ func TestV1Set(t *testing.T) {
 	h.call(t, 'e')
 }
 
-func TestV1SetMissingController(t *testing.T) {
+func TestV1SetNetwork(t *testing.T) {
 	m := newTestV1Manager(t)
 	if err := m.Apply(-1); err != nil {
 		t.Fatal(err)
@@ -265,12 +265,25 @@ func TestV1SetMissingController(t *testing.T) {
 	if err := m.Set(&specs.LinuxResources{Network: &specs.LinuxNetwork{}}); err != nil {
 		t.Errorf("empty network settings: %v", err)
 	}
-	if _, ok := m.paths["net_cls"]; ok {
-		t.Skip("net_cls is mounted on this host")
-	}
-	err := m.Set(&specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(0x100001)}})
-	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), `"net_cls"`) {
+	classID := &specs.LinuxResources{Network: &specs.LinuxNetwork{ClassID: u32(0x100001)}}
+	if dir, ok := m.paths["net_cls"]; ok {
+		if err := m.Set(classID); err != nil {
+			t.Fatal(err)
+		}
+		expectFile(t, dir, "net_cls.classid", strconv.Itoa(0x100001))
+	} else if err := m.Set(classID); !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), `"net_cls"`) {
 		t.Errorf("classid without net_cls: err = %v, want an unavailable error naming net_cls", err)
+	}
+	prio := &specs.LinuxResources{Network: &specs.LinuxNetwork{Priorities: []specs.LinuxInterfacePriority{{Name: "lo", Priority: 5}}}}
+	if dir, ok := m.paths["net_prio"]; ok {
+		if err := m.Set(prio); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(mustRead(t, dir, "net_prio.ifpriomap"), "lo 5") {
+			t.Errorf("net_prio.ifpriomap = %q, want lo 5", mustRead(t, dir, "net_prio.ifpriomap"))
+		}
+	} else if err := m.Set(prio); !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), `"net_prio"`) {
+		t.Errorf("priorities without net_prio: err = %v, want an unavailable error naming net_prio", err)
 	}
 }
 

@@ -175,9 +175,10 @@ func (m *v2Manager) Set(r *specs.LinuxResources) error {
 	return setUnified(m.dir, r.Unified)
 }
 
-// checkV2Supported rejects the resources cgroup v2 has no interface for.
-// Deprecated kernel memory limits and swappiness-free defaults are
-// ignored, as runc does.
+// checkV2Supported rejects the resources cgroup v2 has no interface for:
+// realtime CPU time, swappiness, disabling the OOM killer, net_cls and
+// net_prio, rdma. The deprecated kernel memory limits are ignored instead,
+// as the OCI spec allows, and so are leaf weights.
 func checkV2Supported(r *specs.LinuxResources) error {
 	unsupported := func(what string) error {
 		return fmt.Errorf("%s is not supported on cgroup v2: %w", what, errdefs.ErrNotImplemented)
