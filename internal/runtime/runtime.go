@@ -318,7 +318,7 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	for {
 		var msg nsinit.Message
-		fds, err := parent.Recv(&msg)
+		_, err := parent.Recv(&msg)
 		if errors.Is(err, os.ErrClosed) || isEOF(err) {
 			break
 		}
@@ -341,13 +341,20 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 				return nil, fmt.Errorf("resume init after hooks: %w", err)
 			}
 		case nsinit.MsgSeccompFd:
-			if len(fds) != 1 {
-				return nil, fmt.Errorf("init sent %d fds for the seccomp listener, want 1", len(fds))
-			}
-			err := sendSeccompListener(spec, st, pid, fds[0])
-			unix.Close(fds[0])
+			// Init only wrote the descriptor's number (write(2) is the one
+			// syscall a notify filter may not catch); take the descriptor
+			// from its table with pidfd_getfd, then let it go on.
+			fd, err := takeFd(pid, msg.Fd)
 			if err != nil {
 				return nil, err
+			}
+			err = sendSeccompListener(spec, st, pid, fd)
+			unix.Close(fd)
+			if err != nil {
+				return nil, err
+			}
+			if err := parent.Send(nsinit.Message{Type: nsinit.MsgSeccompFdDone}); err != nil {
+				return nil, fmt.Errorf("resume init after seccomp listener: %w", err)
 			}
 		default:
 			return nil, fmt.Errorf("unexpected sync message %q from init", msg.Type)
@@ -355,6 +362,20 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	slog.Debug("init ready", "took", time.Since(t0))
 	return &initProcess{cmd: cmd, pid: pid}, nil
+}
+
+// takeFd copies descriptor fd of process pid into this process.
+func takeFd(pid, fd int) (int, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(pidfd)
+	nfd, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return -1, fmt.Errorf("take seccomp listener fd %d from init: %w", fd, err)
+	}
+	return nfd, nil
 }
 
 func sendSeccompListener(spec *specs.Spec, st *State, pid int, fd int) error {

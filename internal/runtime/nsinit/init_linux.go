@@ -119,8 +119,15 @@ func run(pipe *syncpipe.Pipe) error {
 		}
 		if fd >= 0 {
 			defer unix.Close(fd)
-			if err := pipe.Send(Message{Type: MsgSeccompFd}, fd); err != nil {
+			if err := pipe.Send(Message{Type: MsgSeccompFd, Fd: fd}); err != nil {
 				return fmt.Errorf("send seccomp listener fd: %w", err)
+			}
+			var reply Message
+			if err := pipe.RecvPlain(&reply); err != nil {
+				return fmt.Errorf("wait for seccomp listener hand-over: %w", err)
+			}
+			if reply.Type != MsgSeccompFdDone {
+				return fmt.Errorf("unexpected sync message %q after seccomp listener", reply.Type)
 			}
 		}
 		return nil

@@ -18,8 +18,10 @@
 //	                                           createContainer hooks, pivot_root,
 //	                                           masked/readonly paths, console,
 //	                                           sysctls, rlimits, user, caps, cwd
-//	                               <---------- {"type":"seccompFd"} + fd (only with listenerPath)
-//	send fd to the seccomp agent
+//	                               <---------- {"type":"seccompFd","fd":N} (only with listenerPath;
+//	pidfd_getfd(init, N), send it to                 plain write(2), the filter is loaded)
+//	the seccomp agent
+//	{"type":"seccompFdDone"} --------------->  (read with plain read(2))
 //	                               <---------- close (success) or {"type":"error"}
 //	write state.json, exit
 //	                                           block opening the exec fifo for write
@@ -38,16 +40,19 @@ import (
 
 // Message types on the sync pipe.
 const (
-	MsgHooks     = "hooks"
-	MsgHooksDone = "hooksDone"
-	MsgSeccompFd = "seccompFd"
-	MsgError     = "error"
+	MsgHooks         = "hooks"
+	MsgHooksDone     = "hooksDone"
+	MsgSeccompFd     = "seccompFd"
+	MsgSeccompFdDone = "seccompFdDone"
+	MsgError         = "error"
 )
 
 // Message is one message of the sync protocol other than the Config.
 type Message struct {
 	Type  string `json:"type"`
 	Error string `json:"error,omitempty"`
+	// Fd is init's descriptor number of the seccomp listener.
+	Fd int `json:"fd,omitempty"`
 }
 
 // Environment variables through which the parent tells init its descriptors.

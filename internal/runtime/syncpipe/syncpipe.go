@@ -61,11 +61,16 @@ func (p *Pipe) Send(v any, fds ...int) error {
 	buf := make([]byte, 4+len(body))
 	binary.LittleEndian.PutUint32(buf, uint32(len(body)))
 	copy(buf[4:], body)
-	fd := int(p.f.Fd())
-	var oob []byte
-	if len(fds) > 0 {
-		oob = unix.UnixRights(fds...)
+	if len(fds) == 0 {
+		// Plain write(2): after a seccomp filter is loaded in init, this is
+		// the syscall the protocol relies on.
+		if _, err := p.f.Write(buf); err != nil {
+			return fmt.Errorf("send sync message: %w", err)
+		}
+		return nil
 	}
+	fd := int(p.f.Fd())
+	oob := unix.UnixRights(fds...)
 	for len(buf) > 0 {
 		n, err := unix.SendmsgN(fd, buf, oob, nil, 0)
 		if err == unix.EINTR {
@@ -122,6 +127,27 @@ func (p *Pipe) Recv(v any) ([]int, error) {
 		return fds, fmt.Errorf("decode sync message: %w", err)
 	}
 	return fds, nil
+}
+
+// RecvPlain reads one message that carries no descriptors, with read(2)
+// only (see Send).
+func (p *Pipe) RecvPlain(v any) error {
+	hdr := make([]byte, 4)
+	if _, err := io.ReadFull(p.f, hdr); err != nil {
+		return fmt.Errorf("receive sync message: %w", err)
+	}
+	size := binary.LittleEndian.Uint32(hdr)
+	if size > maxMessage {
+		return fmt.Errorf("sync message of %d bytes is too large", size)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(p.f, body); err != nil {
+		return fmt.Errorf("receive sync message body: %w", err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode sync message: %w", err)
+	}
+	return nil
 }
 
 func parseRights(oob []byte) ([]int, error) {
