@@ -13,7 +13,8 @@ import (
 // setDevicesV1 makes a v1 devices cgroup hold the effective rules of list.
 // When the cgroup already denies by default and so does the target, only
 // the differences are written, so a running container never briefly loses
-// a device it keeps; otherwise the list is reset with "a" first.
+// a device it keeps (an update); otherwise the list is reset with "a"
+// first, which is what happens on a new cgroup.
 func setDevicesV1(dir string, list []specs.LinuxDeviceCgroup) error {
 	target, err := computeDeviceRules(list)
 	if err != nil {
@@ -25,6 +26,15 @@ func setDevicesV1(dir string, list []specs.LinuxDeviceCgroup) error {
 	}
 	curRules, denyMode, perr := parseDevicesList(cur)
 	if !target.defaultAllow && denyMode && perr == nil {
+		// Allow first: a device kept under a different rule (a wildcard
+		// replacing a specific entry, or the reverse) stays usable
+		// throughout. Meanwhile the container has at most the union of
+		// the old and new lists.
+		for _, t := range target.exceptions {
+			if err := writeFile(dir, "devices.allow", t.String()); err != nil {
+				return err
+			}
+		}
 		for _, c := range curRules {
 			var keep uint8
 			for _, t := range target.exceptions {
@@ -37,11 +47,6 @@ func setDevicesV1(dir string, list []specs.LinuxDeviceCgroup) error {
 				if err := writeFile(dir, "devices.deny", c.String()); err != nil {
 					return err
 				}
-			}
-		}
-		for _, t := range target.exceptions {
-			if err := writeFile(dir, "devices.allow", t.String()); err != nil {
-				return err
 			}
 		}
 		return nil

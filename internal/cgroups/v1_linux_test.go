@@ -237,6 +237,11 @@ func TestV1Set(t *testing.T) {
 			t.Fatal(err)
 		}
 		expectFile(t, dir, "devices.list", "c *:* m\nb *:* m\nc 1:3 rwm\nc 1:5 rwm\nc 1:7 rm\nc 5:0 rwm\nc 136:* rwm\nc 1:9 r")
+		// Specific entries folded into a wildcard.
+		if err := m.Set(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false}, dev(true, "c", wildcard, wildcard, "rwm"), dev(true, "b", wildcard, wildcard, "m")}}); err != nil {
+			t.Fatal(err)
+		}
+		expectFile(t, dir, "devices.list", "c *:* rwm\nb *:* m")
 	}
 	if haveBlk && r.BlockIO != nil {
 		if r.BlockIO.Weight != nil {
