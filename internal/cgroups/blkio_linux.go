@@ -36,6 +36,11 @@ func throttleFiles(b *specs.LinuxBlockIO) []struct {
 	}
 }
 
+// formatDev formats a block device number as the cgroup files want it.
+func formatDev(major, minor int64) string {
+	return strconv.FormatInt(major, 10) + ":" + strconv.FormatInt(minor, 10)
+}
+
 // setBlkioV1 writes weights (CFQ's blkio.weight or, without CFQ, BFQ's
 // blkio.bfq.weight) and throttles; 0 removes a device's throttle.
 func setBlkioV1(dir string, b *specs.LinuxBlockIO) error {

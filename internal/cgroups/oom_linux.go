@@ -16,10 +16,11 @@ import (
 // NotifyOOM watches the cgroup of m for out-of-memory events and delivers
 // one value on the returned channel per event: on v1 each OOM condition
 // reported through cgroup.event_control on memory.oom_control, on v2 each
-// increase of oom_kill in memory.events. The channel is closed when the
-// cgroup is removed or cancel is called. cancel closes the file
-// descriptors and returns once the watching goroutine has exited; it may
-// be called more than once.
+// increase of oom_kill in memory.events. The channel is closed, and the
+// watch's file descriptors released, when the cgroup is removed or cancel
+// is called. cancel returns once the watching goroutine has exited; it may
+// be called more than once, and should be called even after the channel
+// closed.
 func NotifyOOM(m Manager) (<-chan struct{}, func(), error) {
 	switch m := m.(type) {
 	case *v1Manager:
@@ -36,12 +37,13 @@ func NotifyOOM(m Manager) (<-chan struct{}, func(), error) {
 
 // watcher runs the goroutine behind NotifyOOM.
 type watcher struct {
-	ch   chan struct{}
-	done chan struct{} // closed by cancel
-	exit chan struct{} // closed when the goroutine returns
-	once sync.Once
-	file *os.File // closing it unblocks the goroutine's read
-	also []int    // more descriptors to close on cancel
+	ch         chan struct{}
+	done       chan struct{} // closed by cancel
+	exit       chan struct{} // closed when the goroutine returns
+	cancelOnce sync.Once
+	closeOnce  sync.Once
+	file       *os.File // closing it unblocks the goroutine's read
+	also       []int    // more descriptors to close with it
 }
 
 func newWatcher(f *os.File, also ...int) *watcher {
@@ -60,14 +62,20 @@ func (w *watcher) send(n uint64) bool {
 	return true
 }
 
-func (w *watcher) cancel() {
-	w.once.Do(func() {
-		close(w.done)
+// closeFiles releases the descriptors exactly once, so that a raw
+// descriptor number is never closed twice (it may have been reused).
+func (w *watcher) closeFiles() {
+	w.closeOnce.Do(func() {
 		w.file.Close()
 		for _, fd := range w.also {
 			unix.Close(fd)
 		}
 	})
+}
+
+func (w *watcher) cancel() {
+	w.cancelOnce.Do(func() { close(w.done) })
+	w.closeFiles()
 	<-w.exit
 }
 
@@ -75,6 +83,7 @@ func (w *watcher) start(loop func()) (<-chan struct{}, func(), error) {
 	go func() {
 		defer close(w.exit)
 		defer close(w.ch)
+		defer w.closeFiles()
 		loop()
 	}()
 	return w.ch, w.cancel, nil

@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -93,6 +94,7 @@ func TestNotifyOOMV1ClosesOnRemoval(t *testing.T) {
 	if err := m.Apply(-1); err != nil {
 		t.Fatal(err)
 	}
+	fds := openFDs(t)
 	ch, cancel, err := NotifyOOM(m)
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +106,19 @@ func TestNotifyOOMV1ClosesOnRemoval(t *testing.T) {
 	if receive(t, ch) {
 		t.Error("got an OOM event from a cgroup that was only removed")
 	}
+	// The watch released its descriptors when it ended, before any cancel.
+	if n := openFDs(t); n != fds {
+		t.Errorf("open descriptors: %d before NotifyOOM, %d after its channel closed", fds, n)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }
 
 func TestNotifyOOMV2WithoutMemory(t *testing.T) {

@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"math"
-	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -32,11 +31,4 @@ func pidsStats(dir string, st *Stats) error {
 	}
 	st.Pids = PidsStats{Current: cur, Limit: limit}
 	return nil
-}
-
-func pidsStatsV2(dir string, st *Stats) error { return pidsStats(dir, st) }
-
-// formatDev formats a block device number as the cgroup files want it.
-func formatDev(major, minor int64) string {
-	return strconv.FormatInt(major, 10) + ":" + strconv.FormatInt(minor, 10)
 }

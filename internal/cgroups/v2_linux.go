@@ -445,7 +445,7 @@ func statsV2(dir string, st *Stats) error {
 	if !exists(dir, "cgroup.procs") {
 		return fmt.Errorf("stats: cgroup %s: %w", dir, errdefs.ErrNotFound)
 	}
-	for _, f := range []func(string, *Stats) error{cpuStatsV2, memoryStatsV2, pidsStatsV2, ioStatsV2, hugetlbStatsV2} {
+	for _, f := range []func(string, *Stats) error{cpuStatsV2, memoryStatsV2, pidsStats, ioStatsV2, hugetlbStatsV2} {
 		if err := f(dir, st); err != nil && !isNotExist(err) {
 			return fmt.Errorf("stats: %w", err)
 		}
