@@ -17,7 +17,11 @@ import (
 // /proc/self/cgroup), and an empty one means <own cgroup>/<containerID>.
 // A path whose ".." would leave the hierarchy is ErrInvalidArgument.
 func New(cgroupsPath, containerID string) (Manager, error) {
-	layout, err := readLayout()
+	hs, err := cgroupMounts()
+	if err != nil {
+		return nil, err
+	}
+	layout, err := layoutOf(hs)
 	if err != nil {
 		return nil, err
 	}
@@ -27,6 +31,12 @@ func New(cgroupsPath, containerID string) (Manager, error) {
 			return nil, err
 		}
 	}
+	return newManager(layout, own, cgroupsPath, containerID)
+}
+
+// newManager picks the implementation for the host layout and resolves
+// the directories; own is the caller's cgroups as ownCgroups returns them.
+func newManager(layout *hostLayout, own map[string]string, cgroupsPath, containerID string) (Manager, error) {
 	if !layout.hasV1Controllers {
 		dir, err := dirFor(*layout.unified, own[""], cgroupsPath, containerID)
 		if err != nil {

@@ -139,11 +139,8 @@ type hostLayout struct {
 	hasV1Controllers bool
 }
 
-func readLayout() (*hostLayout, error) {
-	hs, err := cgroupMounts()
-	if err != nil {
-		return nil, err
-	}
+// layoutOf sorts the hierarchies cgroupMounts found.
+func layoutOf(hs []Hierarchy) (*hostLayout, error) {
 	l := &hostLayout{}
 	for i, h := range hs {
 		if h.FSType == "cgroup2" {

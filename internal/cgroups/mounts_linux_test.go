@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,5 +151,75 @@ func TestNewPaths(t *testing.T) {
 		if _, err := New(c.path, c.id); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("New(%q, %q): err = %v, want invalid argument", c.path, c.id, err)
 		}
+	}
+}
+
+// TestNewManagerLayouts checks mode detection and path resolution on
+// synthetic host layouts, pure v2 and v1 with co-mounted and named
+// hierarchies included, whatever this host is.
+func TestNewManagerLayouts(t *testing.T) {
+	unified := Hierarchy{Mountpoint: "/sys/fs/cgroup", FSType: "cgroup2", Root: "/"}
+	own := map[string]string{"": "/user.slice/session-1.scope", "cpu": "/user.slice", "cpuacct": "/user.slice", "name=systemd": "/user.slice/session-1.scope", "memory": "/docker/abc/inner"}
+	for _, c := range []struct {
+		name      string
+		hs        []Hierarchy
+		path, id  string
+		v2        bool
+		wantPaths map[string]string
+	}{
+		{
+			name: "pure v2, empty path", hs: []Hierarchy{unified}, id: "ctr", v2: true,
+			wantPaths: map[string]string{"": "/sys/fs/cgroup/user.slice/session-1.scope/ctr"},
+		},
+		{
+			name: "v2 with a leftover named v1 hierarchy", path: "/berth/ctr", v2: true,
+			hs: []Hierarchy{
+				{Mountpoint: "/sys/fs/cgroup/systemd", FSType: "cgroup", Root: "/", Subsystems: []string{"name=systemd"}},
+				unified,
+			},
+			wantPaths: map[string]string{"": "/sys/fs/cgroup/berth/ctr"},
+		},
+		{
+			name: "v1 co-mounted, named and a cgroup namespace root", path: "sub", id: "x",
+			hs: []Hierarchy{
+				{Mountpoint: "/sys/fs/cgroup/cpu,cpuacct", FSType: "cgroup", Root: "/", Subsystems: []string{"cpu", "cpuacct"}},
+				{Mountpoint: "/sys/fs/cgroup/systemd", FSType: "cgroup", Root: "/", Subsystems: []string{"name=systemd"}},
+				{Mountpoint: "/sys/fs/cgroup/memory", FSType: "cgroup", Root: "/docker/abc", Subsystems: []string{"memory"}},
+			},
+			wantPaths: map[string]string{
+				"cpu":          "/sys/fs/cgroup/cpu,cpuacct/user.slice/sub",
+				"cpuacct":      "/sys/fs/cgroup/cpu,cpuacct/user.slice/sub",
+				"name=systemd": "/sys/fs/cgroup/systemd/user.slice/session-1.scope/sub",
+				"memory":       "/sys/fs/cgroup/memory/inner/sub",
+			},
+		},
+		{
+			name: "hybrid", path: "/berth/ctr",
+			hs: []Hierarchy{
+				{Mountpoint: "/sys/fs/cgroup/memory", FSType: "cgroup", Root: "/", Subsystems: []string{"memory"}},
+				{Mountpoint: "/sys/fs/cgroup/unified", FSType: "cgroup2", Root: "/"},
+			},
+			wantPaths: map[string]string{"memory": "/sys/fs/cgroup/memory/berth/ctr", "": "/sys/fs/cgroup/unified/berth/ctr"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, err := layoutOf(c.hs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := newManager(l, own, c.path, c.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, isV2 := m.(*v2Manager); isV2 != c.v2 {
+				t.Errorf("manager is %T, want v2 = %v", m, c.v2)
+			}
+			if got := m.Paths(); !maps.Equal(got, c.wantPaths) {
+				t.Errorf("Paths() = %v, want %v", got, c.wantPaths)
+			}
+		})
+	}
+	if _, err := layoutOf([]Hierarchy{{Mountpoint: "/x", FSType: "cgroup", Root: "/", Subsystems: []string{"name=systemd"}}}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("layout with only a named hierarchy: err = %v, want unavailable", err)
 	}
 }
