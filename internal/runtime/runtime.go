@@ -177,6 +177,11 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 			return nil, fmt.Errorf("create exec fifo: %w", err)
 		}
+		// Mkfifo applies the umask; init opens the fifo for writing after
+		// it became the container's user, who is not its owner.
+		if err := os.Chmod(fifoPath, 0o622); err != nil {
+			return nil, fmt.Errorf("create exec fifo: %w", err)
+		}
 		f, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("open exec fifo: %w", err)
