@@ -71,6 +71,10 @@ func namespaceAttrs(spec *specs.Spec) (*nsAttrs, error) {
 			a.sys.UidMappings = idMaps(spec.Linux.UIDMappings)
 			a.sys.GidMappings = idMaps(spec.Linux.GIDMappings)
 			a.sys.GidMappingsEnableSetgroups = true
+			// Become root of the new namespace before init runs: the
+			// host's uid is usually not mapped, and an unmapped (overflow)
+			// uid loses every capability at execve.
+			a.sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 		}
 		return a, nil
 	}
