@@ -88,6 +88,13 @@ func setupContainer(cfg *Config, pipe *syncpipe.Pipe) error {
 	} else if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
+	// As runc does, a missing cwd is created: inside the new root, so
+	// that no symlink leads out, and before the root may turn read-only.
+	if cwd := spec.Process.Cwd; cwd != "" {
+		if err := os.MkdirAll(cwd, 0o755); err != nil {
+			return fmt.Errorf("create cwd (%q) set in config.json: %w", cwd, err)
+		}
+	}
 	if err := finishRoot(spec); err != nil {
 		return err
 	}
@@ -396,11 +403,17 @@ func moveRoot(rootfs string) error {
 }
 
 // finishRoot applies what must happen inside the new root: read-only root,
-// masked and read-only paths, sysctls, and the final propagation.
+// sysctls, masked and read-only paths, and the final propagation.
 func finishRoot(spec *specs.Spec) error {
 	if spec.Root.Readonly {
 		if err := remountBind("/", unix.MS_RDONLY); err != nil {
 			return fmt.Errorf("make rootfs read-only: %w", err)
+		}
+	}
+	// Sysctls go first, as in runc: /proc/sys is usually a read-only path.
+	for k, v := range spec.Linux.Sysctl {
+		if err := writeSysctl(k, v); err != nil {
+			return err
 		}
 	}
 	for _, p := range spec.Linux.ReadonlyPaths {
@@ -410,11 +423,6 @@ func finishRoot(spec *specs.Spec) error {
 	}
 	for _, p := range spec.Linux.MaskedPaths {
 		if err := maskPath(p); err != nil {
-			return err
-		}
-	}
-	for k, v := range spec.Linux.Sysctl {
-		if err := writeSysctl(k, v); err != nil {
 			return err
 		}
 	}
