@@ -1,8 +1,10 @@
 package nsinit
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -74,6 +76,8 @@ func run(pipe *syncpipe.Pipe) error {
 			return err
 		}
 	}
+
+	proc.Env = withHome(proc.Env, proc.User.UID)
 
 	if proc.Terminal {
 		if err := setupConsole(consoleFD, proc.ConsoleSize); err != nil {
@@ -262,4 +266,41 @@ func closeExtraFDs(first int) error {
 		}
 	}
 	return nil
+}
+
+// withHome returns env with HOME set, as runc does, when it has none (or
+// an empty one): the home directory of uid in the container's /etc/passwd,
+// or "/" if it has no entry.
+func withHome(env []string, uid uint32) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOME=") {
+			if kv != "HOME=" {
+				return env
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "HOME="+passwdHome(uid))
+}
+
+// passwdHome looks uid up in /etc/passwd (of the container: init has
+// pivoted or joined its mount namespace), reading at most 1 MiB of it.
+func passwdHome(uid uint32) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	defer f.Close()
+	want := strconv.FormatUint(uint64(uid), 10)
+	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
+	for sc.Scan() {
+		// name:password:uid:gid:gecos:home:shell
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 6 && fields[2] == want && fields[5] != "" {
+			return fields[5]
+		}
+	}
+	return "/"
 }
