@@ -232,11 +232,7 @@ func mountEntry(rootfs string, m *specs.Mount, cgroupns bool) error {
 	if err := mkdirInRoot(rootfs, dest, 0o755); err != nil {
 		return err
 	}
-	data := pm.data
-	if typ == "mqueue" || typ == "devpts" || typ == "proc" || typ == "sysfs" {
-		// Their flags are fine as given; nothing extra.
-	}
-	if err := mountAt(m.Source, dest, typ, pm.flags&^unix.MS_REC, data); err != nil {
+	if err := mountAt(m.Source, dest, typ, pm.flags&^unix.MS_REC, pm.data); err != nil {
 		return err
 	}
 	return applyPropagation(dest, pm.propagation)
