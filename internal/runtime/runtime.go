@@ -102,6 +102,14 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
 		return nil, fmt.Errorf("resolve rootfs: %w", err)
 	}
+	// A relative bind mount source is relative to the bundle (runtime
+	// spec, "mounts"), not to wherever the runtime was started.
+	for i := range spec.Mounts {
+		m := &spec.Mounts[i]
+		if m.Source != "" && !filepath.IsAbs(m.Source) && isBind(m) {
+			m.Source = filepath.Join(bundle, m.Source)
+		}
+	}
 	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.consoleConn == nil {
 		return nil, fmt.Errorf("cannot allocate tty if berth-runtime will detach without setting console socket: %w", errdefs.ErrInvalidArgument)
 	}
@@ -453,4 +461,17 @@ func (r *Runtime) List() ([]*Container, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].state.ID < out[j].state.ID })
 	return out, nil
+}
+
+// isBind reports whether m is a bind mount.
+func isBind(m *specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
 }
