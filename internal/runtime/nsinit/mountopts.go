@@ -30,6 +30,7 @@ var mountOpts = map[string]mountOpt{
 	"norelatime":    {true, unix.MS_RELATIME},
 	"nostrictatime": {true, unix.MS_STRICTATIME},
 	"nosuid":        {false, unix.MS_NOSUID},
+	"nosymfollow":   {false, unix.MS_NOSYMFOLLOW},
 	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
 	"relatime":      {false, unix.MS_RELATIME},
 	"remount":       {false, unix.MS_REMOUNT},
@@ -37,6 +38,7 @@ var mountOpts = map[string]mountOpt{
 	"rw":            {true, unix.MS_RDONLY},
 	"strictatime":   {false, unix.MS_STRICTATIME},
 	"suid":          {true, unix.MS_NOSUID},
+	"symfollow":     {true, unix.MS_NOSYMFOLLOW},
 	"sync":          {false, unix.MS_SYNCHRONOUS},
 }
 
@@ -58,6 +60,8 @@ type parsedMount struct {
 	data        string
 	// recursiveRO is "rro": read-only applied to every submount.
 	recursiveRO bool
+	// copyUp is "tmpcopyup": a tmpfs starts with a copy of what it covers.
+	copyUp bool
 }
 
 // parseMountOptions splits OCI mount options into flags, propagation changes
@@ -82,7 +86,10 @@ func parseMountOptions(options []string) parsedMount {
 		case "rro":
 			pm.recursiveRO = true
 			continue
-		case "rrw", "tmpcopyup", "nosymfollow":
+		case "tmpcopyup":
+			pm.copyUp = true
+			continue
+		case "rrw":
 			continue
 		}
 		data = append(data, o)
@@ -100,7 +107,7 @@ func PropagationFlags(s string) (uintptr, bool) {
 
 // MountOptionNames lists every mount option word init understands.
 func MountOptionNames() map[string]bool {
-	out := map[string]bool{"rro": true, "rrw": true, "tmpcopyup": true, "nosymfollow": true}
+	out := map[string]bool{"rro": true, "rrw": true, "tmpcopyup": true}
 	for k := range mountOpts {
 		out[k] = true
 	}

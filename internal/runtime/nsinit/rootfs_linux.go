@@ -232,6 +232,9 @@ func mountEntry(rootfs string, m *specs.Mount, cgroupns bool) error {
 	if err := mkdirInRoot(rootfs, dest, 0o755); err != nil {
 		return err
 	}
+	if pm.copyUp && typ == "tmpfs" {
+		return mountTmpfsCopyUp(m.Source, dest, pm)
+	}
 	if err := mountAt(m.Source, dest, typ, pm.flags&^unix.MS_REC, pm.data); err != nil {
 		return err
 	}
