@@ -146,6 +146,7 @@ void berth_nsenter(void) {
 		line = end ? end + 1 : line + n;
 	}
 
+	int joined_user = 0;
 	for (size_t o = 0; o < sizeof join_order / sizeof join_order[0]; o++) {
 		for (int i = 0; i < njoins; i++) {
 			if (joins[i].flag != join_order[o])
@@ -153,8 +154,15 @@ void berth_nsenter(void) {
 			if (setns(joins[i].fd, joins[i].flag) < 0)
 				fail("setns %s: %s", joins[i].kind, strerror(errno));
 			close(joins[i].fd);
+			if (joins[i].flag == CLONE_NEWUSER)
+				joined_user = 1;
 		}
 	}
+	// As in a new user namespace (below), become root of a joined one: our
+	// host uid is usually unmapped there, and files init makes with an
+	// unmapped id fail (EOVERFLOW).
+	if (joined_user && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+		fail("become root in the joined user namespace: %s", strerror(errno));
 
 	if (unshare_flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)

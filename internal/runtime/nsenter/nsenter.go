@@ -7,8 +7,8 @@
 //
 //  1. open every namespace path to join (before any join changes what the
 //     paths mean)
-//  2. setns the user namespace first, then ipc, uts, net, pid, cgroup,
-//     time and mnt last
+//  2. setns the user namespace first (and become uid/gid 0 in it), then
+//     ipc, uts, net, pid, cgroup, time and mnt last
 //  3. unshare(CLONE_NEWUSER) if a new user namespace is wanted, send
 //     {"type":"maps"} on the sync pipe and wait for the parent to write
 //     uid_map/gid_map and answer; then become uid/gid 0 in it
