@@ -455,44 +455,92 @@ func TestNamespacesFromHost(t *testing.T) {
 	}
 }
 
-func TestNamespaceUser(t *testing.T) {
-	if !haveNamespace("user") {
-		t.Skip("kernel without user namespaces")
-	}
-	const hostID = 100000
-	data := hostDir(t)
-	if err := os.Chown(data, hostID, hostID); err != nil {
-		t.Fatal(err)
-	}
-	b := newBox(t, func(s *specs.Spec) {
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: hostID, Size: 65536}}
-		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: hostID, Size: 65536}}
-	}, addCaps("CAP_CHOWN"), bindAt(data, "/data"), shell(`echo uidmap=$(cat /proc/self/uid_map); echo gidmap=$(cat /proc/self/gid_map); echo uid=$(id -u)
-echo userns=$(readlink /proc/self/ns/user); touch /data/by-root && chown 1000:1000 /data/by-root && echo chown=ok`))
-	// The container's root (host uid 100000) must be able to reach its
-	// rootfs, and own its top directory to make the mount point /data.
+const userNSHostID = 100000
+
+// userNS gives the container a user namespace mapping 0..65535 to
+// userNSHostID.. on the host.
+func userNS(s *specs.Spec) {
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: userNSHostID, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: userNSHostID, Size: 65536}}
+}
+
+// ownRootfsForUserNS lets the container's root (host uid userNSHostID)
+// reach the box's rootfs, and owns its top directory so that it can make
+// mount points.
+func ownRootfsForUserNS(t *testing.T, b *box) {
+	t.Helper()
 	for d := filepath.Dir(b.bundle); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chown(b.rootfs(), hostID, hostID); err != nil {
+	if err := os.Chown(b.rootfs(), userNSHostID, userNSHostID); err != nil {
 		t.Fatal(err)
 	}
-	kv := keyValues(b.output())
-	expect(t, kv, map[string]string{"uidmap": "0 100000 65536", "gidmap": "0 100000 65536", "uid": "0", "chown": "ok"})
-	if kv["userns"] == nsLink(t, "self", "user") {
-		t.Errorf("the container is in the host's user namespace")
-	}
-	st, err := os.Stat(filepath.Join(data, "by-root"))
+}
+
+// checkOwner fails the test unless the host file p is owned by uid:gid.
+func checkOwner(t *testing.T, p string, uid, gid uint32) {
+	t.Helper()
+	st, err := os.Stat(p)
 	if err != nil {
 		t.Fatalf("the container's file is not on the host: %v", err)
 	}
-	sys := st.Sys().(*syscall.Stat_t)
-	if sys.Uid != hostID+1000 || sys.Gid != hostID+1000 {
-		t.Errorf("file chowned to 1000:1000 in the container is owned by %d:%d on the host, want %d:%d", sys.Uid, sys.Gid, hostID+1000, hostID+1000)
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != uid || sys.Gid != gid {
+		t.Errorf("%s is owned by %d:%d on the host, want %d:%d", p, sys.Uid, sys.Gid, uid, gid)
 	}
+}
+
+func TestNamespaceUser(t *testing.T) {
+	if !haveNamespace("user") {
+		t.Skip("kernel without user namespaces")
+	}
+	t.Run("run", func(t *testing.T) {
+		needRoot(t)
+		data := hostDir(t)
+		if err := os.Chown(data, userNSHostID, userNSHostID); err != nil {
+			t.Fatal(err)
+		}
+		b := newBox(t, userNS, addCaps("CAP_CHOWN"), bindAt(data, "/data"), shell(`echo uidmap=$(cat /proc/self/uid_map); echo gidmap=$(cat /proc/self/gid_map); echo uid=$(id -u)
+echo userns=$(readlink /proc/self/ns/user); touch /data/by-root && chown 1000:1000 /data/by-root && echo chown=ok`))
+		ownRootfsForUserNS(t, b)
+		kv := keyValues(b.output())
+		expect(t, kv, map[string]string{"uidmap": "0 100000 65536", "gidmap": "0 100000 65536", "uid": "0", "chown": "ok"})
+		if kv["userns"] == nsLink(t, "self", "user") {
+			t.Errorf("the container is in the host's user namespace")
+		}
+		// Chowned to 1000:1000 in the container.
+		checkOwner(t, filepath.Join(data, "by-root"), userNSHostID+1000, userNSHostID+1000)
+	})
+	t.Run("exec", func(t *testing.T) {
+		needRoot(t)
+		data := hostDir(t)
+		if err := os.Chown(data, userNSHostID+1000, userNSHostID+1000); err != nil {
+			t.Fatal(err)
+		}
+		b := newBox(t, userNS, bindAt(data, "/data"), func(s *specs.Spec) { s.Process.Args = []string{"sleep", "3600"} })
+		ownRootfsForUserNS(t, b)
+		pid := b.create()
+		b.must("start", b.id)
+		out, stderr, err := b.rt("exec", "--user", "1000:1000", b.id, "sh", "-c", `echo uid=$(id -u); echo userns=$(readlink /proc/self/ns/user); touch /data/by-exec && echo touch=ok`)
+		if err != nil {
+			t.Fatalf("exec: %v\n%s", err, stderr)
+		}
+		expect(t, keyValues(out), map[string]string{"uid": "1000", "userns": nsLink(t, pid, "user"), "touch": "ok"})
+		checkOwner(t, filepath.Join(data, "by-exec"), userNSHostID+1000, userNSHostID+1000)
+	})
+	t.Run("join", func(t *testing.T) {
+		a := newBox(t, userNS)
+		ownRootfsForUserNS(t, a)
+		pid := a.create()
+		b := boxFor(t, a.root, testutil.Bundle(t, func(s *specs.Spec) {
+			addNamespace(specs.UserNamespace, fmt.Sprintf("/proc/%d/ns/user", pid))(s)
+			shell(`echo uidmap=$(cat /proc/self/uid_map); echo uid=$(id -u); echo host=$(hostname); echo userns=$(readlink /proc/self/ns/user)`)(s)
+		}))
+		ownRootfsForUserNS(t, b)
+		expect(t, keyValues(b.output()), map[string]string{"uidmap": "0 100000 65536", "uid": "0", "host": "berth", "userns": nsLink(t, pid, "user")})
+	})
 }
 
 // inNetns calls f on a thread that is in the network namespace at path.
@@ -589,13 +637,28 @@ func TestNamespaceJoinPath(t *testing.T) {
 			s.Hostname = "" // joining a UTS namespace: its hostname is the first container's
 			addNamespace(specs.NetworkNamespace, netPath)(s)
 			addNamespace(specs.UTSNamespace, fmt.Sprintf("/proc/%d/ns/uts", pid))(s)
-			shell(`echo host=$(hostname); echo mtu=$(cat /sys/class/net/lo/mtu); echo net=$(readlink /proc/self/ns/net); echo ipc=$(readlink /proc/self/ns/ipc)`)(s)
+			shell(`echo pid=$$; echo host=$(hostname); echo mtu=$(cat /sys/class/net/lo/mtu); echo net=$(readlink /proc/self/ns/net); echo ipc=$(readlink /proc/self/ns/ipc)`)(s)
 		}))
 		kv := keyValues(b.output())
-		expect(t, kv, map[string]string{"host": "alpha", "mtu": "1234", "net": nsLink(t, pid, "net")})
+		expect(t, kv, map[string]string{"pid": "1", "host": "alpha", "mtu": "1234", "net": nsLink(t, pid, "net")})
 		if kv["ipc"] == nsLink(t, pid, "ipc") || kv["ipc"] == nsLink(t, "self", "ipc") {
 			t.Errorf("the second container's IPC namespace (%s) is not a new one", kv["ipc"])
 		}
+	})
+	t.Run("pid", func(t *testing.T) {
+		// The second container's process lives in the first one's pid
+		// namespace: it is not pid 1 there, and sees the first's init.
+		a := newBox(t)
+		pid := a.create()
+		b := boxFor(t, a.root, testutil.Bundle(t, func(s *specs.Spec) {
+			addNamespace(specs.PIDNamespace, fmt.Sprintf("/proc/%d/ns/pid", pid))(s)
+			shell(`echo pid=$$; echo init=$(tr '\0' ' ' < /proc/1/cmdline); echo pidns=$(readlink /proc/self/ns/pid)`)(s)
+		}))
+		kv := keyValues(b.output())
+		if kv["pid"] == "1" || kv["pid"] == "" {
+			t.Errorf("the joining process has pid %q in the shared namespace", kv["pid"])
+		}
+		expect(t, kv, map[string]string{"init": "berth-runtime init", "pidns": nsLink(t, pid, "pid")})
 	})
 	t.Run("pinned", func(t *testing.T) {
 		needRoot(t)
@@ -605,6 +668,26 @@ func TestNamespaceJoinPath(t *testing.T) {
 		}
 		out := inside(t, `echo mtu=$(cat /sys/class/net/lo/mtu); echo links=$(ls /sys/class/net)`, addNamespace(specs.NetworkNamespace, p))
 		expect(t, keyValues(out), map[string]string{"mtu": "4321", "links": "lo"})
+	})
+}
+
+// TestSessionKeyring: each container gets a session keyring of its own
+// (named after it, as runc does) unless --no-new-keyring.
+func TestSessionKeyring(t *testing.T) {
+	unmaskKeys := func(s *specs.Spec) {
+		s.Linux.MaskedPaths = slices.DeleteFunc(s.Linux.MaskedPaths, func(p string) bool { return p == "/proc/keys" })
+	}
+	t.Run("new", func(t *testing.T) {
+		b := newBox(t, unmaskKeys, shell(`cat /proc/keys`))
+		if out := b.output(); !strings.Contains(out, "_ses."+b.id) {
+			t.Errorf("no session keyring _ses.%s in /proc/keys:\n%s", b.id, out)
+		}
+	})
+	t.Run("no-new-keyring", func(t *testing.T) {
+		b := newBox(t, unmaskKeys, shell(`cat /proc/keys`))
+		if out := b.output("--no-new-keyring"); strings.Contains(out, "_ses."+b.id) {
+			t.Errorf("--no-new-keyring: the container has its own keyring:\n%s", out)
+		}
 	})
 }
 
@@ -756,6 +839,70 @@ touch /mnt/t/bind/written && echo rw=ok`,
 	if root := ms[0]; root.point != "/" {
 		t.Errorf("the first mount is %s, want the rootfs at /", root.point)
 	}
+}
+
+// TestMountOptions checks options beyond the plain flags: a bind mount of
+// a file, nosymfollow, and rro (read-only applied to submounts too, where
+// ro leaves them writable).
+func TestMountOptions(t *testing.T) {
+	needRoot(t)
+	a := hostDir(t)
+	hostFile(t, a, "marker", "from-a")
+	if err := os.Symlink("marker", filepath.Join(a, "link")); err != nil {
+		t.Fatal(err)
+	}
+	file := hostFile(t, hostDir(t), "file", "a-file")
+	b := hostDir(t)
+	hostMount(t, filepath.Join(b, "sub"))
+	out := inside(t, `echo file=$(cat /etc/berth-file); echo nosym=$(cat /mnt/nosym/link 2>&1); echo sym=$(cat /mnt/sym/link)
+echo rro=$(touch /mnt/rro/sub/x 2>&1); echo ro=$(touch /mnt/ro/sub/x 2>&1 && echo ok); echo ro-top=$(touch /mnt/ro/x 2>&1)
+grep -E ' /mnt/(nosym|rro/sub) ' /proc/self/mountinfo`,
+		bindAt(file, "/etc/berth-file", "ro"),
+		bindAt(a, "/mnt/nosym", "nosymfollow"),
+		bindAt(a, "/mnt/sym"),
+		bindAt(b, "/mnt/rro", "rbind", "rro"),
+		bindAt(b, "/mnt/ro", "rbind", "ro"),
+	)
+	kv := keyValues(out)
+	expect(t, kv, map[string]string{"file": "a-file", "sym": "from-a", "ro": "ok"})
+	if !strings.Contains(kv["nosym"], "link") || strings.Contains(kv["nosym"], "from-a") {
+		t.Errorf("following a symlink on a nosymfollow mount: %q, want ELOOP", kv["nosym"])
+	}
+	for _, k := range []string{"rro", "ro-top"} {
+		if !strings.Contains(kv[k], "Read-only file system") {
+			t.Errorf("%s: %q, want EROFS", k, kv[k])
+		}
+	}
+	ms := parseMountinfo(t, out[strings.Index(out, "\n")+1:])
+	checkMount(t, ms, "/mnt/nosym", "", []string{"nosymfollow"}, nil)
+	checkMount(t, ms, "/mnt/rro/sub", "tmpfs", []string{"ro"}, nil)
+}
+
+// TestTmpcopyup: a tmpfs with tmpcopyup starts with the content of the
+// directory it covers, and writing to it does not reach the rootfs.
+func TestTmpcopyup(t *testing.T) {
+	b := newBox(t, tmpfsAt("/etc", "tmpcopyup", "mode=755"), shell(`echo passwd=$(grep -c '^berth:' /etc/passwd); echo link=$(readlink /etc/link); echo sub=$(cat /etc/sub/file)
+echo mode=$(stat -c %a /etc/sub); echo new > /etc/new && echo write=ok; echo fs=$(stat -f -c %T /etc)`))
+	hostFile(t, b.rootfs(), "etc/sub/file", "nested")
+	if err := os.Chmod(filepath.Join(b.rootfs(), "etc/sub"), 0o710); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/file", filepath.Join(b.rootfs(), "etc/link")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, keyValues(b.output()), map[string]string{"passwd": "1", "link": "sub/file", "sub": "nested", "mode": "710", "write": "ok", "fs": "tmpfs"})
+	if _, err := os.Stat(filepath.Join(b.rootfs(), "etc/new")); err == nil {
+		t.Errorf("a file written to the tmpfs reached the rootfs")
+	}
+}
+
+// TestBindRelativeSource: a bind mount source that is a relative path is
+// relative to the bundle (OCI runtime spec, mounts), whatever the
+// runtime's working directory.
+func TestBindRelativeSource(t *testing.T) {
+	b := newBox(t, bindAt("data", "/data"), shell(`echo data=$(cat /data/marker)`))
+	hostFile(t, b.bundle, "data/marker", "in-bundle")
+	expect(t, keyValues(b.output()), map[string]string{"data": "in-bundle"})
 }
 
 func hasOptional(m mountInfo, prefix string) bool {

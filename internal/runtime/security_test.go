@@ -206,6 +206,25 @@ func TestSeccompDefaultErrnoRet(t *testing.T) {
 	expect(t, kv, map[string]string{"touch": "ok"})
 }
 
+// TestSeccompExec: a process exec'd into the container gets the
+// container's filter too.
+func TestSeccompExec(t *testing.T) {
+	etxtbsy := uint(unix.ETXTBSY)
+	b := newBox(t, tmpfsAt("/tmp"), func(s *specs.Spec) { s.Process.Args = []string{"sleep", "3600"} },
+		seccompRules(specs.ActAllow, specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &etxtbsy}))
+	b.create()
+	b.must("start", b.id)
+	stdout, stderr, err := b.rt("exec", b.id, "sh", "-c", `echo mkdir=$(mkdir /tmp/x 2>&1); echo NoNewPrivs=$(grep NoNewPrivs /proc/self/status | cut -f2)`)
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, stderr)
+	}
+	kv := keyValues(stdout)
+	if !strings.Contains(kv["mkdir"], "Text file busy") {
+		t.Errorf("mkdir in an exec'd process: %q, want ETXTBSY from the container's filter", kv["mkdir"])
+	}
+	expect(t, kv, map[string]string{"NoNewPrivs": "1"})
+}
+
 func TestSeccompKillProcess(t *testing.T) {
 	b := newBox(t, tmpfsAt("/tmp"), func(s *specs.Spec) { s.Process.Args = []string{"mkdir", "/tmp/x"} },
 		seccompRules(specs.ActAllow, specs.LinuxSyscall{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActKillProcess}))
