@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -160,6 +161,9 @@ func openExecFifo(path string, pid int) error {
 	if err != nil || n != 1 {
 		return errors.New("container process is already dead")
 	}
+	// Init holds the fifo open until its execve (or death) closes it:
+	// poststart hooks must only run once the user process is executed.
+	io.Copy(io.Discard, r.f)
 	return nil
 }
 

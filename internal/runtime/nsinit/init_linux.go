@@ -173,8 +173,11 @@ func run(pipe *syncpipe.Pipe) error {
 	// Success so far: closing the pipe tells the parent that create is done.
 	pipe.Close()
 
+	// The exec fifo stays open (close-on-exec) until execve, so that start
+	// returns, and runs poststart hooks, only once the process runs.
+	var fifo *os.File
 	if fifoFD >= 0 {
-		if err := waitForStart(fifoFD); err != nil {
+		if fifo, err = waitForStart(fifoFD); err != nil {
 			// Nobody is listening any more: exit quietly.
 			fmt.Fprintf(os.Stderr, "berth-runtime init: %v\n", err)
 			os.Exit(1)
@@ -193,22 +196,25 @@ func run(pipe *syncpipe.Pipe) error {
 		os.Exit(1)
 	}
 	err = unix.Exec(path, proc.Args, proc.Env)
+	runtime.KeepAlive(fifo)
 	fmt.Fprintf(os.Stderr, "berth-runtime init: exec %s: %v\n", path, err)
 	os.Exit(127)
 	return nil
 }
 
-// waitForStart blocks until "berth-runtime start" opens the exec fifo.
-func waitForStart(fd int) error {
+// waitForStart blocks until "berth-runtime start" opens the exec fifo,
+// writes one byte and returns the fifo, still open: execve closes it.
+func waitForStart(fd int) (*os.File, error) {
 	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open exec fifo: %w", err)
+		return nil, fmt.Errorf("open exec fifo: %w", err)
 	}
 	unix.Close(fd)
 	if _, err := f.Write([]byte{'0'}); err != nil {
-		return fmt.Errorf("write exec fifo: %w", err)
+		f.Close()
+		return nil, fmt.Errorf("write exec fifo: %w", err)
 	}
-	return f.Close()
+	return f, nil
 }
 
 // lookPath resolves file with the PATH of the container's environment, as

@@ -27,6 +27,7 @@
 //	                                           block opening the exec fifo for write
 //	(berth-runtime start) open fifo, read ---> fifo opened, write one byte,
 //	                                           startContainer hooks, execve
+//	read until EOF, poststart hooks <--------- execve closes the fifo (O_CLOEXEC)
 //
 // Any failure in the child is sent as {"type":"error","error":"..."} and the
 // child exits; the parent reports the message verbatim and removes everything
