@@ -1,0 +1,729 @@
+//go:build linux
+
+package runtime_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/internal/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// writable makes the container's root filesystem writable, so that the
+// container can leave marker files the test reads from the host.
+func writable(s *specs.Spec) { s.Root.Readonly = false }
+
+// sleeper is a process that runs until it is killed.
+var sleeper = []string{"sleep", "3600"}
+
+// TestCreateStartStateDelete walks a container through the whole OCI
+// lifecycle and checks the state at each step.
+func TestCreateStartStateDelete(t *testing.T) {
+	r := newRig(t)
+	ann := map[string]string{"org.berth.test": "lifecycle"}
+	before := time.Now()
+	id, bundle := r.create([]string{"sh", "-c", "echo ran > /tmp/x; exec sleep 3600"}, func(s *specs.Spec) {
+		writable(s)
+		s.Annotations = ann
+	})
+	after := time.Now()
+	marker := filepath.Join(bundle, "rootfs/tmp/x")
+
+	// created: init exists but the user process has not run.
+	raw := r.ok("state", id)
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(raw), &fields); err != nil {
+		t.Fatalf("state is not JSON: %v\n%s", err, raw)
+	}
+	for _, k := range []string{"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "annotations"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("state has no %q field: %s", k, raw)
+		}
+	}
+	st := r.state(id)
+	if st.Status != "created" {
+		t.Fatalf("status after create = %q, want created", st.Status)
+	}
+	if !strings.HasPrefix(st.OCIVersion, "1.") || st.ID != id || st.Bundle != bundle || st.Rootfs != filepath.Join(bundle, "rootfs") {
+		t.Errorf("state = %+v, want ociVersion 1.x, id %s, bundle %s, rootfs %s/rootfs", st, id, bundle, bundle)
+	}
+	if st.Created.Before(before.Add(-time.Second)) || st.Created.After(after.Add(time.Second)) {
+		t.Errorf("created = %s, want between %s and %s", st.Created, before, after)
+	}
+	if len(st.Annotations) != 1 || st.Annotations["org.berth.test"] != "lifecycle" {
+		t.Errorf("annotations = %v, want %v", st.Annotations, ann)
+	}
+	if st.Pid <= 0 || !pidAlive(st.Pid) {
+		t.Fatalf("created container's pid %d is not a live process", st.Pid)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the process ran before start: stat %s: %v", marker, err)
+	}
+	if r.state(id).Status != "created" {
+		t.Fatal("a second state changed the status")
+	}
+
+	// running: the process has run, with the bundle's rootfs as its root.
+	r.ok("start", id)
+	if got := readFileEventually(t, marker); got != "ran\n" {
+		t.Errorf("marker = %q, want %q", got, "ran\n")
+	}
+	st2 := r.state(id)
+	if st2.Status != "running" || st2.Pid != st.Pid {
+		t.Errorf("state after start = %s pid %d, want running pid %d", st2.Status, st2.Pid, st.Pid)
+	}
+	if !st2.Created.Equal(st.Created) {
+		t.Errorf("created changed from %s to %s", st.Created, st2.Created)
+	}
+	r.fails([]string{"start", id}, "running")
+
+	// stopped: init is gone, pid is reported as 0 like runc does.
+	r.ok("kill", id, "KILL")
+	st3 := r.waitStatus(id, "stopped")
+	if st3.Pid != 0 {
+		t.Errorf("stopped container's pid = %d, want 0", st3.Pid)
+	}
+	if pidAlive(st.Pid) {
+		t.Errorf("init %d still runs after the container stopped", st.Pid)
+	}
+	r.fails([]string{"start", id}, "stopped")
+
+	r.ok("delete", id)
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after delete = %v, want empty", ids)
+	}
+	r.fails([]string{"state", id}, "does not exist")
+}
+
+// TestStartShortProcess starts a process that exits by itself: the
+// container becomes stopped and can be deleted without --force.
+func TestStartShortProcess(t *testing.T) {
+	r := newRig(t)
+	id, bundle := r.create([]string{"sh", "-c", "echo done > /tmp/x"}, writable)
+	r.ok("start", id)
+	r.waitStatus(id, "stopped")
+	if got := readTrim(t, filepath.Join(bundle, "rootfs/tmp/x")); got != "done" {
+		t.Errorf("marker = %q, want done", got)
+	}
+	r.ok("delete", id)
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after delete = %v, want empty", ids)
+	}
+}
+
+// trapper waits for signals: on TERM, USR1 or USR2 it writes the signal's
+// name to /tmp/sig and exits. /tmp/ready tells that the traps are set.
+var trapper = []string{"sh", "-c", `for s in TERM USR1 USR2; do trap "echo $s > /tmp/sig; exit 0" $s; done; echo ok > /tmp/ready; sleep 3600 & wait`}
+
+func TestKillSignals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string // after the id
+		want string
+	}{
+		{"default", nil, "TERM"},
+		{"name", []string{"USR1"}, "USR1"},
+		{"sigName", []string{"SIGUSR2"}, "USR2"},
+		{"number", []string{strconv.Itoa(int(unix.SIGUSR1))}, "USR1"},
+		{"lowercase", []string{"sigterm"}, "TERM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			id, bundle, _ := r.running(trapper, writable)
+			readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/ready"))
+			r.ok(append([]string{"kill", id}, tc.args...)...)
+			if got := strings.TrimSpace(readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/sig"))); got != tc.want {
+				t.Errorf("container got %s, want %s", got, tc.want)
+			}
+			r.waitStatus(id, "stopped")
+		})
+	}
+}
+
+// TestKillAll signals every process: the children die of a SIGTERM that
+// init (pid 1 without a handler) ignores, so only --all can reach them.
+func TestKillAll(t *testing.T) {
+	r := newRig(t)
+	id, _, st := r.running([]string{"sh", "-c", "sleep 3600 & sleep 3600 & wait"}, nil)
+	var pids []int
+	poll(t, "three processes in the container", func() bool {
+		if err := json.Unmarshal([]byte(r.ok("ps", "--format", "json", id)), &pids); err != nil {
+			t.Fatal(err)
+		}
+		return len(pids) == 3
+	})
+	if !slices.Contains(pids, st.Pid) {
+		t.Fatalf("ps pids %v do not include init %d", pids, st.Pid)
+	}
+	r.ok("kill", "--all", id, "TERM")
+	for _, p := range pids {
+		if p != st.Pid {
+			poll(t, "child "+strconv.Itoa(p)+" to die", func() bool { return !pidAlive(p) })
+		}
+	}
+	// With its children gone, init's wait returns and it exits.
+	r.waitStatus(id, "stopped")
+}
+
+func TestKillStopped(t *testing.T) {
+	r := newRig(t)
+	id, _ := r.create([]string{"true"}, nil)
+	r.ok("start", id)
+	r.waitStatus(id, "stopped")
+	r.fails([]string{"kill", id, "KILL"}, "not running")
+	if got := r.state(id).Status; got != "stopped" {
+		t.Errorf("status after failed kill = %s, want stopped", got)
+	}
+}
+
+func TestDeleteCreated(t *testing.T) {
+	r := newRig(t)
+	id, bundle := r.create([]string{"sh", "-c", "echo ran > /tmp/x"}, writable)
+	pid := r.state(id).Pid
+	r.ok("delete", id)
+	if pidAlive(pid) {
+		t.Errorf("init %d of the deleted created container still runs", pid)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs/tmp/x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the process of a container deleted before start ran: %v", err)
+	}
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after delete = %v, want empty", ids)
+	}
+}
+
+func TestDeleteRunning(t *testing.T) {
+	r := newRig(t)
+	id, _, st := r.running(sleeper, nil)
+	r.fails([]string{"delete", id}, "cannot delete container", "not stopped")
+	if got := r.state(id); got.Status != "running" || !pidAlive(st.Pid) {
+		t.Fatalf("delete without --force changed the container: %+v", got)
+	}
+	r.ok("delete", "--force", id)
+	if pidAlive(st.Pid) {
+		t.Errorf("init %d still runs after delete --force", st.Pid)
+	}
+	r.fails([]string{"state", id}, "does not exist")
+}
+
+func TestDeletePaused(t *testing.T) {
+	r := newRig(t)
+	id, _, st := r.running(sleeper, nil)
+	r.ok("pause", id)
+	r.fails([]string{"delete", id}, "paused")
+	r.ok("delete", "-f", id)
+	if pidAlive(st.Pid) {
+		t.Errorf("init %d still runs after delete --force of a paused container", st.Pid)
+	}
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after delete = %v, want empty", ids)
+	}
+}
+
+func TestDeleteMissing(t *testing.T) {
+	r := newRig(t)
+	// Like runc: --force makes a missing container a success.
+	r.ok("delete", "--force", "no-such-container")
+	r.fails([]string{"delete", "no-such-container"}, "no-such-container", "does not exist")
+}
+
+// procState is the state letter in /proc/<pid>/status ("S", "D", ...).
+func procState(t testing.TB, pid int) string {
+	t.Helper()
+	for _, l := range strings.Split(readTrim(t, "/proc/"+strconv.Itoa(pid)+"/status"), "\n") {
+		if v, ok := strings.CutPrefix(l, "State:"); ok {
+			return strings.Fields(v)[0]
+		}
+	}
+	t.Fatalf("no State in /proc/%d/status", pid)
+	return ""
+}
+
+// frozen reads the freezer state of pid's cgroup.
+func frozen(t testing.TB, pid int) bool {
+	t.Helper()
+	if isUnified() {
+		events := readTrim(t, filepath.Join(cgroupDir(t, pid, ""), "cgroup.events"))
+		return strings.Contains(events, "frozen 1")
+	}
+	return readTrim(t, filepath.Join(cgroupDir(t, pid, "freezer"), "freezer.state")) == "FROZEN"
+}
+
+func TestPauseResume(t *testing.T) {
+	r := newRig(t)
+	// The loop keeps a counter going so that a frozen container can be
+	// told from a sleeping one.
+	id, bundle, st := r.running([]string{"sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; done"}, writable)
+	counter := filepath.Join(bundle, "rootfs/tmp/n")
+	readFileEventually(t, counter)
+
+	r.ok("pause", id)
+	if got := r.state(id).Status; got != "paused" {
+		t.Fatalf("status after pause = %s, want paused", got)
+	}
+	if !frozen(t, st.Pid) {
+		t.Error("the container's cgroup is not frozen")
+	}
+	n1 := readTrim(t, counter)
+	// A frozen loop makes no progress; the freezer is checked above, this
+	// only confirms that the process itself is stopped.
+	if s := procState(t, st.Pid); s == "R" {
+		t.Errorf("paused init is in state %s", s)
+	}
+	if n2 := readTrim(t, counter); n2 != n1 {
+		t.Errorf("counter moved from %s to %s while paused", n1, n2)
+	}
+	if out := r.ok("list"); !strings.Contains(out, "paused") {
+		t.Errorf("list does not show the container paused:\n%s", out)
+	}
+	r.fails([]string{"pause", id}, "paused")
+	r.fails([]string{"exec", id, "true"}, "paused")
+
+	r.ok("resume", id)
+	if got := r.state(id).Status; got != "running" {
+		t.Fatalf("status after resume = %s, want running", got)
+	}
+	if frozen(t, st.Pid) {
+		t.Error("the container's cgroup is still frozen after resume")
+	}
+	poll(t, "the counter to move after resume", func() bool {
+		data, err := os.ReadFile(counter)
+		return err == nil && strings.TrimSpace(string(data)) != n1
+	})
+	r.fails([]string{"resume", id}, "not paused")
+}
+
+func TestRunExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		mutate func(*specs.Spec)
+		want   int
+	}{
+		{"zero", []string{"true"}, nil, 0},
+		{"exit3", []string{"sh", "-c", "exit 3"}, nil, 3},
+		// A process killed by a signal gives 128+n, as with runc. Without
+		// a pid namespace the shell is no init and can kill itself.
+		{"signal", []string{"sh", "-c", "kill -KILL $$"}, withoutNamespace(specs.PIDNamespace), 128 + int(unix.SIGKILL)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			bundle := r.bundle(tc.args, tc.mutate)
+			id := testutil.ContainerID(t)
+			r.track(id, bundle)
+			_, stderr, err := r.rt("run", "--bundle", bundle, id)
+			if got := exitStatus(err); got != tc.want {
+				t.Errorf("run exit status = %d (%v), want %d; stderr: %s", got, err, tc.want, stderr)
+			}
+			// run removes the container once its process exits.
+			if ids := r.list(); len(ids) != 0 {
+				t.Errorf("list after run = %v, want empty", ids)
+			}
+		})
+	}
+}
+
+func withoutNamespace(typ specs.LinuxNamespaceType) func(*specs.Spec) {
+	return func(s *specs.Spec) {
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == typ })
+	}
+}
+
+func TestRunOutput(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle([]string{"sh", "-c", "echo out; echo err >&2"}, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	stdout, stderr, err := r.rt("run", "--bundle", bundle, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != "out\n" || stderr != "err\n" {
+		t.Errorf("run printed stdout %q stderr %q, want %q and %q", stdout, stderr, "out\n", "err\n")
+	}
+}
+
+func TestRunDetachPidFile(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle(sleeper, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r.ok("run", "--detach", "--pid-file", pidFile, "--bundle", bundle, id)
+	st := r.state(id)
+	if st.Status != "running" {
+		t.Fatalf("status after run --detach = %s, want running", st.Status)
+	}
+	if got := readTrim(t, pidFile); got != strconv.Itoa(st.Pid) {
+		t.Errorf("pid file = %q, want %d", got, st.Pid)
+	}
+	if !pidAlive(st.Pid) {
+		t.Errorf("pid %d is not alive", st.Pid)
+	}
+}
+
+func TestCreatePidFile(t *testing.T) {
+	r := newRig(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	id, _ := r.create(sleeper, nil, "--pid-file", pidFile)
+	st := r.state(id)
+	if got := readTrim(t, pidFile); got != strconv.Itoa(st.Pid) {
+		t.Errorf("pid file = %q, want %d", got, st.Pid)
+	}
+}
+
+// TestTwoContainers runs two containers side by side in one root: each
+// has its own state, and acting on one leaves the other alone.
+func TestTwoContainers(t *testing.T) {
+	r := newRig(t)
+	a, _, sa := r.running(sleeper, nil)
+	b, _ := r.create(sleeper, nil)
+	sb := r.state(b)
+	if sa.Pid == sb.Pid || sa.Status != "running" || sb.Status != "created" {
+		t.Fatalf("states a=%+v b=%+v, want distinct pids, running and created", sa, sb)
+	}
+	if sameNamespace(t, sa.Pid, sb.Pid, "pid") || sameNamespace(t, sa.Pid, sb.Pid, "mnt") {
+		t.Error("the two containers share a pid or mount namespace")
+	}
+	ids := r.list()
+	want := []string{a, b}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("list = %v, want %v", ids, want)
+	}
+	r.ok("kill", a, "KILL")
+	r.waitStatus(a, "stopped")
+	if got := r.state(b); got.Status != "created" || !pidAlive(sb.Pid) {
+		t.Errorf("killing %s changed %s: %+v", a, b, got)
+	}
+	r.ok("delete", a)
+	r.ok("start", b)
+	if got := r.state(b).Status; got != "running" {
+		t.Errorf("status of %s = %s, want running", b, got)
+	}
+	if ids := r.list(); !slices.Equal(ids, []string{b}) {
+		t.Errorf("list = %v, want [%s]", ids, b)
+	}
+}
+
+func TestExec(t *testing.T) {
+	r := newRig(t)
+	id, _, st := r.running(sleeper, func(s *specs.Spec) {
+		s.Hostname = "exec-host"
+		writable(s)
+	})
+	for _, tc := range []struct {
+		name  string
+		args  []string // between "exec" and the command
+		cmd   []string
+		want  string
+		code  int
+		match func(string) bool
+	}{
+		{name: "output", cmd: []string{"echo", "hello"}, want: "hello\n"},
+		{name: "exitCode", cmd: []string{"sh", "-c", "exit 7"}, code: 7},
+		{name: "env", args: []string{"--env", "FOO=bar", "-e", "BAZ=qux"}, cmd: []string{"sh", "-c", "echo $FOO $BAZ"}, want: "bar qux\n"},
+		{name: "cwd", args: []string{"--cwd", "/tmp"}, cmd: []string{"pwd"}, want: "/tmp\n"},
+		{name: "user", args: []string{"--user", "1000:1000"}, cmd: []string{"id"}, want: "uid=1000(berth) gid=1000(berth)\n"},
+		{name: "hostname", cmd: []string{"hostname"}, want: "exec-host\n"},
+		{name: "pidNamespace", cmd: []string{"cat", "/proc/1/cmdline"}, want: "sleep\x003600\x00"},
+		{name: "ps", cmd: []string{"ps", "-o", "pid,args"}, match: func(out string) bool {
+			return regexpMatch(`(?m)^\s*1\s+sleep 3600$`, out)
+		}},
+		{name: "ownPid", cmd: []string{"sh", "-c", "echo $$"}, match: func(out string) bool {
+			n, err := strconv.Atoi(strings.TrimSpace(out))
+			return err == nil && n > 1 && n < 100
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"exec"}, tc.args...), id)
+			stdout, stderr, err := r.rt(append(args, tc.cmd...)...)
+			if got := exitStatus(err); got != tc.code {
+				t.Fatalf("exec exit status = %d (%v), want %d; stderr %s", got, err, tc.code, stderr)
+			}
+			if tc.match != nil {
+				if !tc.match(stdout) {
+					t.Errorf("exec %v printed %q", tc.cmd, stdout)
+				}
+			} else if stdout != tc.want {
+				t.Errorf("exec %v printed %q, want %q", tc.cmd, stdout, tc.want)
+			}
+		})
+	}
+	if got := r.state(id); got.Status != "running" || got.Pid != st.Pid {
+		t.Errorf("state after execs = %+v, want running with pid %d", got, st.Pid)
+	}
+	r.fails([]string{"exec", id, "no-such-program"}, "no-such-program")
+}
+
+func TestExecProcessFile(t *testing.T) {
+	r := newRig(t)
+	id, _, _ := r.running(sleeper, nil)
+	p := specs.Process{
+		Args: []string{"sh", "-c", "echo $GREETING from $(pwd) as $(id -u); exit 5"},
+		Env:  []string{"PATH=/bin", "GREETING=hi"},
+		Cwd:  "/home/berth",
+		User: specs.User{UID: 1000, GID: 1000},
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "process.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := r.rt("exec", "-p", path, id)
+	if got := exitStatus(err); got != 5 {
+		t.Errorf("exec -p exit status = %d (%v), want 5", got, err)
+	}
+	if stdout != "hi from /home/berth as 1000\n" {
+		t.Errorf("exec -p printed %q", stdout)
+	}
+}
+
+func TestExecDetach(t *testing.T) {
+	r := newRig(t)
+	// Registered first, so it runs after the delete --force of the
+	// cleanup: that must take the exec'd process too.
+	pid := 0
+	t.Cleanup(func() {
+		if pid > 0 && pidAlive(pid) {
+			t.Errorf("exec process %d survived delete --force", pid)
+		}
+	})
+	id, _, st := r.running(sleeper, nil)
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	r.ok("exec", "--detach", "--pid-file", pidFile, id, "sleep", "1234")
+	pid, err := strconv.Atoi(readTrim(t, pidFile))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pid file: %v", err)
+	}
+	if !pidAlive(pid) {
+		t.Fatalf("detached exec process %d is not alive", pid)
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || string(cmdline) != "sleep\x001234\x00" {
+		t.Errorf("pid file names %d with command line %q (%v), want sleep 1234", pid, cmdline, err)
+	}
+	for _, ns := range []string{"pid", "mnt", "uts", "ipc", "net"} {
+		if !sameNamespace(t, pid, st.Pid, ns) {
+			t.Errorf("exec process is not in the container's %s namespace", ns)
+		}
+	}
+	if cgroupDir(t, pid, "pids") != cgroupDir(t, st.Pid, "pids") {
+		t.Error("exec process is not in the container's cgroup")
+	}
+	var pids []int
+	if err := json.Unmarshal([]byte(r.ok("ps", "-f", "json", id)), &pids); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pids, pid) || !slices.Contains(pids, st.Pid) {
+		t.Errorf("ps = %v, want it to hold init %d and exec %d", pids, st.Pid, pid)
+	}
+}
+
+func TestExecStopped(t *testing.T) {
+	r := newRig(t)
+	id, _ := r.create([]string{"true"}, nil)
+	r.ok("start", id)
+	r.waitStatus(id, "stopped")
+	r.fails([]string{"exec", id, "true"}, "stopped")
+}
+
+// hookKinds are the OCI hook points in the order they run.
+var hookKinds = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
+
+// recordingHook is a host shell hook that saves the state it reads on
+// stdin to dir/<kind>.json, what it sees of the container's process to
+// dir/<kind>.cmdline, and appends kind to dir/order.
+func recordingHook(dir, kind string) specs.Hook {
+	script := `cat > "$1/$2.json"; pid=$(sed 's/.*"pid": *\([0-9]*\).*/\1/' "$1/$2.json"); ` +
+		`cat /proc/$pid/cmdline > "$1/$2.cmdline" 2>/dev/null; echo $2 >> "$1/order"`
+	return specs.Hook{
+		Path: "/bin/sh",
+		Args: []string{"sh", "-c", script, "hook", dir, kind},
+		Env:  []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	}
+}
+
+func setHook(h *specs.Hooks, kind string, hook specs.Hook) {
+	switch kind {
+	case "prestart":
+		h.Prestart = append(h.Prestart, hook) //nolint:staticcheck // prestart is deprecated but still part of the spec
+	case "createRuntime":
+		h.CreateRuntime = append(h.CreateRuntime, hook)
+	case "createContainer":
+		h.CreateContainer = append(h.CreateContainer, hook)
+	case "startContainer":
+		h.StartContainer = append(h.StartContainer, hook)
+	case "poststart":
+		h.Poststart = append(h.Poststart, hook)
+	case "poststop":
+		h.Poststop = append(h.Poststop, hook)
+	}
+}
+
+// hookState reads the state a recordingHook saved, or reports that the
+// hook has not run.
+func hookState(t *testing.T, dir, kind string) (specs.State, bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, kind+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return specs.State{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st specs.State
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatalf("%s hook got invalid state on stdin: %v\n%s", kind, err, data)
+	}
+	return st, true
+}
+
+// TestHooks checks that each hook runs at its point of the lifecycle, once,
+// with the container's state (id, bundle, pid, status, annotations) on
+// stdin.
+func TestHooks(t *testing.T) {
+	r := newRig(t)
+	dir := t.TempDir()
+	id, bundle := r.create(sleeper, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{}
+		for _, k := range hookKinds {
+			setHook(s.Hooks, k, recordingHook(dir, k))
+		}
+		s.Annotations = map[string]string{"hook.test": "yes"}
+		// startContainer hooks run in the container: they see dir
+		// through this bind mount, at the same path.
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: dir, Type: "bind", Source: dir, Options: []string{"bind"}})
+	})
+	pid := r.state(id).Pid
+
+	ran := func() []string {
+		data, err := os.ReadFile(filepath.Join(dir, "order"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return strings.Fields(string(data))
+	}
+	check := func(kind, status string) {
+		t.Helper()
+		st, ok := hookState(t, dir, kind)
+		if !ok {
+			t.Errorf("%s hook did not run", kind)
+			return
+		}
+		if st.ID != id || st.Bundle != bundle || string(st.Status) != status || st.Annotations["hook.test"] != "yes" || !strings.HasPrefix(st.Version, "1.") {
+			t.Errorf("%s hook state = %+v, want id %s, bundle %s, status %s, the annotations and ociVersion 1.x", kind, st, id, bundle, status)
+		}
+		// The pid is init's as the host sees it (runc gives the pid in
+		// the container's namespace to startContainer hooks).
+		if kind != "poststop" && kind != "startContainer" && st.Pid != pid {
+			t.Errorf("%s hook state pid = %d, want %d", kind, st.Pid, pid)
+		}
+	}
+
+	if got, want := ran(), hookKinds[:3]; !slices.Equal(got, want) {
+		t.Errorf("hooks run by create = %v, want %v", got, want)
+	}
+	check("prestart", "creating")
+	check("createRuntime", "creating")
+	check("createContainer", "creating")
+
+	r.ok("start", id)
+	if got, want := ran(), hookKinds[:5]; !slices.Equal(got, want) {
+		t.Errorf("hooks run by create and start = %v, want %v", got, want)
+	}
+	check("startContainer", "created")
+	check("poststart", "running")
+	// poststart runs after the user process is executed.
+	if got, err := os.ReadFile(filepath.Join(dir, "poststart.cmdline")); err != nil || string(got) != "sleep\x003600\x00" {
+		t.Errorf("poststart hook saw the container process as %q (%v), want sleep 3600", got, err)
+	}
+
+	r.ok("delete", "--force", id)
+	if got := ran(); !slices.Equal(got, hookKinds) {
+		t.Errorf("hooks run by create, start and delete = %v, want %v", got, hookKinds)
+	}
+	check("poststop", "stopped")
+}
+
+// TestHookFailure: a failing prestart or createRuntime hook fails create
+// with the hook's message, and leaves no container behind.
+func TestHookFailure(t *testing.T) {
+	for _, kind := range []string{"prestart", "createRuntime", "createContainer"} {
+		t.Run(kind, func(t *testing.T) {
+			r := newRig(t)
+			dir := t.TempDir()
+			bundle := r.bundle([]string{"sh", "-c", "echo ran > /tmp/x"}, func(s *specs.Spec) {
+				writable(s)
+				s.Hooks = &specs.Hooks{}
+				setHook(s.Hooks, kind, specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo hook-says-no >&2; exit 4"}})
+				// A poststop hook still runs for a failed create.
+				setHook(s.Hooks, "poststop", recordingHook(dir, "poststop"))
+			})
+			id := testutil.ContainerID(t)
+			r.track(id, bundle)
+			r.fails([]string{"create", "--bundle", bundle, id}, kind, "hook-says-no")
+			if ids := r.list(); len(ids) != 0 {
+				t.Errorf("list after failed create = %v, want empty", ids)
+			}
+			r.fails([]string{"state", id}, "does not exist")
+			if _, err := os.Stat(filepath.Join(bundle, "rootfs/tmp/x")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the process ran although create failed: %v", err)
+			}
+			if leaks, err := testutil.Leaks(id, bundle); len(leaks) > 0 || err != nil {
+				t.Errorf("failed create left %v (%v)", leaks, err)
+			}
+		})
+	}
+}
+
+// TestHookPoststartFailure: a failing poststart hook is only a warning:
+// the container runs.
+func TestHookPoststartFailure(t *testing.T) {
+	r := newRig(t)
+	id, _ := r.create(sleeper, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/false"}}}
+	})
+	_, stderr, err := r.rt("start", id)
+	if err != nil {
+		t.Logf("start with a failing poststart hook: %v", err)
+	}
+	if !strings.Contains(stderr, "poststart") {
+		t.Errorf("start does not report the failed poststart hook: %q", stderr)
+	}
+	if got := r.state(id).Status; got != "running" {
+		t.Errorf("status = %s, want running", got)
+	}
+}
+
+// TestHookTimeout: a hook that outlives its timeout is killed and fails
+// create, without the hook's full run time.
+func TestHookTimeout(t *testing.T) {
+	r := newRig(t)
+	one := 1
+	bundle := r.bundle(sleeper, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "60"}, Timeout: &one}}}
+	})
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	start := time.Now()
+	r.fails([]string{"create", "--bundle", bundle, id}, "createRuntime", "timed out")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("create with a 1s hook timeout took %s", d)
+	}
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after failed create = %v, want empty", ids)
+	}
+}
