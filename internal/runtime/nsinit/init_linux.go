@@ -106,6 +106,12 @@ func run(pipe *syncpipe.Pipe) error {
 	if err := setLabels(proc); err != nil {
 		return err
 	}
+	// Scheduler and io priority are set by the runtime, as in runc: before
+	// seccomp and while init still has its capabilities (a realtime policy
+	// or io class needs CAP_SYS_NICE or CAP_SYS_ADMIN).
+	if err := setScheduling(proc); err != nil {
+		return err
+	}
 
 	// Seccomp goes in as late as possible; without no_new_privs it needs
 	// CAP_SYS_ADMIN, so it must come before the capabilities are dropped.
@@ -164,9 +170,6 @@ func run(pipe *syncpipe.Pipe) error {
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
-		return err
-	}
-	if err := setScheduling(proc); err != nil {
 		return err
 	}
 
