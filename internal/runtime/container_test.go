@@ -1283,12 +1283,31 @@ func testIOPriorityFromHost(t *testing.T) {
 	}
 }
 
+// schedScript prints the nice value (field 19 of /proc/<pid>/stat), the
+// policy (field 41) and the io priority of the shell.
+const schedScript = `set -- $(sed 's/.*) //' /proc/self/stat); shift 16; echo nice=$1; shift 22; echo policy=$1; echo io=$(ionice)`
+
 func TestScheduler(t *testing.T) {
-	// /proc/<pid>/stat: field 19 is nice, field 41 the policy.
-	out := inside(t, `set -- $(sed 's/.*) //' /proc/self/stat); shift 16; echo nice=$1; shift 22; echo policy=$1`, func(s *specs.Spec) {
-		s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7}
+	t.Run("batch", func(t *testing.T) {
+		out := inside(t, schedScript, func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch, Nice: 7}
+		})
+		expect(t, keyValues(out), map[string]string{"policy": "3", "nice": "7"}) // SCHED_BATCH
 	})
-	expect(t, keyValues(out), map[string]string{"policy": "3", "nice": "7"}) // SCHED_BATCH
+	t.Run("realtime", func(t *testing.T) {
+		// The runtime sets the scheduler and io priority, as runc does:
+		// the container's process needs no CAP_SYS_NICE or CAP_SYS_ADMIN
+		// of its own for them.
+		out := inside(t, schedScript, func(s *specs.Spec) {
+			s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedFIFO, Priority: 1}
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_RT, Priority: 2}
+			if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"); err == nil {
+				// Group RT scheduling: the cgroup needs a share of RT time.
+				s.Linux.Resources.CPU = &specs.LinuxCPU{RealtimeRuntime: ptr(int64(10000)), RealtimePeriod: ptr(uint64(1000000))}
+			}
+		})
+		expect(t, keyValues(out), map[string]string{"policy": "1", "io": "realtime: prio 2"}) // SCHED_FIFO
+	})
 }
 
 func TestPersonality(t *testing.T) {
