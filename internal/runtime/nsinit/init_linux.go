@@ -84,6 +84,9 @@ func run(pipe *syncpipe.Pipe) error {
 			return err
 		}
 	}
+	if err := fixStdioOwner(proc.User.UID); err != nil {
+		return err
+	}
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return err
 	}
@@ -312,4 +315,33 @@ func passwdHome(uid uint32) string {
 		}
 	}
 	return "/"
+}
+
+// fixStdioOwner gives stdio to the container's user, as runc does, so
+// that a non-root process can reopen it (/dev/stdout, its tty): the
+// runtime's caller made it, as root. /dev/null and descriptors the user
+// already owns are left alone, and a chown the kernel refuses (an
+// unmapped owner or group, a read-only filesystem) is skipped.
+func fixStdioOwner(uid uint32) error {
+	var null unix.Stat_t
+	if err := unix.Stat("/dev/null", &null); err != nil {
+		return fmt.Errorf("stat /dev/null: %w", err)
+	}
+	for fd := 0; fd < 3; fd++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			if errors.Is(err, unix.EBADF) {
+				continue
+			}
+			return fmt.Errorf("stat stdio fd %d: %w", fd, err)
+		}
+		if st.Uid == uid || st.Rdev == null.Rdev {
+			continue
+		}
+		if err := unix.Fchown(fd, int(uid), int(st.Gid)); err != nil &&
+			!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EROFS) {
+			return fmt.Errorf("give stdio fd %d to uid %d: %w", fd, uid, err)
+		}
+	}
+	return nil
 }
