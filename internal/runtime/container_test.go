@@ -1328,6 +1328,20 @@ func TestPersonality(t *testing.T) {
 	})
 }
 
+// TestStdioOwnership: a non-root process can reopen its stdio
+// (/dev/stdout), which the runtime's caller made as root: the runtime
+// gives it to the container's user, as runc does.
+func TestStdioOwnership(t *testing.T) {
+	// Every write appends: stdout is a file, and a write through fd 1 at
+	// its own offset would overwrite what the reopened descriptor wrote.
+	out := inside(t, `echo reopened >> /dev/stdout; echo x >> /dev/stderr && echo stderr=ok >> /dev/stdout`, func(s *specs.Spec) {
+		s.Process.User = specs.User{UID: testutil.UserUID, GID: testutil.UserGID}
+	})
+	if !strings.Contains(out, "reopened") || !strings.Contains(out, "stderr=ok") {
+		t.Errorf("a non-root process could not reopen its stdout and stderr:\n%s", out)
+	}
+}
+
 // consoleListener listens on a unix socket for the pty master the runtime
 // sends, and returns the socket's path and a channel that delivers the
 // master.
@@ -1367,10 +1381,17 @@ func consoleListener(t *testing.T, dir string) (string, <-chan *os.File) {
 }
 
 func TestTerminal(t *testing.T) {
+	t.Run("root", func(t *testing.T) { testTerminal(t, 0) })
+	t.Run("user", func(t *testing.T) { testTerminal(t, testutil.UserUID) })
+}
+
+func testTerminal(t *testing.T, uid uint32) {
 	b := newBox(t, func(s *specs.Spec) {
 		s.Process.Terminal = true
 		s.Process.ConsoleSize = &specs.Box{Height: 40, Width: 100}
-		s.Process.Args = []string{"sh", "-c", `echo tty=$(tty); echo size=$(stty size); echo console=$(stat -c %t:%T /dev/console); test -t 0 && test -t 1 && test -t 2 && echo stdio=tty; echo sid=$(cut -d' ' -f6 /proc/self/stat)`}
+		s.Process.User = specs.User{UID: uid, GID: uid}
+		s.Process.Args = []string{"sh", "-c", `echo tty=$(tty); echo size=$(stty size); echo console=$(stat -c %t:%T /dev/console); test -t 0 && test -t 1 && test -t 2 && echo stdio=tty
+echo reopen=$(echo x 2>&1 > /dev/tty && echo ok); echo owner=$(stat -c %u /dev/pts/0)`}
 	})
 	sock, masters := consoleListener(t, b.root)
 	b.create("--console-socket", sock)
@@ -1398,5 +1419,6 @@ func TestTerminal(t *testing.T) {
 		t.Fatal("the container's terminal output did not end")
 	}
 	out := strings.ReplaceAll(string(data), "\r", "")
-	expect(t, keyValues(out), map[string]string{"tty": "/dev/pts/0", "size": "40 100", "console": "88:0", "stdio": "tty"})
+	expect(t, keyValues(out), map[string]string{"tty": "/dev/pts/0", "size": "40 100", "console": "88:0", "stdio": "tty", "reopen": "ok",
+		"owner": strconv.Itoa(int(uid))})
 }
