@@ -223,6 +223,9 @@ func mountEntry(rootfs string, m *specs.Mount, cgroupns bool) error {
 			return fmt.Errorf("mount destination %s is a symlink (it resolves to %s): refusing to mount %s there", m.Destination, strings.TrimPrefix(dest, rootfs), typ)
 		}
 	}
+	if err := checkProcDest(rootfs, dest, typ, m); err != nil {
+		return err
+	}
 	switch typ {
 	case "bind":
 		return bindMount(rootfs, m, dest, pm)
@@ -239,6 +242,39 @@ func mountEntry(rootfs string, m *specs.Mount, cgroupns bool) error {
 		return err
 	}
 	return applyPropagation(dest, pm.propagation)
+}
+
+// lxcfsProcFiles are the entries of /proc a mount may cover, because
+// lxcfs emulates them (runc's list).
+var lxcfsProcFiles = []string{
+	"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+	"/proc/loadavg", "/proc/slabinfo", "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+}
+
+// checkProcDest refuses, as runc does, a mount over an entry of /proc
+// (such as a volume whose path the image made a symlink to
+// /proc/self/attr, to defeat an LSM profile: CVE-2019-19921), except the
+// lxcfs files, and anything but procfs on /proc itself. dest is m's
+// destination resolved inside rootfs.
+func checkProcDest(rootfs, dest, typ string, m *specs.Mount) error {
+	rel, err := filepath.Rel(filepath.Join(rootfs, "proc"), dest)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return nil
+	}
+	if rel == "." {
+		var fs unix.Statfs_t
+		if typ == "proc" || (typ == "bind" && unix.Statfs(m.Source, &fs) == nil && fs.Type == unix.PROC_SUPER_MAGIC) {
+			return nil
+		}
+		return fmt.Errorf("mount destination %s is /proc: only a proc filesystem may be mounted there, not %s", m.Destination, typ)
+	}
+	inner := "/proc/" + rel
+	for _, f := range lxcfsProcFiles {
+		if inner == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("mount destination %s resolves to %s, inside /proc: refusing to mount there", m.Destination, inner)
 }
 
 // mountAt mounts onto dest through an O_PATH handle, after checking that the
