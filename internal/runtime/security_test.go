@@ -497,6 +497,31 @@ func TestMountDestinationSymlink(t *testing.T) {
 	}
 }
 
+// TestMountIntoProc: mounts over entries of /proc are refused, directly
+// or through a symlink the image planted where a volume goes (CVE-2019-
+// 19921: a tmpfs over /proc/self/attr defeats LSM profiles), except the
+// files lxcfs emulates; /proc itself takes only procfs.
+func TestMountIntoProc(t *testing.T) {
+	t.Run("direct", func(t *testing.T) {
+		newBox(t, tmpfsAt("/proc/sys/kernel")).runFails("/proc/sys/kernel", "/proc")
+	})
+	t.Run("symlink", func(t *testing.T) {
+		b := newBox(t, tmpfsAt("/vol"))
+		if err := os.Symlink("/proc/self/attr", filepath.Join(b.rootfs(), "vol")); err != nil {
+			t.Fatal(err)
+		}
+		b.runFails("/vol", "/proc")
+	})
+	t.Run("not-proc-on-proc", func(t *testing.T) {
+		newBox(t, tmpfsAt("/proc")).runFails("/proc", "proc")
+	})
+	t.Run("lxcfs-file", func(t *testing.T) {
+		up := hostFile(t, hostDir(t), "uptime", "12345.67 1.00\n")
+		out := inside(t, `echo uptime=$(cat /proc/uptime)`, bindAt(up, "/proc/uptime"))
+		expect(t, keyValues(out), map[string]string{"uptime": "12345.67 1.00"})
+	})
+}
+
 // TestSymlinkedProcRefused: a rootfs whose /proc or /sys is a symlink
 // could point the kernel filesystems somewhere the runtime later writes
 // (masked and read-only paths, sysctls): it is refused.
