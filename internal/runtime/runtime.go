@@ -318,7 +318,19 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 			return nil, err
 		}
 		if pid != cmd.Process.Pid {
-			*cleanups = append([]func(){func() { unix.Kill(pid, unix.SIGKILL); waitExit(pid) }}, *cleanups...)
+			// Forked with CLONE_PARENT, it is our child: reap it, or its
+			// zombie stays in the container's pid namespace (and holds up
+			// the namespace's init when it exits) until whoever inherits
+			// it gets round to it.
+			*cleanups = append([]func(){func() {
+				unix.Kill(pid, unix.SIGKILL)
+				var ws unix.WaitStatus
+				for {
+					if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+						break
+					}
+				}
+			}}, *cleanups...)
 		}
 	}
 	slog.Debug("init started", "pid", pid, "took", time.Since(t0))
