@@ -305,6 +305,24 @@ func TestNamespacePID(t *testing.T) {
 	}
 }
 
+// TestExecFailureLeavesNoZombie: an exec that fails in init leaves
+// nothing in the container's pid namespace, not even a zombie (which
+// would hold up the namespace's init when it is killed).
+func TestExecFailureLeavesNoZombie(t *testing.T) {
+	b := newBox(t, func(s *specs.Spec) { s.Process.Args = []string{"sleep", "3600"} })
+	b.create()
+	b.must("start", b.id)
+	if _, _, err := b.rt("exec", "--cwd", "/no/such/dir", b.id, "true"); err == nil {
+		t.Fatal("exec with a missing cwd succeeded")
+	}
+	out := b.must("exec", b.id, "sh", "-c", `for p in /proc/[0-9]*/stat; do read l < $p && echo "$l"; done`)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if i := strings.LastIndex(line, ") "); i > 0 && strings.HasPrefix(line[i+2:], "Z") {
+			t.Errorf("zombie in the container's pid namespace: %s", line)
+		}
+	}
+}
+
 func TestNamespaceNet(t *testing.T) {
 	out := inside(t, `echo links=$(ls /sys/class/net); echo flags=$(cat /sys/class/net/lo/flags); echo net=$(readlink /proc/self/ns/net)`)
 	kv := keyValues(out)

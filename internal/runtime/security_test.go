@@ -497,6 +497,46 @@ func TestMountDestinationSymlink(t *testing.T) {
 	}
 }
 
+// TestCwdLeakedFD: a cwd of /proc/self/fd/N must not reach a host
+// directory that init still holds open when it changes directory
+// (CVE-2024-21626). From such a cwd, ".." climbs past the container's
+// root to the host's, where a marker file waits.
+func TestCwdLeakedFD(t *testing.T) {
+	needRoot(t)
+	marker := "/berth-cwd-escape-" + testutil.ContainerID(t)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(marker) })
+	for fd := 3; fd <= 12; fd++ {
+		t.Run(strconv.Itoa(fd), func(t *testing.T) {
+			b := newBox(t, func(s *specs.Spec) {
+				s.Process.Cwd = fmt.Sprintf("/proc/self/fd/%d", fd)
+				s.Process.Args = []string{"sh", "-c", `cd ../../../../../../../../..; test -e .` + marker + ` && echo escaped=yes; echo done=yes`}
+			})
+			stdout, stderr, code := b.run()
+			if strings.Contains(stdout, "escaped=yes") {
+				t.Fatalf("the process reached the host's root through cwd /proc/self/fd/%d", fd)
+			}
+			if code != 0 && code != 1 {
+				t.Errorf("run exited %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+		})
+	}
+	t.Run("exec", func(t *testing.T) {
+		b := newBox(t, func(s *specs.Spec) { s.Process.Args = []string{"sleep", "3600"} })
+		b.create()
+		b.must("start", b.id)
+		for fd := 3; fd <= 12; fd++ {
+			stdout, _, _ := b.rt("exec", "--cwd", fmt.Sprintf("/proc/self/fd/%d", fd), b.id,
+				"sh", "-c", `cd ../../../../../../../../..; test -e .`+marker+` && echo escaped=yes`)
+			if strings.Contains(stdout, "escaped=yes") {
+				t.Errorf("an exec'd process reached the host's root through cwd /proc/self/fd/%d", fd)
+			}
+		}
+	})
+}
+
 // TestMountIntoProc: mounts over entries of /proc are refused, directly
 // or through a symlink the image planted where a volume goes (CVE-2019-
 // 19921: a tmpfs over /proc/self/attr defeats LSM profiles), except the
