@@ -16,19 +16,19 @@ import (
 )
 
 // Status derives the container's status: stopped when init is gone,
-// created while init waits on the exec fifo, paused when its cgroup is
-// frozen, running otherwise.
+// paused when its cgroup is frozen (even before start, as in runc),
+// created while init waits on the exec fifo, running otherwise.
 func (c *Container) Status() specs.ContainerState {
 	if !c.state.alive() {
 		return specs.StateStopped
-	}
-	if _, err := os.Stat(filepath.Join(c.rt.dir(c.state.ID), fifoName)); err == nil {
-		return specs.StateCreated
 	}
 	if cg, err := c.cgroup(); err == nil {
 		if frozen, err := cg.Frozen(); err == nil && frozen {
 			return statePaused
 		}
+	}
+	if _, err := os.Stat(filepath.Join(c.rt.dir(c.state.ID), fifoName)); err == nil {
+		return specs.StateCreated
 	}
 	return specs.StateRunning
 }
