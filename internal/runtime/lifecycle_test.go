@@ -5,7 +5,9 @@ package runtime_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -723,5 +725,180 @@ func TestHookTimeout(t *testing.T) {
 	}
 	if ids := r.list(); len(ids) != 0 {
 		t.Errorf("list after failed create = %v, want empty", ids)
+	}
+}
+
+// TestKillCreated: a created container can be killed (its init waits for
+// start), and is stopped then.
+func TestKillCreated(t *testing.T) {
+	r := newRig(t)
+	id, bundle := r.create([]string{"sh", "-c", "echo ran > /tmp/x"}, writable)
+	pid := r.state(id).Pid
+	r.ok("kill", id, "KILL")
+	st := r.waitStatus(id, "stopped")
+	if st.Pid != 0 || pidAlive(pid) {
+		t.Errorf("killed created container: state %+v, init alive %v", st, pidAlive(pid))
+	}
+	r.fails([]string{"start", id}, "stopped")
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs/tmp/x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the process of a container killed before start ran: %v", err)
+	}
+	r.ok("delete", id)
+}
+
+// TestPauseCreated: like runc, a created container can be paused and
+// resumed, and is created again afterwards.
+func TestPauseCreated(t *testing.T) {
+	r := newRig(t)
+	id, _ := r.create(sleeper, nil)
+	r.ok("pause", id)
+	if got := r.state(id).Status; got != "paused" {
+		t.Fatalf("status after pause = %s, want paused", got)
+	}
+	r.fails([]string{"start", id}, "paused")
+	r.fails([]string{"delete", id}, "paused")
+	r.ok("resume", id)
+	if got := r.state(id).Status; got != "created" {
+		t.Fatalf("status after resume = %s, want created", got)
+	}
+	r.ok("start", id)
+	if got := r.state(id).Status; got != "running" {
+		t.Errorf("status after start = %s, want running", got)
+	}
+
+	// delete --force of a paused created container kills it at once.
+	id2, _ := r.create(sleeper, nil)
+	pid := r.state(id2).Pid
+	r.ok("pause", id2)
+	start := time.Now()
+	r.ok("delete", "--force", id2)
+	if d := time.Since(start); d > 5*time.Second || pidAlive(pid) {
+		t.Errorf("delete --force of a paused created container took %s, init alive %v", d, pidAlive(pid))
+	}
+}
+
+// TestDeleteWithoutBundle: delete needs nothing from the bundle, and
+// still runs the poststop hooks when the bundle is gone.
+func TestDeleteWithoutBundle(t *testing.T) {
+	r := newRig(t)
+	dir := t.TempDir()
+	id, bundle, _ := r.running(sleeper, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{Poststop: []specs.Hook{recordingHook(dir, "poststop")}}
+	})
+	if err := os.Remove(filepath.Join(bundle, "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	r.ok("delete", "--force", id)
+	if _, ok := hookState(t, dir, "poststop"); !ok {
+		t.Error("poststop hook did not run")
+	}
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after delete = %v", ids)
+	}
+}
+
+// TestRunKeep: run --keep leaves the stopped container for delete.
+func TestRunKeep(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle([]string{"sh", "-c", "exit 2"}, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	_, _, err := r.rt("run", "--keep", "--bundle", bundle, id)
+	if got := exitStatus(err); got != 2 {
+		t.Errorf("run --keep exit status = %d (%v), want 2", got, err)
+	}
+	if st := r.state(id); st.Status != "stopped" {
+		t.Errorf("status after run --keep = %s, want stopped", st.Status)
+	}
+	r.ok("delete", id)
+}
+
+// startRun starts "berth-runtime run" in the foreground with stdin and
+// returns the command and its output buffers; the caller waits.
+func (r *rig) startRun(bundle, id string, stdin io.Reader) (*exec.Cmd, *strings.Builder) {
+	r.t.Helper()
+	cmd := exec.Command(testutil.RuntimeBinary(r.t), "--root", r.root, "run", "--bundle", bundle, id)
+	var out strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &out
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &out
+}
+
+// waitCmd waits for cmd with a deadline and returns its exit code.
+func waitCmd(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return exitStatus(err)
+	case <-time.After(testutil.RuntimeTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("%s did not exit", cmd)
+	}
+	return -1
+}
+
+// TestRunStdin: run connects the container's stdin to its own.
+func TestRunStdin(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle([]string{"sh", "-c", "read line; echo got=$line; cat"}, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	cmd, out := r.startRun(bundle, id, strings.NewReader("hello\nrest\n"))
+	if code := waitCmd(t, cmd); code != 0 {
+		t.Fatalf("run exited %d: %s", code, out)
+	}
+	if out.String() != "got=hello\nrest\n" {
+		t.Errorf("run printed %q", out.String())
+	}
+}
+
+// TestRunForwardsSignals: a signal sent to "berth-runtime run" reaches
+// the container's process; the exit status of a killed one is 128+n.
+func TestRunForwardsSignals(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle(trapper, writable)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	cmd, out := r.startRun(bundle, id, nil)
+	readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/ready"))
+	if err := cmd.Process.Signal(unix.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/sig"))); got != "USR2" {
+		t.Errorf("container got %s, want USR2", got)
+	}
+	if code := waitCmd(t, cmd); code != 0 {
+		t.Errorf("run exited %d, want 0: %s", code, out)
+	}
+
+	// A process killed from outside: 128+SIGKILL.
+	id2 := testutil.ContainerID(t)
+	bundle2 := r.bundle(sleeper, nil)
+	r.track(id2, bundle2)
+	cmd, out = r.startRun(bundle2, id2, nil)
+	var st ociState
+	poll(t, "the container to run", func() bool {
+		_, _, err := r.rt("state", id2)
+		if err == nil {
+			st = r.state(id2)
+		}
+		return err == nil && st.Status == "running"
+	})
+	r.ok("kill", id2, "KILL")
+	if code := waitCmd(t, cmd); code != 128+int(unix.SIGKILL) {
+		t.Errorf("run of a killed container exited %d, want %d: %s", code, 128+int(unix.SIGKILL), out)
+	}
+	if ids := r.list(); len(ids) != 0 {
+		t.Errorf("list after run = %v, want empty", ids)
 	}
 }
