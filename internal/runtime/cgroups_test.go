@@ -73,7 +73,7 @@ func cgroupDirs(t *testing.T, pid int) map[string]string {
 				match = m.fstype == "cgroup2"
 			} else if m.fstype == "cgroup" {
 				for _, c := range strings.Split(parts[1], ",") {
-					match = match || containsString(m.super, c)
+					match = match || slices.Contains(m.super, c)
 				}
 			}
 			if !match {
@@ -93,22 +93,13 @@ func cgroupDirs(t *testing.T, pid int) map[string]string {
 	return out
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // ownCgroup is the test process's cgroup in the hierarchy whose
 // /proc/self/cgroup controller list contains ctrl.
 func ownCgroup(t *testing.T, ctrl string) string {
 	t.Helper()
 	for _, line := range strings.Split(readTrimmed(t, "/proc/self/cgroup"), "\n") {
 		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 && containsString(strings.Split(parts[1], ","), ctrl) {
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), ctrl) {
 			return parts[2]
 		}
 	}
@@ -290,7 +281,7 @@ func TestCgroupPaths(t *testing.T) {
 				found := false
 				for _, line := range strings.Split(data, "\n") {
 					parts := strings.SplitN(line, ":", 3)
-					if len(parts) == 3 && containsString(strings.Split(parts[1], ","), ctrl) {
+					if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), ctrl) {
 						found = true
 						if parts[2] != w {
 							t.Errorf("%s cgroup of init is %s, want %s", ctrl, parts[2], w)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,7 +169,7 @@ func allSyscallsBut(t *testing.T, skip ...string) []string {
 	var names []string
 	for nr := 0; nr < 1024; nr++ {
 		name, err := libseccomp.ScmpSyscall(nr).GetName()
-		if err != nil || strings.HasPrefix(name, "__") || slicesContains(skip, name) {
+		if err != nil || strings.HasPrefix(name, "__") || slices.Contains(skip, name) {
 			continue
 		}
 		names = append(names, name)
@@ -177,15 +178,6 @@ func allSyscallsBut(t *testing.T, skip ...string) []string {
 		t.Fatalf("libseccomp knows only %d syscalls", len(names))
 	}
 	return names
-}
-
-func slicesContains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func TestSeccompDefaultErrnoRet(t *testing.T) {
