@@ -80,7 +80,7 @@ func run(pipe *syncpipe.Pipe) error {
 	proc.Env = withHome(proc.Env, proc.User.UID)
 
 	if proc.Terminal {
-		if err := setupConsole(consoleFD, proc.ConsoleSize); err != nil {
+		if err := setupConsole(consoleFD, proc.ConsoleSize, !cfg.Exec); err != nil {
 			return err
 		}
 	}

@@ -72,8 +72,10 @@ func setupTimeNamespace(spec *specs.Spec) error {
 // setupConsole creates a pty in the container's devpts, sends its master
 // to the console socket (runc's protocol: one message, the fd as
 // SCM_RIGHTS and the name as data) and makes the slave stdio and the
-// controlling terminal.
-func setupConsole(socketFD int, size *specs.Box) error {
+// controlling terminal. With mountConsole (a new container, not exec) it
+// also binds the slave over /dev/console; an exec'd process must not: the
+// bind would outlive its pty in the container's mount namespace.
+func setupConsole(socketFD int, size *specs.Box, mountConsole bool) error {
 	if socketFD < 0 {
 		return errors.New("terminal requested but no console socket was given")
 	}
@@ -99,8 +101,10 @@ func setupConsole(socketFD int, size *specs.Box) error {
 		}
 	}
 	// /dev/console is the pty's slave, as it is in runc.
-	if err := createConsoleNode(slavePath); err != nil {
-		return err
+	if mountConsole {
+		if err := createConsoleNode(slavePath); err != nil {
+			return err
+		}
 	}
 	if err := unix.Sendmsg(socketFD, []byte(master.Name()), unix.UnixRights(mfd), nil, 0); err != nil {
 		return fmt.Errorf("send pty master to console socket: %w", err)
