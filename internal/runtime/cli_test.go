@@ -567,3 +567,20 @@ func TestConsoleSocketExec(t *testing.T) {
 		t.Errorf("exec terminal output %q, want a /dev/pts tty", out)
 	}
 }
+
+// TestExecTTY: exec --tty without a console socket relays the process's
+// pty, again and again: an exec'd terminal must not leave anything in the
+// container (such as a /dev/console bound to its dead pty).
+func TestExecTTY(t *testing.T) {
+	r := newRig(t)
+	id, _, _ := r.running(sleeper, nil)
+	for i := 0; i < 3; i++ {
+		out := r.ok("exec", "--tty", id, "sh", "-c", "test -t 1 && echo tty-$0", strconv.Itoa(i))
+		if want := "tty-" + strconv.Itoa(i) + "\r\n"; out != want {
+			t.Errorf("exec --tty #%d printed %q, want %q", i, out, want)
+		}
+	}
+	if out := r.ok("exec", id, "sh", "-c", "test -e /dev/console && echo console || echo none"); out != "none\n" {
+		t.Errorf("after exec --tty, a container without a terminal has /dev/console: %q", out)
+	}
+}
