@@ -225,7 +225,6 @@ func TestCgroupHugetlb(t *testing.T) {
 // /dev/loop-control, bind mounted) cannot be opened; an allow rule with
 // "r" lets it be opened for reading only.
 func TestCgroupDevices(t *testing.T) {
-	needV1(t)
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
 		t.Skip("no /dev/loop-control on this host")
 	}
