@@ -807,6 +807,7 @@ echo bind=$(cat /mnt/t/bind/marker)
 echo rbind-sub=$(cat /mnt/rbind/sub/marker)
 echo bind-sub=$(ls /mnt/bind/sub | wc -l)
 echo ro=$(touch /mnt/ro/x 2>&1)
+echo shm-mode=$(stat -c %a /dev/shm)
 touch /mnt/t/bind/written && echo rw=ok`,
 		tmpfsAt("/mnt/t", "size=1m", "mode=0700", "nosuid", "nodev", "noexec"),
 		bindAt(a, "/mnt/t/bind"), // inside the tmpfs: the mounts happen in order
@@ -816,7 +817,7 @@ touch /mnt/t/bind/written && echo rw=ok`,
 	)
 	mi, rest, _ := strings.Cut(out, "---\n")
 	kv := keyValues(rest)
-	expect(t, kv, map[string]string{"tmpfs-mode": "700", "bind": "from-a", "rbind-sub": "from-sub", "bind-sub": "0", "rw": "ok"})
+	expect(t, kv, map[string]string{"tmpfs-mode": "700", "bind": "from-a", "rbind-sub": "from-sub", "bind-sub": "0", "rw": "ok", "shm-mode": "1777"})
 	if !strings.Contains(kv["ro"], "Read-only file system") {
 		t.Errorf("writing to the ro bind mount: %q, want a read-only file system error", kv["ro"])
 	}
