@@ -5,7 +5,6 @@ package runtime_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -433,6 +432,7 @@ func TestExec(t *testing.T) {
 	}{
 		{name: "output", cmd: []string{"echo", "hello"}, want: "hello\n"},
 		{name: "exitCode", cmd: []string{"sh", "-c", "exit 7"}, code: 7},
+		{name: "signal", cmd: []string{"sh", "-c", "kill -KILL $$"}, code: 128 + int(unix.SIGKILL)},
 		{name: "env", args: []string{"--env", "FOO=bar", "-e", "BAZ=qux"}, cmd: []string{"sh", "-c", "echo $FOO $BAZ"}, want: "bar qux\n"},
 		{name: "cwd", args: []string{"--cwd", "/tmp"}, cmd: []string{"pwd"}, want: "/tmp\n"},
 		{name: "user", args: []string{"--user", "1000:1000"}, cmd: []string{"id"}, want: "uid=1000(berth) gid=1000(berth)\n"},
@@ -813,13 +813,26 @@ func TestRunKeep(t *testing.T) {
 	r.ok("delete", id)
 }
 
-// startRun starts "berth-runtime run" in the foreground with stdin and
-// returns the command and its output buffers; the caller waits.
-func (r *rig) startRun(bundle, id string, stdin io.Reader) (*exec.Cmd, *strings.Builder) {
+// startRun starts "berth-runtime run" in the foreground with stdin as its
+// standard input and returns the command and a function that reads its
+// output so far. Files, not pipes: the container inherits them.
+func (r *rig) startRun(bundle, id, stdin string) (*exec.Cmd, func() string) {
 	r.t.Helper()
+	dir := r.t.TempDir()
+	in := filepath.Join(dir, "stdin")
+	writeFile(r.t, in, stdin)
+	inFile, err := os.Open(in)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer inFile.Close()
+	outFile, err := os.Create(filepath.Join(dir, "output"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer outFile.Close()
 	cmd := exec.Command(testutil.RuntimeBinary(r.t), "--root", r.root, "run", "--bundle", bundle, id)
-	var out strings.Builder
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inFile, outFile, outFile
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -829,7 +842,10 @@ func (r *rig) startRun(bundle, id string, stdin io.Reader) (*exec.Cmd, *strings.
 			cmd.Wait()
 		}
 	})
-	return cmd, &out
+	return cmd, func() string {
+		data, _ := os.ReadFile(outFile.Name())
+		return string(data)
+	}
 }
 
 // waitCmd waits for cmd with a deadline and returns its exit code.
@@ -853,12 +869,12 @@ func TestRunStdin(t *testing.T) {
 	bundle := r.bundle([]string{"sh", "-c", "read line; echo got=$line; cat"}, nil)
 	id := testutil.ContainerID(t)
 	r.track(id, bundle)
-	cmd, out := r.startRun(bundle, id, strings.NewReader("hello\nrest\n"))
+	cmd, out := r.startRun(bundle, id, "hello\nrest\n")
 	if code := waitCmd(t, cmd); code != 0 {
-		t.Fatalf("run exited %d: %s", code, out)
+		t.Fatalf("run exited %d: %s", code, out())
 	}
-	if out.String() != "got=hello\nrest\n" {
-		t.Errorf("run printed %q", out.String())
+	if out() != "got=hello\nrest\n" {
+		t.Errorf("run printed %q", out())
 	}
 }
 
@@ -869,7 +885,7 @@ func TestRunForwardsSignals(t *testing.T) {
 	bundle := r.bundle(trapper, writable)
 	id := testutil.ContainerID(t)
 	r.track(id, bundle)
-	cmd, out := r.startRun(bundle, id, nil)
+	cmd, out := r.startRun(bundle, id, "")
 	readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/ready"))
 	if err := cmd.Process.Signal(unix.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -878,14 +894,14 @@ func TestRunForwardsSignals(t *testing.T) {
 		t.Errorf("container got %s, want USR2", got)
 	}
 	if code := waitCmd(t, cmd); code != 0 {
-		t.Errorf("run exited %d, want 0: %s", code, out)
+		t.Errorf("run exited %d, want 0: %s", code, out())
 	}
 
 	// A process killed from outside: 128+SIGKILL.
 	id2 := testutil.ContainerID(t)
 	bundle2 := r.bundle(sleeper, nil)
 	r.track(id2, bundle2)
-	cmd, out = r.startRun(bundle2, id2, nil)
+	cmd, out = r.startRun(bundle2, id2, "")
 	var st ociState
 	poll(t, "the container to run", func() bool {
 		_, _, err := r.rt("state", id2)
@@ -896,9 +912,123 @@ func TestRunForwardsSignals(t *testing.T) {
 	})
 	r.ok("kill", id2, "KILL")
 	if code := waitCmd(t, cmd); code != 128+int(unix.SIGKILL) {
-		t.Errorf("run of a killed container exited %d, want %d: %s", code, 128+int(unix.SIGKILL), out)
+		t.Errorf("run of a killed container exited %d, want %d: %s", code, 128+int(unix.SIGKILL), out())
 	}
 	if ids := r.list(); len(ids) != 0 {
 		t.Errorf("list after run = %v, want empty", ids)
+	}
+}
+
+// TestDeleteLeftoverProcesses: without a pid namespace, processes can
+// outlive init; delete of the stopped container kills them and removes
+// the cgroup (CheckNoLeaks), as runc does.
+func TestDeleteLeftoverProcesses(t *testing.T) {
+	r := newRig(t)
+	id, bundle := r.create([]string{"sh", "-c", "sleep 3600 & echo $! > /tmp/child"}, func(s *specs.Spec) {
+		writable(s)
+		withoutNamespace(specs.PIDNamespace)(s)
+	})
+	r.ok("start", id)
+	r.waitStatus(id, "stopped")
+	child, err := strconv.Atoi(strings.TrimSpace(readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/child"))))
+	if err != nil || !pidAlive(child) {
+		t.Fatalf("leftover child %d (%v) is not alive", child, err)
+	}
+	var pids []int
+	if err := json.Unmarshal([]byte(r.ok("ps", "-f", "json", id)), &pids); err != nil || !slices.Equal(pids, []int{child}) {
+		t.Errorf("ps of the stopped container = %v (%v), want [%d]", pids, err, child)
+	}
+	r.ok("delete", id)
+	if pidAlive(child) {
+		t.Errorf("leftover process %d survived delete", child)
+	}
+}
+
+// TestKillAllStopped: kill --all reaches processes left in a stopped
+// container (no pid namespace).
+func TestKillAllStopped(t *testing.T) {
+	r := newRig(t)
+	id, bundle := r.create([]string{"sh", "-c", "sleep 3600 & echo $! > /tmp/child"}, func(s *specs.Spec) {
+		writable(s)
+		withoutNamespace(specs.PIDNamespace)(s)
+	})
+	r.ok("start", id)
+	r.waitStatus(id, "stopped")
+	child, err := strconv.Atoi(strings.TrimSpace(readFileEventually(t, filepath.Join(bundle, "rootfs/tmp/child"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ok("kill", "--all", id, "KILL")
+	poll(t, "the leftover process to die", func() bool { return !pidAlive(child) })
+}
+
+// runIn runs the runtime in the working directory dir, failing the test
+// unless it succeeds. Its output goes to files: a container's process
+// inherits them and would keep a pipe open.
+func (r *rig) runIn(dir string, args ...string) {
+	r.t.Helper()
+	out, err := os.CreateTemp(r.t.TempDir(), "out")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(testutil.RuntimeBinary(r.t), append([]string{"--root", r.root}, args...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(testutil.RuntimeTimeout):
+		cmd.Process.Kill()
+		err = <-done
+	}
+	if err != nil {
+		data, _ := os.ReadFile(out.Name())
+		r.t.Fatalf("berth-runtime %s in %s: %v: %s", strings.Join(args, " "), dir, err, data)
+	}
+}
+
+// TestBundleFromCwd: without --bundle the bundle is the working directory;
+// a relative --bundle is made absolute; relative pid files are written
+// relative to the working directory.
+func TestBundleFromCwd(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle(sleeper, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	r.runIn(bundle, "create", "--pid-file", "init.pid", id)
+	st := r.state(id)
+	if st.Bundle != bundle || st.Rootfs != filepath.Join(bundle, "rootfs") {
+		t.Errorf("bundle %q rootfs %q, want %s and its rootfs", st.Bundle, st.Rootfs, bundle)
+	}
+	if got := readTrim(t, filepath.Join(bundle, "init.pid")); got != strconv.Itoa(st.Pid) {
+		t.Errorf("relative pid file = %q, want %d", got, st.Pid)
+	}
+
+	id2 := testutil.ContainerID(t)
+	r.track(id2, bundle)
+	r.runIn(filepath.Dir(bundle), "create", "--bundle", filepath.Base(bundle), id2)
+	if st := r.state(id2); st.Bundle != bundle {
+		t.Errorf("bundle of a relative --bundle = %q, want %s", st.Bundle, bundle)
+	}
+}
+
+// TestCreateFailureNoPidFile: a failed create writes no pid file.
+func TestCreateFailureNoPidFile(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle([]string{"no-such-program"}, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r.fails([]string{"create", "--pid-file", pidFile, "--bundle", bundle, id}, "no-such-program")
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed create wrote a pid file: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(pidFile))
+	if err != nil || len(entries) != 0 {
+		t.Errorf("failed create left files beside the pid file: %v (%v)", entries, err)
 	}
 }
