@@ -453,6 +453,32 @@ func TestLogJSON(t *testing.T) {
 		t.Errorf("text log = %q (%v)", data, err)
 	}
 	r.fails([]string{"--log-format", "xml", "list"}, "xml")
+
+	// --debug logs go to the log file, not to the container's stderr.
+	bundle := r.bundle([]string{"sh", "-c", "echo out"}, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	debugLog := filepath.Join(t.TempDir(), "debug.json")
+	stdout, stderr, err := r.rt("--debug", "--log", debugLog, "--log-format", "json", "run", "--bundle", bundle, id)
+	if err != nil || stdout != "out\n" || stderr != "" {
+		t.Errorf("run --debug: %v, stdout %q, stderr %q, want only the container's output", err, stdout, stderr)
+	}
+	data, err = os.ReadFile(debugLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	debug := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(l), &entry); err != nil {
+			t.Errorf("debug log line is not JSON: %q", l)
+		} else if level, _ := entry["level"].(string); strings.EqualFold(level, "debug") && entry["msg"] != "" {
+			debug++
+		}
+	}
+	if debug == 0 {
+		t.Errorf("--debug wrote no debug entry:\n%s", data)
+	}
 }
 
 func TestVersionAndHelp(t *testing.T) {

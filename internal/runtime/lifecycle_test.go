@@ -547,10 +547,11 @@ var hookKinds = []string{"prestart", "createRuntime", "createContainer", "startC
 
 // recordingHook is a host shell hook that saves the state it reads on
 // stdin to dir/<kind>.json, what it sees of the container's process to
-// dir/<kind>.cmdline, and appends kind to dir/order.
+// dir/<kind>.cmdline, its own mount namespace to dir/<kind>.mntns, and
+// appends kind to dir/order.
 func recordingHook(dir, kind string) specs.Hook {
 	script := `cat > "$1/$2.json"; pid=$(sed 's/.*"pid": *\([0-9]*\).*/\1/' "$1/$2.json"); ` +
-		`cat /proc/$pid/cmdline > "$1/$2.cmdline" 2>/dev/null; echo $2 >> "$1/order"`
+		`cat /proc/$pid/cmdline > "$1/$2.cmdline" 2>/dev/null; readlink /proc/self/ns/mnt > "$1/$2.mntns"; echo $2 >> "$1/order"`
 	return specs.Hook{
 		Path: "/bin/sh",
 		Args: []string{"sh", "-c", script, "hook", dir, kind},
@@ -658,6 +659,20 @@ func TestHooks(t *testing.T) {
 		t.Errorf("hooks run by create, start and delete = %v, want %v", got, hookKinds)
 	}
 	check("poststop", "stopped")
+
+	// createContainer and startContainer hooks run in the container's
+	// mount namespace, the others in the runtime's.
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range hookKinds {
+		ns := readTrim(t, filepath.Join(dir, k+".mntns"))
+		inContainer := k == "createContainer" || k == "startContainer"
+		if (ns == self) == inContainer {
+			t.Errorf("%s hook ran in mount namespace %s (the runtime's is %s)", k, ns, self)
+		}
+	}
 }
 
 // TestHookFailure: a failing prestart, createRuntime or createContainer
@@ -1031,4 +1046,18 @@ func TestCreateFailureNoPidFile(t *testing.T) {
 	if err != nil || len(entries) != 0 {
 		t.Errorf("failed create left files beside the pid file: %v (%v)", entries, err)
 	}
+}
+
+// TestKillPaused: SIGKILL reaches a paused container (a frozen process
+// only dies once thawed), which becomes stopped and deletable.
+func TestKillPaused(t *testing.T) {
+	r := newRig(t)
+	id, _, st := r.running(sleeper, nil)
+	r.ok("pause", id)
+	r.ok("kill", id, "KILL")
+	r.waitStatus(id, "stopped")
+	if pidAlive(st.Pid) {
+		t.Errorf("init %d still alive", st.Pid)
+	}
+	r.ok("delete", id)
 }
