@@ -41,6 +41,9 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 	if p.Terminal && opts.ConsoleSocket == "" && opts.Detach {
 		return -1, fmt.Errorf("cannot allocate tty if berth-runtime will detach without setting console socket: %w", errdefs.ErrInvalidArgument)
 	}
+	if !p.Terminal && opts.ConsoleSocket != "" {
+		return -1, fmt.Errorf("cannot use console socket if berth-runtime will not detach or allocate tty: %w", errdefs.ErrInvalidArgument)
+	}
 	spec := *c.state.Config
 	linux := *spec.Linux
 	spec.Linux = &linux
