@@ -297,6 +297,8 @@ func TestBadRuntimeUse(t *testing.T) {
 	}
 	writeFile(t, bad, string(empty))
 	r.fails([]string{"exec", "-p", bad, id}, "process.args")
+	r.fails([]string{"exec", "--console-socket", filepath.Join(t.TempDir(), "sock"), id, "true"}, "console socket", "tty")
+	r.fails([]string{"exec", "--tty", "--detach", id, "true"}, "tty", "console socket")
 	if got := r.state(id); got.Status != "running" || got.Pid != st.Pid {
 		t.Errorf("failed commands changed the container: %+v", got)
 	}
@@ -304,6 +306,18 @@ func TestBadRuntimeUse(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.ok("ps", "-f", "json", id)), &pids); err != nil || len(pids) != 1 {
 		t.Errorf("failed execs left processes: %v (%v)", pids, err)
 	}
+}
+
+// TestPidFileUnwritable: create fails when it cannot write the pid file,
+// and removes the container it made.
+func TestPidFileUnwritable(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle(sleeper, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	pidFile := filepath.Join(t.TempDir(), "missing-dir", "pid")
+	r.fails([]string{"create", "--pid-file", pidFile, "--bundle", bundle, id}, "pid file", pidFile)
+	r.noneLeft(id, bundle)
 }
 
 // TestConsoleSocketWithoutTerminal: a console socket for a container
