@@ -436,6 +436,8 @@ func TestExec(t *testing.T) {
 		{name: "env", args: []string{"--env", "FOO=bar", "-e", "BAZ=qux"}, cmd: []string{"sh", "-c", "echo $FOO $BAZ"}, want: "bar qux\n"},
 		{name: "cwd", args: []string{"--cwd", "/tmp"}, cmd: []string{"pwd"}, want: "/tmp\n"},
 		{name: "user", args: []string{"--user", "1000:1000"}, cmd: []string{"id"}, want: "uid=1000(berth) gid=1000(berth)\n"},
+		{name: "additionalGids", args: []string{"--user", "1000:1000", "--additional-gids", "5"}, cmd: []string{"id"},
+			want: "uid=1000(berth) gid=1000(berth) groups=5(tty)\n"},
 		{name: "hostname", cmd: []string{"hostname"}, want: "exec-host\n"},
 		{name: "pidNamespace", cmd: []string{"cat", "/proc/1/cmdline"}, want: "sleep\x003600\x00"},
 		{name: "ps", cmd: []string{"ps", "-o", "pid,args"}, match: func(out string) bool {
