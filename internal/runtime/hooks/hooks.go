@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -32,6 +33,10 @@ func Run(list []specs.Hook, kind string, st *specs.State) error {
 	}
 	return nil
 }
+
+// hookWaitDelay bounds the wait for a hook's output once it has exited or
+// been killed.
+const hookWaitDelay = time.Second
 
 func runOne(h specs.Hook, state []byte) error {
 	ctx := context.Background()
@@ -57,7 +62,17 @@ func runOne(h specs.Hook, state []byte) error {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	// A timeout kills the hook's whole process group: a child of the hook
+	// (sh -c 'sleep 60') would otherwise keep the output pipe open and
+	// Run waiting long past the timeout. A hook that exits but leaves a
+	// process holding the pipe is waited for at most hookWaitDelay.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = hookWaitDelay
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // the hook itself exited successfully
+	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("timed out after %ds", *h.Timeout)
 	}
