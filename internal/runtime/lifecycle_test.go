@@ -725,23 +725,58 @@ func TestHookPoststartFailure(t *testing.T) {
 	}
 }
 
-// TestHookTimeout: a hook that outlives its timeout is killed and fails
-// create, without the hook's full run time.
+// TestHookTimeout: a hook that outlives its timeout is killed, with the
+// processes it started, and fails create soon after the timeout.
 func TestHookTimeout(t *testing.T) {
 	r := newRig(t)
+	dir := t.TempDir()
 	one := 1
 	bundle := r.bundle(sleeper, func(s *specs.Spec) {
-		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "60"}, Timeout: &one}}}
+		// The shell forks sleep, which inherits the hook's output.
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh",
+			Args: []string{"sh", "-c", `sleep 60 & echo $! > "$0/child"; wait; echo never`, dir}, Timeout: &one}}}
 	})
 	id := testutil.ContainerID(t)
 	r.track(id, bundle)
 	start := time.Now()
 	r.fails([]string{"create", "--bundle", bundle, id}, "createRuntime", "timed out")
-	if d := time.Since(start); d > 20*time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("create with a 1s hook timeout took %s", d)
+	}
+	child, err := strconv.Atoi(readTrim(t, filepath.Join(dir, "child")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pidAlive(child) {
+		unix.Kill(child, unix.SIGKILL)
+		t.Errorf("the timed out hook's child %d still runs", child)
 	}
 	if ids := r.list(); len(ids) != 0 {
 		t.Errorf("list after failed create = %v, want empty", ids)
+	}
+}
+
+// TestHookBackgroundProcess: a hook may leave a process running (one that
+// holds the hook's output open); the runtime does not wait for it.
+func TestHookBackgroundProcess(t *testing.T) {
+	r := newRig(t)
+	dir := t.TempDir()
+	start := time.Now()
+	id, _ := r.create(sleeper, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/sh", //nolint:staticcheck // prestart is deprecated but still part of the spec
+			Args: []string{"sh", "-c", `sleep 60 & echo $! > "$0/child"`, dir}}}}
+	})
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("create with a hook that leaves a process took %s", d)
+	}
+	child, err := strconv.Atoi(readTrim(t, filepath.Join(dir, "child")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hook's process is the test's to end, by its pid.
+	unix.Kill(child, unix.SIGKILL)
+	if got := r.state(id).Status; got != "created" {
+		t.Errorf("status = %s, want created", got)
 	}
 }
 
