@@ -287,6 +287,7 @@ func TestBadRuntimeUse(t *testing.T) {
 	r.fails([]string{"exec", id}, "command")
 	r.fails([]string{"exec", "--user", "nobody:x", id, "true"}, "--user")
 	r.fails([]string{"exec", "--cwd", "relative", id, "true"}, "cwd")
+	r.fails([]string{"exec", "--cwd", "/no/such/dir", id, "true"}, "chdir", "/no/such/dir")
 	r.fails([]string{"exec", "-p", "/nonexistent/process.json", id}, "process")
 	bad := filepath.Join(t.TempDir(), "process.json")
 	writeFile(t, bad, "{")
