@@ -189,9 +189,12 @@ func run(pipe *syncpipe.Pipe) error {
 			os.Exit(1)
 		}
 	}
-	if err := runStartContainerHooks(&cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "berth-runtime init: %v\n", err)
-		os.Exit(1)
+	// startContainer hooks belong to the container's start, not to exec.
+	if !cfg.Exec {
+		if err := runStartContainerHooks(&cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "berth-runtime init: %v\n", err)
+			os.Exit(1)
+		}
 	}
 	if err := loadSeccomp(); err != nil {
 		fmt.Fprintf(os.Stderr, "berth-runtime init: %v\n", err)
