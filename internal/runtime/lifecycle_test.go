@@ -515,10 +515,14 @@ func TestExecDetach(t *testing.T) {
 	if !pidAlive(pid) {
 		t.Fatalf("detached exec process %d is not alive", pid)
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || string(cmdline) != "sleep\x001234\x00" {
-		t.Errorf("pid file names %d with command line %q (%v), want sleep 1234", pid, cmdline, err)
-	}
+	// exec --detach may return just before the process is executed.
+	poll(t, "the pid file's process to be sleep 1234", func() bool {
+		cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil {
+			t.Fatalf("pid file names %d: %v", pid, err)
+		}
+		return string(cmdline) == "sleep\x001234\x00"
+	})
 	for _, ns := range []string{"pid", "mnt", "uts", "ipc", "net"} {
 		if !sameNamespace(t, pid, st.Pid, ns) {
 			t.Errorf("exec process is not in the container's %s namespace", ns)
@@ -654,6 +658,12 @@ func TestHooks(t *testing.T) {
 	// poststart runs after the user process is executed.
 	if got, err := os.ReadFile(filepath.Join(dir, "poststart.cmdline")); err != nil || string(got) != "sleep\x003600\x00" {
 		t.Errorf("poststart hook saw the container process as %q (%v), want sleep 3600", got, err)
+	}
+
+	// exec runs no hook.
+	r.ok("exec", id, "true")
+	if got, want := ran(), hookKinds[:5]; !slices.Equal(got, want) {
+		t.Errorf("hooks run by create, start and exec = %v, want %v", got, want)
 	}
 
 	r.ok("delete", "--force", id)
