@@ -4,6 +4,7 @@ package runtime_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -608,5 +609,179 @@ func TestExecTTY(t *testing.T) {
 	}
 	if out := r.ok("exec", id, "sh", "-c", "test -e /dev/console && echo console || echo none"); out != "none\n" {
 		t.Errorf("after exec --tty, a container without a terminal has /dev/console: %q", out)
+	}
+}
+
+func TestExec(t *testing.T) {
+	r := newRig(t)
+	id, _, st := r.running(sleeper, func(s *specs.Spec) {
+		s.Hostname = "exec-host"
+		writable(s)
+	})
+	for _, tc := range []struct {
+		name  string
+		args  []string // between "exec" and the command
+		cmd   []string
+		want  string
+		code  int
+		match func(string) bool
+	}{
+		{name: "output", cmd: []string{"echo", "hello"}, want: "hello\n"},
+		{name: "exitCode", cmd: []string{"sh", "-c", "exit 7"}, code: 7},
+		{name: "signal", cmd: []string{"sh", "-c", "kill -KILL $$"}, code: 128 + int(unix.SIGKILL)},
+		{name: "env", args: []string{"--env", "FOO=bar", "-e", "BAZ=qux"}, cmd: []string{"sh", "-c", "echo $FOO $BAZ"}, want: "bar qux\n"},
+		{name: "cwd", args: []string{"--cwd", "/tmp"}, cmd: []string{"pwd"}, want: "/tmp\n"},
+		{name: "user", args: []string{"--user", "1000:1000"}, cmd: []string{"id"}, want: "uid=1000(berth) gid=1000(berth)\n"},
+		{name: "additionalGids", args: []string{"--user", "1000:1000", "--additional-gids", "5"}, cmd: []string{"id"},
+			want: "uid=1000(berth) gid=1000(berth) groups=5(tty)\n"},
+		{name: "hostname", cmd: []string{"hostname"}, want: "exec-host\n"},
+		{name: "pidNamespace", cmd: []string{"cat", "/proc/1/cmdline"}, want: "sleep\x003600\x00"},
+		{name: "ps", cmd: []string{"ps", "-o", "pid,args"}, match: func(out string) bool {
+			return regexpMatch(`(?m)^\s*1\s+sleep 3600$`, out)
+		}},
+		{name: "ownPid", cmd: []string{"sh", "-c", "echo $$"}, match: func(out string) bool {
+			n, err := strconv.Atoi(strings.TrimSpace(out))
+			return err == nil && n > 1 && n < 100
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"exec"}, tc.args...), id)
+			stdout, stderr, err := r.rt(append(args, tc.cmd...)...)
+			if got := exitStatus(err); got != tc.code {
+				t.Fatalf("exec exit status = %d (%v), want %d; stderr %s", got, err, tc.code, stderr)
+			}
+			if tc.match != nil {
+				if !tc.match(stdout) {
+					t.Errorf("exec %v printed %q", tc.cmd, stdout)
+				}
+			} else if stdout != tc.want {
+				t.Errorf("exec %v printed %q, want %q", tc.cmd, stdout, tc.want)
+			}
+		})
+	}
+	if got := r.state(id); got.Status != "running" || got.Pid != st.Pid {
+		t.Errorf("state after execs = %+v, want running with pid %d", got, st.Pid)
+	}
+	r.fails([]string{"exec", id, "no-such-program"}, "no-such-program")
+}
+
+func TestExecProcessFile(t *testing.T) {
+	r := newRig(t)
+	id, _, _ := r.running(sleeper, nil)
+	p := specs.Process{
+		Args: []string{"sh", "-c", "echo $GREETING from $(pwd) as $(id -u); exit 5"},
+		Env:  []string{"PATH=/bin", "GREETING=hi"},
+		Cwd:  "/home/berth",
+		User: specs.User{UID: 1000, GID: 1000},
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "process.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := r.rt("exec", "-p", path, id)
+	if got := exitStatus(err); got != 5 {
+		t.Errorf("exec -p exit status = %d (%v), want 5", got, err)
+	}
+	if stdout != "hi from /home/berth as 1000\n" {
+		t.Errorf("exec -p printed %q", stdout)
+	}
+}
+
+func TestExecDetach(t *testing.T) {
+	r := newRig(t)
+	// Registered first, so it runs after the delete --force of the
+	// cleanup: that must take the exec'd process too.
+	pid := 0
+	t.Cleanup(func() {
+		if pid > 0 && pidAlive(pid) {
+			t.Errorf("exec process %d survived delete --force", pid)
+		}
+	})
+	id, _, st := r.running(sleeper, nil)
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	r.ok("exec", "--detach", "--pid-file", pidFile, id, "sleep", "1234")
+	pid, err := strconv.Atoi(readTrim(t, pidFile))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pid file: %v", err)
+	}
+	if !pidAlive(pid) {
+		t.Fatalf("detached exec process %d is not alive", pid)
+	}
+	// exec --detach may return just before the process is executed.
+	poll(t, "the pid file's process to be sleep 1234", func() bool {
+		cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil {
+			t.Fatalf("pid file names %d: %v", pid, err)
+		}
+		return string(cmdline) == "sleep\x001234\x00"
+	})
+	for _, ns := range []string{"pid", "mnt", "uts", "ipc", "net"} {
+		if !sameNamespace(t, pid, st.Pid, ns) {
+			t.Errorf("exec process is not in the container's %s namespace", ns)
+		}
+	}
+	if cgroupDir(t, pid, "pids") != cgroupDir(t, st.Pid, "pids") {
+		t.Error("exec process is not in the container's cgroup")
+	}
+	var pids []int
+	if err := json.Unmarshal([]byte(r.ok("ps", "-f", "json", id)), &pids); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pids, pid) || !slices.Contains(pids, st.Pid) {
+		t.Errorf("ps = %v, want it to hold init %d and exec %d", pids, st.Pid, pid)
+	}
+}
+
+func TestExecStopped(t *testing.T) {
+	r := newRig(t)
+	id, _ := r.create([]string{"true"}, nil)
+	r.ok("start", id)
+	r.waitStatus(id, "stopped")
+	r.fails([]string{"exec", id, "true"}, "stopped")
+}
+
+// TestBundleFromCwd: without --bundle the bundle is the working directory;
+// a relative --bundle is made absolute; relative pid files are written
+// relative to the working directory.
+func TestBundleFromCwd(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle(sleeper, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	r.runIn(bundle, "create", "--pid-file", "init.pid", id)
+	st := r.state(id)
+	if st.Bundle != bundle || st.Rootfs != filepath.Join(bundle, "rootfs") {
+		t.Errorf("bundle %q rootfs %q, want %s and its rootfs", st.Bundle, st.Rootfs, bundle)
+	}
+	if got := readTrim(t, filepath.Join(bundle, "init.pid")); got != strconv.Itoa(st.Pid) {
+		t.Errorf("relative pid file = %q, want %d", got, st.Pid)
+	}
+
+	id2 := testutil.ContainerID(t)
+	r.track(id2, bundle)
+	r.runIn(filepath.Dir(bundle), "create", "--bundle", filepath.Base(bundle), id2)
+	if st := r.state(id2); st.Bundle != bundle {
+		t.Errorf("bundle of a relative --bundle = %q, want %s", st.Bundle, bundle)
+	}
+}
+
+// TestCreateFailureNoPidFile: a failed create writes no pid file.
+func TestCreateFailureNoPidFile(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle([]string{"no-such-program"}, nil)
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r.fails([]string{"create", "--pid-file", pidFile, "--bundle", bundle, id}, "no-such-program")
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed create wrote a pid file: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(pidFile))
+	if err != nil || len(entries) != 0 {
+		t.Errorf("failed create left files beside the pid file: %v (%v)", entries, err)
 	}
 }

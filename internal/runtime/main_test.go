@@ -334,3 +334,82 @@ func sameNamespace(t testing.TB, a, b int, kind string) bool {
 func regexpMatch(re, s string) bool {
 	return regexp.MustCompile(re).MatchString(s)
 }
+
+// startRun starts "berth-runtime run" in the foreground with stdin as its
+// standard input and returns the command and a function that reads its
+// output so far. Files, not pipes: the container inherits them.
+func (r *rig) startRun(bundle, id, stdin string) (*exec.Cmd, func() string) {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	in := filepath.Join(dir, "stdin")
+	writeFile(r.t, in, stdin)
+	inFile, err := os.Open(in)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer inFile.Close()
+	outFile, err := os.Create(filepath.Join(dir, "output"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd := exec.Command(testutil.RuntimeBinary(r.t), "--root", r.root, "run", "--bundle", bundle, id)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inFile, outFile, outFile
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, func() string {
+		data, _ := os.ReadFile(outFile.Name())
+		return string(data)
+	}
+}
+
+// waitCmd waits for cmd with a deadline and returns its exit code.
+func waitCmd(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return exitStatus(err)
+	case <-time.After(testutil.RuntimeTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("%s did not exit", cmd)
+	}
+	return -1
+}
+
+// runIn runs the runtime in the working directory dir, failing the test
+// unless it succeeds. Its output goes to files: a container's process
+// inherits them and would keep a pipe open.
+func (r *rig) runIn(dir string, args ...string) {
+	r.t.Helper()
+	out, err := os.CreateTemp(r.t.TempDir(), "out")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(testutil.RuntimeBinary(r.t), append([]string{"--root", r.root}, args...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(testutil.RuntimeTimeout):
+		cmd.Process.Kill()
+		err = <-done
+	}
+	if err != nil {
+		data, _ := os.ReadFile(out.Name())
+		r.t.Fatalf("berth-runtime %s in %s: %v: %s", strings.Join(args, " "), dir, err, data)
+	}
+}
