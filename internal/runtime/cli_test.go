@@ -785,3 +785,45 @@ func TestCreateFailureNoPidFile(t *testing.T) {
 		t.Errorf("failed create left files beside the pid file: %v (%v)", entries, err)
 	}
 }
+
+// TestEventsStream: events without --stats prints a stats line every
+// interval and exits once the container stops.
+func TestEventsStream(t *testing.T) {
+	r := newRig(t)
+	id, _, _ := r.running(sleeper, nil)
+	out, err := os.Create(filepath.Join(t.TempDir(), "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(testutil.RuntimeBinary(t), "--root", r.root, "events", "--interval", "50ms", id)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	var lines []string
+	poll(t, "two stats events", func() bool {
+		data, err := os.ReadFile(out.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = strings.Split(strings.TrimSpace(string(data)), "\n")
+		return len(lines) >= 2
+	})
+	for _, l := range lines[:2] {
+		var ev struct{ Type, ID string }
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Type != "stats" || ev.ID != id {
+			t.Errorf("event %q (%v), want a stats event of %s", l, err, id)
+		}
+	}
+	r.ok("kill", id, "KILL")
+	if code := waitCmd(t, cmd); code != 0 {
+		t.Errorf("events exited %d once the container stopped, want 0", code)
+	}
+}
