@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/berth-project/berth/internal/runtime/nsenter"
 	"github.com/berth-project/berth/internal/runtime/syncpipe"
+	"github.com/berth-project/berth/internal/unixsock"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -199,14 +199,9 @@ func writeIDMaps(pid int, spec *specs.Spec) error {
 
 // dialConsole connects to the console socket that receives the pty master.
 func dialConsole(path string) (*os.File, error) {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	f, err := unixsock.Dial(path)
 	if err != nil {
-		return nil, fmt.Errorf("connect to console socket %s: %w", path, err)
-	}
-	defer conn.Close()
-	f, err := conn.File()
-	if err != nil {
-		return nil, fmt.Errorf("console socket fd: %w", err)
+		return nil, fmt.Errorf("console socket: %w", err)
 	}
 	return f, nil
 }

@@ -6,21 +6,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+// validIDChar reports whether c may appear in a container id: letters,
+// digits and _ + - . (runc's rule, without a regexp to compile at start).
+func validIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '+' || c == '-' || c == '.'
+}
 
 // ValidateID rejects ids that cannot name a state directory safely.
 func ValidateID(id string) error {
 	if id == "" {
 		return fmt.Errorf("container id cannot be empty: %w", errdefs.ErrInvalidArgument)
 	}
-	if !validID.MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
+	valid := len(id) <= 1024 && id != "." && id != ".."
+	for i := 0; i < len(id) && valid; i++ {
+		valid = validIDChar(id[i])
+	}
+	if !valid {
 		return fmt.Errorf("invalid container id %q (allowed: letters, digits, _ + - .): %w", id, errdefs.ErrInvalidArgument)
 	}
 	return nil

@@ -3,7 +3,7 @@ package seccomp
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"github.com/berth-project/berth/internal/unixsock"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -33,12 +33,18 @@ func SendListener(listenerPath string, st specs.ContainerProcessState, fd int) e
 	if err != nil {
 		return fmt.Errorf("seccomp: encode container process state: %w", err)
 	}
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: listenerPath, Net: "unix"})
+	conn, err := unixsock.Dial(listenerPath)
 	if err != nil {
 		return fmt.Errorf("seccomp: connect to seccomp agent %q: %w", listenerPath, err)
 	}
 	defer conn.Close()
-	n, _, err := conn.WriteMsgUnix(msg, unix.UnixRights(fd), nil)
+	var n int
+	for {
+		n, err = unix.SendmsgN(int(conn.Fd()), msg, unix.UnixRights(fd), nil, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("seccomp: send listener to seccomp agent %q: %w", listenerPath, err)
 	}
