@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -83,36 +81,26 @@ func setDevicesV2(dir string, list []specs.LinuxDeviceCgroup) error {
 	if err != nil {
 		return err
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         deviceProgramName,
-		Type:         ebpf.CGroupDevice,
-		License:      "Apache",
-		Instructions: insts,
-	})
+	prog, err := bpfProgLoad(unix.BPF_PROG_TYPE_CGROUP_DEVICE, insts, "Apache", deviceProgramName)
 	if err != nil {
 		return fmt.Errorf("load device filter: %w", err)
 	}
-	defer prog.Close()
+	defer unix.Close(prog)
 	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open cgroup %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	old, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	old, err := bpfProgQuery(fd, unix.BPF_CGROUP_DEVICE)
 	if err != nil {
 		return fmt.Errorf("query device filters of %s: %w", dir, err)
 	}
-	if err := link.RawAttachProgram(link.RawAttachProgramOptions{
-		Target:  fd,
-		Program: prog,
-		Attach:  ebpf.AttachCGroupDevice,
-		Flags:   unix.BPF_F_ALLOW_MULTI,
-	}); err != nil {
+	if err := bpfProgAttach(fd, prog, unix.BPF_CGROUP_DEVICE, unix.BPF_F_ALLOW_MULTI); err != nil {
 		return fmt.Errorf("attach device filter to %s: %w", dir, err)
 	}
 	var errs []error
-	for _, ap := range old.Programs {
-		if err := detachDeviceProgram(fd, ap.ID); err != nil {
+	for _, id := range old {
+		if err := detachDeviceProgram(fd, id); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -122,25 +110,37 @@ func setDevicesV2(dir string, list []specs.LinuxDeviceCgroup) error {
 	return nil
 }
 
-// detachDeviceProgram detaches program id from the cgroup fd if it is one
-// of ours.
-func detachDeviceProgram(fd int, id ebpf.ProgramID) error {
-	p, err := ebpf.NewProgramFromID(id)
+// deviceProgramIsOurs opens program id and reports whether it is one of
+// our device filters; if so, it returns the program's file descriptor,
+// which the caller closes. A program gone in the meantime is not ours.
+func deviceProgramIsOurs(id uint32) (int, bool, error) {
+	p, err := bpfProgGetFDByID(id)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil
+			return -1, false, nil
 		}
-		return fmt.Errorf("open program %d: %w", id, err)
+		return -1, false, err
 	}
-	defer p.Close()
-	info, err := p.Info()
-	if err != nil {
-		return fmt.Errorf("inspect program %d: %w", id, err)
+	name, err := bpfProgName(p)
+	if err != nil || name != deviceProgramName {
+		unix.Close(p)
+		if err != nil {
+			return -1, false, fmt.Errorf("inspect program %d: %w", id, err)
+		}
+		return -1, false, nil
 	}
-	if info.Name != deviceProgramName {
-		return nil
+	return p, true, nil
+}
+
+// detachDeviceProgram detaches program id from the cgroup fd if it is one
+// of ours.
+func detachDeviceProgram(fd int, id uint32) error {
+	p, ours, err := deviceProgramIsOurs(id)
+	if err != nil || !ours {
+		return err
 	}
-	err = link.RawDetachProgram(link.RawDetachProgramOptions{Target: fd, Program: p, Attach: ebpf.AttachCGroupDevice})
+	defer unix.Close(p)
+	err = bpfProgDetach(fd, p, unix.BPF_CGROUP_DEVICE)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("detach program %d: %w", id, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/cilium/ebpf/asm"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/errdefs"
@@ -205,78 +204,82 @@ func TestDeviceFilterMatchesModel(t *testing.T) {
 }
 
 // runDeviceFilter interprets the few eBPF instructions deviceFilterProgram
-// emits, with a bpf_cgroup_dev_ctx built from the arguments.
-func runDeviceFilter(t *testing.T, insts asm.Instructions, typ byte, major, minor int64, acc uint8) bool {
+// emits, as encoded for the kernel, with a bpf_cgroup_dev_ctx built from
+// the arguments.
+func runDeviceFilter(t *testing.T, insts []bpfInsn, typ byte, major, minor int64, acc uint8) bool {
 	t.Helper()
 	devType := uint32(bpfDevChar)
 	if typ == 'b' {
 		devType = bpfDevBlock
 	}
 	ctx := [3]uint32{uint32(acc)<<16 | devType, uint32(major), uint32(minor)}
-	labels := make(map[string]int)
-	for i, ins := range insts {
-		if s := ins.Symbol(); s != "" {
-			labels[s] = i
-		}
-	}
 	var r [11]uint64
 	for pc, steps := 0, 0; pc < len(insts); steps++ {
 		if steps > 10000 {
 			t.Fatal("program does not terminate")
 		}
 		ins := insts[pc]
-		op := ins.OpCode
-		switch op.Class() {
-		case asm.LdXClass:
-			if ins.Src != asm.R1 || ins.Offset%4 != 0 || ins.Offset/4 >= 3 {
-				t.Fatalf("unexpected load %v", ins)
+		if ins.dst() > 10 || ins.src() > 10 {
+			t.Fatalf("instruction %d: bad register in %+v", pc, ins)
+		}
+		switch class := ins.code & 0x07; class {
+		case bpfClassLDX:
+			if ins.code != bpfClassLDX|bpfSizeW|bpfModeMEM || ins.src() != bpfR1 || ins.off%4 != 0 || ins.off < 0 || ins.off/4 >= 3 {
+				t.Fatalf("instruction %d: unexpected load %+v", pc, ins)
 			}
-			r[ins.Dst] = uint64(ctx[ins.Offset/4])
-		case asm.ALUClass, asm.ALU64Class:
-			src := uint64(ins.Constant)
-			if op.Source() == asm.RegSource {
-				src = r[ins.Src]
+			r[ins.dst()] = uint64(ctx[ins.off/4])
+		case bpfClassALU, bpfClassALU64:
+			src := uint64(int64(ins.imm)) // imm is sign-extended
+			if ins.code&bpfSrcX != 0 {
+				src = r[ins.src()]
 			}
 			var v uint64
-			switch op.ALUOp() {
-			case asm.Mov:
+			switch ins.code & 0xf0 {
+			case bpfOpMOV:
 				v = src
-			case asm.And:
-				v = r[ins.Dst] & src
-			case asm.RSh:
-				v = r[ins.Dst] >> src
+			case bpfOpAND:
+				v = r[ins.dst()] & src
+			case bpfOpRSH:
+				if class == bpfClassALU {
+					v = uint64(uint32(r[ins.dst()]) >> src)
+				} else {
+					v = r[ins.dst()] >> src
+				}
 			default:
-				t.Fatalf("unexpected ALU op %v", ins)
+				t.Fatalf("instruction %d: unexpected ALU op %+v", pc, ins)
 			}
-			if op.Class() == asm.ALUClass {
+			if class == bpfClassALU {
 				v = uint64(uint32(v))
 			}
-			r[ins.Dst] = v
-		case asm.JumpClass:
+			r[ins.dst()] = v
+		case bpfClassJMP:
+			if ins.code&bpfSrcX != 0 {
+				t.Fatalf("instruction %d: unexpected register jump %+v", pc, ins)
+			}
 			var taken bool
-			switch op.JumpOp() {
-			case asm.Exit:
+			switch ins.code & 0xf0 {
+			case bpfJmpEXIT:
 				if r[0] > 1 {
 					t.Fatalf("program returned %d", r[0])
 				}
 				return r[0] == 1
-			case asm.JNE:
-				taken = r[ins.Dst] != uint64(ins.Constant)
-			case asm.JEq:
-				taken = r[ins.Dst] == uint64(ins.Constant)
+			case bpfJmpJNE:
+				taken = r[ins.dst()] != uint64(int64(ins.imm))
+			case bpfJmpJEQ:
+				taken = r[ins.dst()] == uint64(int64(ins.imm))
 			default:
-				t.Fatalf("unexpected jump %v", ins)
+				t.Fatalf("instruction %d: unexpected jump %+v", pc, ins)
 			}
 			if taken {
-				target, ok := labels[ins.Reference()]
-				if !ok {
-					t.Fatalf("jump to unknown label %q", ins.Reference())
+				target := pc + 1 + int(ins.off)
+				if ins.off < 0 || target >= len(insts) {
+					t.Fatalf("instruction %d: jump to %d, outside the program's %d instructions or backwards", pc, target, len(insts))
 				}
 				pc = target
 				continue
 			}
 		default:
-			t.Fatalf("unexpected instruction %v", ins)
+			t.Fatalf("instruction %d: unexpected instruction %+v", pc, ins)
 		}
 		pc++
 	}

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -176,30 +174,26 @@ func TestV2Unified(t *testing.T) {
 }
 
 // deviceFilters lists the ids of our device filters attached to dir.
-func deviceFilters(t *testing.T, dir string) []ebpf.ProgramID {
+func deviceFilters(t *testing.T, dir string) []uint32 {
 	t.Helper()
 	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	res, err := link.QueryPrograms(link.QueryOptions{Target: fd, Attach: ebpf.AttachCGroupDevice})
+	all, err := bpfProgQuery(fd, unix.BPF_CGROUP_DEVICE)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []ebpf.ProgramID
-	for _, ap := range res.Programs {
-		p, err := ebpf.NewProgramFromID(ap.ID)
+	var ids []uint32
+	for _, id := range all {
+		p, ours, err := deviceProgramIsOurs(id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := p.Info()
-		p.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.Name == deviceProgramName {
-			ids = append(ids, ap.ID)
+		if ours {
+			unix.Close(p)
+			ids = append(ids, id)
 		}
 	}
 	return ids
