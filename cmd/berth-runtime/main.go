@@ -90,10 +90,8 @@ func run(argv []string) int {
 	}
 	args := gfs.Args()
 	if help || len(args) == 0 {
+		// Like runc: no command prints the help and succeeds.
 		usage(os.Stdout, gfs)
-		if len(args) == 0 && !help {
-			return 1
-		}
 		return 0
 	}
 	if err := setupLogging(g); err != nil {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -144,7 +145,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 		}
 	}()
 
-	st := &State{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: "", Config: spec}
+	st := &State{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: ownerName(), Config: spec}
 	c := &Container{rt: r, state: st}
 
 	p, err := r.startInit(c, spec, prog, opts, &cleanups, false)
@@ -427,6 +428,16 @@ func initFailed(cmd *exec.Cmd, err error) error {
 
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// ownerName is the name of the user creating the container, as runc
+// reports it in state and list ("#uid" without a passwd entry).
+func ownerName() string {
+	uid := os.Geteuid()
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "#" + strconv.Itoa(uid)
 }
 
 func orStd(f, def *os.File) *os.File {
