@@ -26,10 +26,10 @@ func TestMain(m *testing.M) {
 func testRunner(t *testing.T, name, path string) (*bench, *runner) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Fatal("these tests need root (make test runs as root)")
 	}
 	if _, err := exec.LookPath(path); err != nil {
-		t.Skipf("%s not installed", path)
+		t.Fatalf("%s not found (install scripts/debian-packages.txt): %v", path, err)
 	}
 	b := &bench{n: 1, dir: t.TempDir(), idPrefix: testutil.ContainerID(t) + "-"}
 	r := newRunner(name, path, false)
@@ -75,8 +75,11 @@ func TestTimedReportsStderr(t *testing.T) {
 }
 
 func TestHiddenUnified(t *testing.T) {
-	if os.Geteuid() != 0 || cgroupMode() != "hybrid" {
-		t.Skip("needs root on a hybrid cgroup host")
+	if os.Geteuid() != 0 {
+		t.Fatal("these tests need root (make test runs as root)")
+	}
+	if cgroupMode() != "hybrid" {
+		t.Skip("host has no hybrid cgroup layout (v1 controllers plus a cgroup2 mount) to hide")
 	}
 	e, err := startHiddenUnified()
 	if err != nil {

@@ -246,7 +246,7 @@ func (h *helper) killedBySIGKILL() bool {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create cgroups")
+		t.Fatal("these tests need root to create cgroups (make test runs as root)")
 	}
 }
 

@@ -22,7 +22,7 @@ func runcSpec(t *testing.T, args ...string) map[string]any {
 	t.Helper()
 	runc, err := exec.LookPath("runc")
 	if err != nil {
-		t.Skip("runc not installed")
+		t.Fatalf("runc not found (install scripts/debian-packages.txt): %v", err)
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(runc, append([]string{"spec", "--bundle", dir}, args...)...)

@@ -499,7 +499,7 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 }
 
-// consoleListener listens on a unix socket for a pty master, as a
+// consoleSocket listens on a unix socket for a pty master, as a
 // --console-socket client does: it returns the socket path and a channel
 // that receives the master (or nil if none came).
 func consoleSocket(t *testing.T, dir string) (string, <-chan *os.File) {

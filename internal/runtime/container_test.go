@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,7 +81,7 @@ func addCaps(names ...string) func(*specs.Spec) {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Fatal("these tests need root (make test runs as root)")
 	}
 }
 
@@ -1361,44 +1360,6 @@ func TestStdioOwnership(t *testing.T) {
 	}
 }
 
-// consoleListener listens on a unix socket for the pty master the runtime
-// sends, and returns the socket's path and a channel that delivers the
-// master.
-func consoleListener(t *testing.T, dir string) (string, <-chan *os.File) {
-	t.Helper()
-	path := filepath.Join(dir, "console.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ch := make(chan *os.File, 1)
-	go func() {
-		defer close(ch)
-		conn, err := l.AcceptUnix()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		buf := make([]byte, 1024)
-		oob := make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			return
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			return
-		}
-		ch <- os.NewFile(uintptr(fds[0]), "pty-master")
-	}()
-	return path, ch
-}
-
 func TestTerminal(t *testing.T) {
 	t.Run("root", func(t *testing.T) { testTerminal(t, 0) })
 	t.Run("user", func(t *testing.T) { testTerminal(t, testutil.UserUID) })
@@ -1412,7 +1373,7 @@ func testTerminal(t *testing.T, uid uint32) {
 		s.Process.Args = []string{"sh", "-c", `echo tty=$(tty); echo size=$(stty size); echo console=$(stat -c %t:%T /dev/console); test -t 0 && test -t 1 && test -t 2 && echo stdio=tty
 echo reopen=$(echo x 2>&1 > /dev/tty && echo ok); echo owner=$(stat -c %u /dev/pts/0)`}
 	})
-	sock, masters := consoleListener(t, b.root)
+	sock, masters := consoleSocket(t, b.root)
 	b.create("--console-socket", sock)
 	var master *os.File
 	select {

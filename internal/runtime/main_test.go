@@ -48,7 +48,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root")
+		t.Fatal("these tests need root (make test runs as root)")
 	}
 	t.Parallel()
 	return &rig{t: t, root: testutil.RootDir(t)}
