@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // cgroupRoot is where cgroup hierarchies are mounted: the v1 hierarchies and
@@ -97,58 +98,23 @@ func under(p string, dirs []string) bool {
 
 type mountEntry struct {
 	mountPoint, root, source string
-	line                     string // unescaped, as read
+	line                     string // the whole entry, unescaped, for messages
 }
 
 // readMountinfo parses /proc/self/mountinfo.
 func readMountinfo() ([]mountEntry, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(nil)
 	if err != nil {
 		return nil, fmt.Errorf("read mounts: %w", err)
 	}
-	defer f.Close()
-	var out []mountEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-		line := sc.Text()
-		fields := strings.Fields(line)
-		if len(fields) < 10 {
-			continue
-		}
-		e := mountEntry{root: unescape(fields[3]), mountPoint: unescape(fields[4]), line: unescape(line)}
-		for i := 6; i < len(fields)-2; i++ {
-			if fields[i] == "-" {
-				e.source = unescape(fields[i+2])
-				break
-			}
-		}
-		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mounts: %w", err)
+	out := make([]mountEntry, 0, len(infos))
+	for _, m := range infos {
+		out = append(out, mountEntry{
+			root: m.Root, mountPoint: m.Mountpoint, source: m.Source,
+			line: fmt.Sprintf("%d %d %s %s %s %s - %s %s %s", m.ID, m.Parent, m.Root, m.Mountpoint, m.Options, m.Optional, m.FSType, m.Source, m.VFSOptions),
+		})
 	}
 	return out, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mountsUnder returns the mount points at or below dir, deepest first.

@@ -1,12 +1,12 @@
 package nsinit
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -121,38 +121,22 @@ func hasOption(options, want string) bool {
 // readHostCgroupMounts lists the cgroup hierarchies mounted on the host,
 // one per hierarchy (the first mount of each wins).
 func readHostCgroupMounts() ([]hostCgroupMount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	defer f.Close()
 	var out []hostCgroupMount
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		sep := strings.Index(line, " - ")
-		if sep < 0 {
-			continue
-		}
-		pre := strings.Fields(line[:sep])
-		post := strings.Fields(line[sep+3:])
-		if len(pre) < 5 || len(post) < 3 {
-			continue
-		}
-		fstype := post[0]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		key := fstype + " " + post[2]
-		if fstype == "cgroup2" {
-			key = fstype
+	for _, m := range mounts {
+		key := m.FSType + " " + m.VFSOptions
+		if m.FSType == "cgroup2" {
+			key = m.FSType
 		}
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
-		out = append(out, hostCgroupMount{mountpoint: unescapeMountPath(pre[4]), root: unescapeMountPath(pre[3]), fstype: fstype, options: post[2]})
+		out = append(out, hostCgroupMount{mountpoint: m.Mountpoint, root: m.Root, fstype: m.FSType, options: m.VFSOptions})
 	}
-	return out, sc.Err()
+	return out, nil
 }

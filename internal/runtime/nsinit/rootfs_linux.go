@@ -1,7 +1,6 @@
 package nsinit
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/berth-project/berth/internal/runtime/syncpipe"
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -154,42 +154,19 @@ func makeParentPrivate(rootfs string) error {
 
 // mountPointOf returns the mount point that contains path.
 func mountPointOf(path string) (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(path))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
-	defer f.Close()
 	best := "/"
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountPath(fields[4])
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
-			best = mp
+	for _, m := range mounts {
+		// ParentsFilter compares plain string prefixes ("/a" for "/ab").
+		inside := path == m.Mountpoint || strings.HasPrefix(path, strings.TrimSuffix(m.Mountpoint, "/")+"/")
+		if inside && len(m.Mountpoint) > len(best) {
+			best = m.Mountpoint
 		}
 	}
-	return best, sc.Err()
-}
-
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return best, nil
 }
 
 // resolveInRoot resolves dest inside rootfs without ever leaving it.
