@@ -15,6 +15,8 @@ var (
 	ErrNotImplemented  = errors.New("not implemented")
 	ErrUnavailable     = errors.New("unavailable")
 	ErrPermission      = errors.New("permission denied")
+	ErrUnauthorized    = errors.New("unauthorized")
+	ErrDataLoss        = errors.New("data corrupted")
 )
 
 // IsNotFound reports whether err is of class ErrNotFound.
@@ -31,3 +33,16 @@ func IsInvalidArgument(err error) bool { return errors.Is(err, ErrInvalidArgumen
 
 // IsNotImplemented reports whether err is of class ErrNotImplemented.
 func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
+
+// IsUnavailable reports whether err is of class ErrUnavailable.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// IsPermission reports whether err is of class ErrPermission.
+func IsPermission(err error) bool { return errors.Is(err, ErrPermission) }
+
+// IsUnauthorized reports whether err is of class ErrUnauthorized.
+func IsUnauthorized(err error) bool { return errors.Is(err, ErrUnauthorized) }
+
+// IsDataLoss reports whether err is of class ErrDataLoss (a digest or size
+// mismatch, a truncated or corrupt blob).
+func IsDataLoss(err error) bool { return errors.Is(err, ErrDataLoss) }
