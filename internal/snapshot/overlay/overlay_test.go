@@ -1,0 +1,26 @@
+package overlay
+
+import (
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-project/berth/internal/snapshot"
+	"github.com/berth-project/berth/internal/snapshot/snapshottest"
+)
+
+func newSnapshotter(t *testing.T, root string, db *bolt.DB) snapshot.Snapshotter {
+	t.Helper()
+	if err := Supported(root); err != nil {
+		t.Fatalf("overlayfs is required for this test: %v", err)
+	}
+	s, err := New(root, db)
+	if err != nil {
+		t.Fatalf("new overlay snapshotter: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	snapshottest.Run(t, newSnapshotter)
+}
