@@ -3,7 +3,6 @@ package runtime
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 
 	"github.com/berth-project/berth/internal/errdefs"
@@ -65,10 +64,12 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 		defer consoleRecv.Close()
 		opts.consoleConn = os.NewFile(uintptr(fds[1]), "console-send")
 	}
-	sigs := make(chan os.Signal, 64)
+	var sigs chan os.Signal
 	if !opts.Detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
+		sc := catchSignals()
+		defer sc.stop()
+		opts.signalsCaught = sc.ready
+		sigs = sc.ch
 	}
 	var cleanups []func()
 	ip, err := c.rt.startInit(c, &spec, prog, opts.CreateOptions, &cleanups, true)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,11 +42,13 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		defer consoleRecv.Close()
 		opts.consoleConn = os.NewFile(uintptr(fds[1]), "console-send")
 	}
-	// Catch signals before the container exists so none is lost.
-	sigs := make(chan os.Signal, 64)
+	// Catch signals before the container exists so none is lost: create
+	// waits for the catcher before it starts init.
+	var sc *signalCatcher
 	if !detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
+		sc = catchSignals()
+		defer sc.stop()
+		opts.signalsCaught = sc.ready
 	}
 	t0 := time.Now()
 	c, err := r.create(id, bundle, spec, opts)
@@ -82,8 +85,12 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		restore, drained = relayTerminal(master)
 		defer restore()
 	}
-	status := c.wait(sigs, master)
+	status := c.wait(sc.ch, master)
 	waitDrained(drained)
+	// Nothing is left to forward signals to: give them back while the
+	// container is removed.
+	stopped := sc.stopAsync()
+	defer func() { <-stopped }()
 	t0 = time.Now()
 	defer func() { slog.Debug("container removed", "took", time.Since(t0)) }()
 	if !keep {
@@ -92,6 +99,45 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		}
 	}
 	return status, nil
+}
+
+// signalCatcher routes every signal to ch. Enabling or disabling each of
+// the ~60 signals is a round trip to the Go runtime's signal thread, about
+// 1 ms in all each way, so both are done in the background, overlapping
+// the work around them.
+type signalCatcher struct {
+	ch chan os.Signal
+	// ready is closed once every signal goes to ch.
+	ready    chan struct{}
+	stopOnce sync.Once
+}
+
+func catchSignals() *signalCatcher {
+	sc := &signalCatcher{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
+	go func() {
+		signal.Notify(sc.ch)
+		close(sc.ready)
+	}()
+	return sc
+}
+
+// stop gives the signals back to their default handling; it returns once
+// that is done, and may be called again.
+func (sc *signalCatcher) stop() {
+	sc.stopOnce.Do(func() {
+		<-sc.ready
+		signal.Stop(sc.ch)
+	})
+}
+
+// stopAsync runs stop in the background; the channel is closed when it is done.
+func (sc *signalCatcher) stopAsync() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		sc.stop()
+		close(done)
+	}()
+	return done
 }
 
 // wait forwards signals to init until it exits and returns its status.

@@ -54,6 +54,9 @@ type CreateOptions struct {
 	Stdin, Stdout, Stderr *os.File
 	// consoleConn, set by run, is an already connected console socket.
 	consoleConn *os.File
+	// signalsCaught, set by run, is closed once run catches the signals it
+	// forwards to the container: init is not started before.
+	signalsCaught <-chan struct{}
 }
 
 // Container is one container known to the runtime.
@@ -297,6 +300,9 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 			return fmt.Errorf("send config to init: %w", err)
 		}
 		return nil
+	}
+	if opts.signalsCaught != nil {
+		<-opts.signalsCaught
 	}
 	if err := cgroups.StartIn(cg, cmd.SysProcAttr, startAndSend); err != nil {
 		if cmd.Process != nil {
