@@ -26,6 +26,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/log"
@@ -58,6 +59,16 @@ func Open(root, tmpDir string) (*Store, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open content store: %w", err)
 		}
+	}
+	var rst, ist unix.Stat_t
+	if err := unix.Stat(root, &rst); err != nil {
+		return nil, fmt.Errorf("open content store: stat %s: %w", root, err)
+	}
+	if err := unix.Stat(s.ingest, &ist); err != nil {
+		return nil, fmt.Errorf("open content store: stat %s: %w", s.ingest, err)
+	}
+	if rst.Dev != ist.Dev {
+		return nil, fmt.Errorf("open content store: %s and %s are on different file systems, blobs could not be renamed into place: %w", root, tmpDir, errdefs.ErrInvalidArgument)
 	}
 	return s, nil
 }
@@ -110,16 +121,33 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (*os.File, error) {
 	return f, nil
 }
 
+// MaxReadBlob is the largest blob ReadBlob reads into memory; larger ones
+// (layers) are read through Open.
+const MaxReadBlob = 64 << 20
+
 // ReadBlob reads the whole of blob d, for small blobs such as manifests and
 // configs, and verifies it against d: a blob changed on disk is an
-// ErrDataLoss error.
+// ErrDataLoss error. A blob larger than MaxReadBlob is refused with an
+// ErrInvalidArgument error.
 func (s *Store) ReadBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
 	if err := validate(d); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(s.Path(d))
+	f, err := os.Open(s.Path(d))
 	if err != nil {
 		return nil, fmt.Errorf("read content %s: %w", d, classify(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read content %s: %w", d, err)
+	}
+	if fi.Size() > MaxReadBlob {
+		return nil, fmt.Errorf("read content %s: %d bytes, more than the %d ReadBlob reads into memory: %w", d, fi.Size(), MaxReadBlob, errdefs.ErrInvalidArgument)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxReadBlob+1))
+	if err != nil {
+		return nil, fmt.Errorf("read content %s: %w", d, err)
 	}
 	if got := d.Algorithm().FromBytes(b); got != d {
 		return nil, fmt.Errorf("read content %s: stored bytes have digest %s: %w", d, got, errdefs.ErrDataLoss)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -470,4 +471,51 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+func TestReadBlobRefusesLargeBlobs(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	// A sparse file stands in for a large layer: the size is refused
+	// before anything is read.
+	d := digest.FromString("a large layer")
+	if err := os.WriteFile(s.Path(d), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(s.Path(d), MaxReadBlob+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReadBlob(ctx, d); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("ReadBlob of a %d-byte blob = %v, want ErrInvalidArgument", MaxReadBlob+1, err)
+	}
+	if info, err := s.Info(ctx, d); err != nil || info.Size != MaxReadBlob+1 {
+		t.Errorf("Info = %+v, %v", info, err)
+	}
+}
+
+func TestOpenRefusesIngestOnOtherFileSystem(t *testing.T) {
+	root := t.TempDir()
+	other, err := os.MkdirTemp("/dev/shm", "berth-content-test-")
+	if err != nil {
+		t.Skipf("needs /dev/shm (a tmpfs) as a second file system: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(other) })
+	var a, b uint64
+	if statDev(root, &a) != nil || statDev(other, &b) != nil || a == b {
+		t.Skipf("needs /dev/shm on a file system other than %s's", root)
+	}
+	_, err = Open(filepath.Join(root, "content"), other)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "different file systems") {
+		t.Errorf("Open with tmpDir on another file system = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// statDev stores the device number of the file system holding path.
+func statDev(path string, dev *uint64) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	*dev = uint64(fi.Sys().(*syscall.Stat_t).Dev)
+	return nil
 }
