@@ -1,0 +1,124 @@
+package image
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-project/berth/internal/archive"
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/snapshot"
+)
+
+// layerToUnpack is one layer of an image on its way into a snapshot.
+type layerToUnpack struct {
+	chainID digest.Digest
+	parent  digest.Digest // "" for the first layer
+	diffID  digest.Digest
+}
+
+// haveSnapshot reports whether the committed snapshot name exists.
+func (s *Service) haveSnapshot(ctx context.Context, name digest.Digest) (bool, error) {
+	_, err := s.cfg.Snapshotter.Stat(ctx, name.String())
+	if err == nil {
+		return true, nil
+	}
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return false, err
+}
+
+// unpack applies the layer stream r (compressed as the blob is) to a new
+// snapshot committed as l.chainID on l.parent, checking that the
+// uncompressed stream has digest l.diffID. It reads r to its end. If the
+// snapshot exists already (another pull made it) r is not read and unpack
+// returns false.
+func (s *Service) unpack(ctx context.Context, l layerToUnpack, r io.Reader, progress func(n int64)) (bool, error) {
+	unlock := s.lockLayer(l.chainID)
+	defer unlock()
+	if ok, err := s.haveSnapshot(ctx, l.chainID); err != nil || ok {
+		return false, err
+	}
+	key := "extract-" + randomHex(8) + "-" + l.chainID.Encoded()
+	parent := ""
+	if l.parent != "" {
+		parent = l.parent.String()
+	}
+	mounts, err := s.cfg.Snapshotter.Prepare(ctx, key, parent)
+	if l.parent == "" && err != nil {
+		return false, fmt.Errorf("prepare snapshot for layer %s: %w", l.diffID, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("prepare snapshot for layer %s on %s: %w", l.diffID, l.parent, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = s.cfg.Snapshotter.Remove(context.WithoutCancel(ctx), key)
+		}
+	}()
+	upper, lowers, err := snapshot.UpperDir(mounts)
+	if err != nil {
+		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
+	}
+	opts := archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete}
+	if s.cfg.Overlay {
+		opts = archive.ApplyOptions{Whiteouts: archive.WhiteoutOverlay, Lowers: lowers}
+	}
+	if progress != nil {
+		r = &countingReader{r: r, fn: progress}
+	}
+	plain, _, err := archive.Decompress(r)
+	if err != nil {
+		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
+	}
+	defer plain.Close()
+	diffDigester := digest.Canonical.Digester()
+	tee := io.TeeReader(plain, diffDigester.Hash())
+	size, err := archive.Apply(ctx, upper, tee, opts)
+	if err != nil {
+		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
+	}
+	// The tar's end padding and the compressor's trailer are part of the
+	// diff ID and the blob digest.
+	if _, err := io.Copy(diffDigester.Hash(), plain); err != nil {
+		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
+	}
+	if got := diffDigester.Digest(); got != l.diffID {
+		return false, fmt.Errorf("unpack layer: uncompressed digest %s does not match the config's diff id %s: %w", got, l.diffID, errdefs.ErrDataLoss)
+	}
+	labels := map[string]string{labelLayerSize: strconv.FormatInt(size, 10), "berth.layer.diffid": l.diffID.String()}
+	if err := s.cfg.Snapshotter.Commit(ctx, l.chainID.String(), key, snapshot.WithLabels(labels)); err != nil {
+		return false, fmt.Errorf("commit snapshot for layer %s: %w", l.diffID, err)
+	}
+	committed = true
+	return true, nil
+}
+
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	r  io.Reader
+	n  int64
+	fn func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n += int64(n)
+		c.fn(c.n)
+	}
+	return n, err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
