@@ -239,7 +239,7 @@ func ParseTimestamp(v string, now time.Time) (time.Time, error) {
 	}
 	var sec, nsec int64
 	if whole, frac, ok := strings.Cut(v, "."); ok {
-		if _, err := fmt.Sscanf(whole+" "+(frac+"000000000")[:9], "%d %d", &sec, &nsec); err == nil {
+		if _, err := fmt.Sscanf(whole+" "+(frac + "000000000")[:9], "%d %d", &sec, &nsec); err == nil {
 			return time.Unix(sec, nsec), nil
 		}
 	} else if _, err := fmt.Sscanf(v, "%d", &sec); err == nil && fmt.Sprint(sec) == v {

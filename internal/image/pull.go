@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -440,6 +439,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-
-// errIs is errors.Is, for readability in callers that test several classes.
-var errIs = errors.Is

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -102,7 +101,7 @@ func (s *Service) Resolve(ctx context.Context, name string) (metadata.Image, err
 }
 
 func resolveTx(tx *metadata.Tx, name string) (metadata.Image, error) {
-	notFound := fmt.Errorf("No such image: %s: %w", name, errdefs.ErrNotFound) //nolint:staticcheck // Docker's wording, capitalised
+	notFound := noSuchImage(name)
 	hex := strings.TrimPrefix(name, "sha256:")
 	if len(hex) == 64 && LooksLikeID(hex) {
 		img, err := tx.GetImage(digest.Digest("sha256:" + hex))
@@ -237,7 +236,10 @@ func (s *Service) SnapshotKey(ctx context.Context, img metadata.Image) (string, 
 	return key, nil
 }
 
-// errJoin joins non-nil errors.
-func errJoin(errs ...error) error { return errors.Join(errs...) }
-
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// noSuchImage is Docker's "No such image" error, capitalised as Docker
+// writes it because clients match on it.
+func noSuchImage(name string) error {
+	return fmt.Errorf("%s: %w", "No such image: "+name, errdefs.ErrNotFound)
+}
