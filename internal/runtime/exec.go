@@ -72,7 +72,7 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 		sigs = sc.ch
 	}
 	var cleanups []func()
-	ip, err := c.rt.startInit(c, &spec, prog, opts.CreateOptions, &cleanups, true)
+	ip, err := c.rt.startInit(c, &spec, prog, opts.CreateOptions, &cleanups, nil)
 	if opts.consoleConn != nil {
 		opts.consoleConn.Close()
 	}

@@ -148,18 +148,24 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 		}
 	}()
 
-	st := &State{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: ownerName(), Config: spec}
+	st := &State{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Config: spec}
 	c := &Container{rt: r, state: st}
 
-	p, err := r.startInit(c, spec, prog, opts, &cleanups, false)
+	// The state is written while init sets the container up, and put in
+	// place once it is done.
+	var staged *stagedState
+	started := func(pid int) {
+		st.Pid = pid
+		staged = stageState(dir, st)
+	}
+	p, err := r.startInit(c, spec, prog, opts, &cleanups, started)
 	if err != nil {
+		if staged != nil {
+			staged.discard()
+		}
 		return nil, err
 	}
-	st.Pid = p.pid
-	if _, st.InitStartTime, err = procStat(st.Pid); err != nil {
-		return nil, fmt.Errorf("read init process stat: %w", err)
-	}
-	if err := writeState(dir, st); err != nil {
+	if err := staged.commit(); err != nil {
 		return nil, err
 	}
 	if opts.PidFile != "" {
@@ -178,10 +184,13 @@ type initProcess struct {
 }
 
 // startInit starts "berth-runtime init" in new namespaces, places it in the
-// cgroup and leads it through the sync protocol until it waits for start.
-// With execMode it instead joins the namespaces and cgroup of the running
-// container c and goes straight on to execute spec.Process.
-func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Program, opts CreateOptions, cleanups *[]func(), execMode bool) (*initProcess, error) {
+// cgroup and leads it through the sync protocol until it waits for start;
+// started, once init exists, is called with its pid before init is told
+// to go on. With a nil started (exec) it instead joins the namespaces and
+// cgroup of the running container c and goes straight on to execute
+// spec.Process.
+func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Program, opts CreateOptions, cleanups *[]func(), started func(pid int)) (*initProcess, error) {
+	execMode := started == nil
 	st := c.state
 	var fifo *os.File
 	if !execMode {
@@ -272,9 +281,6 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		if err := cg.Apply(-1); err != nil {
 			return nil, fmt.Errorf("create cgroup: %w", err)
 		}
-		if err := cg.Set(withDefaultDevices(spec)); err != nil {
-			return nil, fmt.Errorf("set cgroup resources: %w", err)
-		}
 	}
 	st.CgroupPaths = cg.Paths()
 
@@ -286,25 +292,10 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		Exec: execMode,
 	}
 	t0 := time.Now()
-	startAndSend := func() error {
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		if attr.useNsenter {
-			return nil
-		}
-		// Init is already reading: send its config at once, before this
-		// thread leaves the cgroup.
-		cfg.HostPid = cmd.Process.Pid
-		if err := parent.Send(&cfg); err != nil {
-			return fmt.Errorf("send config to init: %w", err)
-		}
-		return nil
-	}
 	if opts.signalsCaught != nil {
 		<-opts.signalsCaught
 	}
-	if err := cgroups.StartIn(cg, cmd.SysProcAttr, startAndSend); err != nil {
+	if err := cgroups.StartIn(cg, cmd.SysProcAttr, cmd.Start); err != nil {
 		if cmd.Process != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
@@ -342,11 +333,19 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	slog.Debug("init started", "pid", pid, "took", time.Since(t0))
 	t0 = time.Now()
-	if attr.useNsenter {
-		cfg.HostPid = pid
-		if err := parent.Send(&cfg); err != nil {
-			return nil, fmt.Errorf("send config to init: %w", err)
+	if !execMode {
+		// The limits are set while init's runtime starts up, and are in
+		// place before it reads its config: before it does anything.
+		if err := cg.Set(withDefaultDevices(spec)); err != nil {
+			return nil, fmt.Errorf("set cgroup resources: %w", err)
 		}
+	}
+	cfg.HostPid = pid
+	if err := parent.Send(&cfg); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	if !execMode {
+		started(pid)
 	}
 	for {
 		var msg nsinit.Message

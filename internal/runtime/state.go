@@ -57,9 +57,25 @@ func writeState(dir string, st *State) error {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := writeTemp(path, data, mode)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeTemp writes data to a new temporary file beside path and returns
+// its name; on failure nothing is left.
+func writeTemp(path string, data []byte, mode os.FileMode) (string, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return "", err
 	}
 	_, err = tmp.Write(data)
 	if err == nil {
@@ -68,14 +84,67 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+// stagedState is a container's first state.json, encoded and written to
+// a temporary file in the background while init sets the container up;
+// commit renames it into place once create succeeded, so that no reader
+// sees the container before.
+type stagedState struct {
+	path string
+	done chan struct{}
+	tmp  string
+	err  error
+}
+
+// stageState completes st (owner, init's start time) and writes it in the
+// background. st must not change until commit or discard returns.
+func stageState(dir string, st *State) *stagedState {
+	s := &stagedState{path: filepath.Join(dir, stateFile), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		st.Owner = ownerName()
+		var err error
+		if _, st.InitStartTime, err = procStat(st.Pid); err != nil {
+			s.err = fmt.Errorf("read init process stat: %w", err)
+			return
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			s.err = fmt.Errorf("encode state: %w", err)
+			return
+		}
+		if s.tmp, err = writeTemp(s.path, data, 0o600); err != nil {
+			s.err = fmt.Errorf("write %s: %w", s.path, err)
+		}
+	}()
+	return s
+}
+
+// commit puts the staged state in place.
+func (s *stagedState) commit() error {
+	<-s.done
+	if s.err != nil {
+		return s.err
+	}
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		os.Remove(s.tmp)
+		return fmt.Errorf("write %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// discard waits for the background write and removes what it wrote.
+func (s *stagedState) discard() {
+	<-s.done
+	if s.tmp != "" {
+		os.Remove(s.tmp)
+	}
 }
 
 func readState(dir string) (*State, error) {
