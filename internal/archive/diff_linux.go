@@ -19,8 +19,9 @@ import (
 func WriteDiff(ctx context.Context, w io.Writer, lower, upper string) error {
 	t := newTreeWriter(w)
 	d := &differ{
-		ctx:    ctx,
-		opaque: true,
+		ctx:     ctx,
+		opaque:  true,
+		parents: true,
 		emit: func(kind ChangeKind, dirfd int, name, rel string, st *unix.Stat_t) error {
 			if kind == Delete {
 				return t.whiteout(path.Join(path.Dir(rel), whiteoutPrefix+name))
@@ -72,6 +73,41 @@ type differ struct {
 	// emit gets Add and Modify with the upper entry, Delete with dirfd -1.
 	emit func(kind ChangeKind, dirfd int, name, rel string, st *unix.Stat_t) error
 	opq  func(rel string) error
+	// parents: emit the unchanged directories above a change as well, so
+	// that applying the diff restores their times after touching them.
+	parents bool
+	pending []*pendingDir
+}
+
+// pendingDir is an unchanged directory being walked, emitted once
+// something below it is.
+type pendingDir struct {
+	dirfd     int
+	name, rel string
+	st        unix.Stat_t
+	done      bool
+}
+
+func (d *differ) flush() error {
+	for _, p := range d.pending {
+		if !p.done {
+			p.done = true
+			if err := d.emit(Modify, p.dirfd, p.name, p.rel, &p.st); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// out emits a change after the directories above it.
+func (d *differ) out(kind ChangeKind, dirfd int, name, rel string, st *unix.Stat_t) error {
+	if d.parents {
+		if err := d.flush(); err != nil {
+			return err
+		}
+	}
+	return d.emit(kind, dirfd, name, rel, st)
 }
 
 func (d *differ) run(lower, upper string) error {
@@ -98,6 +134,9 @@ func (d *differ) dir(lfd, ufd int, rel string) error {
 		return fmt.Errorf("read upper %q: %w", rel, err)
 	}
 	if d.opaque && len(lnames) > 0 && !anyCommon(lnames, unames) {
+		if err := d.flush(); err != nil {
+			return err
+		}
 		if err := d.opq(rel); err != nil {
 			return err
 		}
@@ -110,7 +149,7 @@ func (d *differ) dir(lfd, ufd int, rel string) error {
 		}
 		switch {
 		case j == len(unames) || (i < len(lnames) && lnames[i] < unames[j]):
-			if err := d.emit(Delete, -1, lnames[i], path.Join(rel, lnames[i]), nil); err != nil {
+			if err := d.out(Delete, -1, lnames[i], path.Join(rel, lnames[i]), nil); err != nil {
 				return err
 			}
 			i++
@@ -139,7 +178,7 @@ func (d *differ) added(ufd int, name, rel string) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 		return nil
 	}
-	if err := d.emit(Add, ufd, name, rel, &st); err != nil {
+	if err := d.out(Add, ufd, name, rel, &st); err != nil {
 		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -154,7 +193,7 @@ func (d *differ) added(ufd int, name, rel string) error {
 		if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 			return false, nil
 		}
-		return true, d.emit(Add, dirfd, name, rel, st)
+		return true, d.out(Add, dirfd, name, rel, st)
 	})
 }
 
@@ -170,7 +209,7 @@ func (d *differ) both(lfd, ufd int, name, rel string) error {
 	ltype, utype := lst.Mode&unix.S_IFMT, ust.Mode&unix.S_IFMT
 	if utype == unix.S_IFDIR && ltype != unix.S_IFDIR {
 		// A directory replaced a file: all of it is new.
-		if err := d.emit(Modify, ufd, name, rel, &ust); err != nil {
+		if err := d.out(Modify, ufd, name, rel, &ust); err != nil {
 			return err
 		}
 		cfd, err := unix.Openat(ufd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -179,7 +218,7 @@ func (d *differ) both(lfd, ufd int, name, rel string) error {
 		}
 		defer unix.Close(cfd)
 		return walkTree(d.ctx, cfd, rel, func(dirfd int, name, rel string, st *unix.Stat_t) (bool, error) {
-			return true, d.emit(Add, dirfd, name, rel, st)
+			return true, d.out(Add, dirfd, name, rel, st)
 		})
 	}
 	changed, err := entryChanged(lfd, ufd, name, &lst, &ust)
@@ -187,12 +226,16 @@ func (d *differ) both(lfd, ufd int, name, rel string) error {
 		return fmt.Errorf("compare %q: %w", rel, err)
 	}
 	if changed && utype != unix.S_IFSOCK {
-		if err := d.emit(Modify, ufd, name, rel, &ust); err != nil {
+		if err := d.out(Modify, ufd, name, rel, &ust); err != nil {
 			return err
 		}
 	}
 	if utype != unix.S_IFDIR {
 		return nil
+	}
+	if !changed {
+		d.pending = append(d.pending, &pendingDir{dirfd: ufd, name: name, rel: rel, st: ust})
+		defer func() { d.pending = d.pending[:len(d.pending)-1] }()
 	}
 	lcfd, err := unix.Openat(lfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
