@@ -121,8 +121,6 @@ func transportError(ctx context.Context, err error, msg string) *Error {
 		e.class = statusClass(te.StatusCode)
 	case ctx.Err() != nil:
 		e.cause = errors.Join(err, ctx.Err())
-	case isTLSError(err):
-		e.Detail += " (add the registry's CA to the certs.d directory, or list it as insecure)"
 	}
 	return e
 }

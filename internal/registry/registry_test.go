@@ -386,7 +386,8 @@ func TestTLSVerification(t *testing.T) {
 
 	// Without the CA: a clear TLS error, no fallback to HTTP hiding it.
 	_, _, err := New(Options{ConfigDir: t.TempDir(), CertsDir: t.TempDir()}).Resolve(testCtx(t), ref)
-	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") || !strings.Contains(err.Error(), "ca.crt") {
+	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") ||
+		!strings.Contains(err.Error(), filepath.Join(reg.Host, "ca.crt")) || strings.Contains(err.Error(), "http://") {
 		t.Fatalf("got %v, want an unknown-authority error", err)
 	}
 	// The CA in certs.d/<host>/ca.crt.

@@ -62,8 +62,12 @@ func (c *Client) session(ctx context.Context, ep endpoint, scopes ...string) (*s
 		if err == nil || attempt >= c.opts.Retries || !retryablePing(ctx, err) {
 			break
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return nil, transportError(ctx, err, fmt.Sprintf("ping registry %s", ep))
+		if serr := sleep(ctx, backoff(attempt)); serr != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.cause = errors.Join(e.cause, serr)
+			}
+			break
 		}
 	}
 	if err != nil {
@@ -154,14 +158,20 @@ func (c *Client) ping(ctx context.Context, ep endpoint) (*pingResult, error) {
 			first = err
 		}
 		errs = append(errs, fmt.Sprintf("over %s: %v", scheme, err))
+		if isTLSError(err) {
+			// The server speaks TLS: plain HTTP would only hide the problem.
+			e := transportError(ctx, err, fmt.Sprintf("ping registry %s", ep))
+			e.Detail = err.Error() + " (add the registry's CA to " +
+				filepath.Join(c.opts.CertsDir, ep.host, "ca.crt") + ", or list it as insecure)"
+			return nil, e
+		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	e := transportError(ctx, first, fmt.Sprintf("ping registry %s", ep))
-	e.Detail = strings.Join(errs, "; ")
-	if isTLSError(first) {
-		e.Detail += " (add the registry's CA to " + filepath.Join(c.opts.CertsDir, ep.host) + "/ca.crt, or list it as insecure)"
+	if len(errs) > 1 {
+		e.Detail = strings.Join(errs, "; ")
 	}
 	return nil, e
 }
