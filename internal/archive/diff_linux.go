@@ -134,8 +134,10 @@ func (d *differ) dir(lfd, ufd int, rel string) error {
 		return fmt.Errorf("read upper %q: %w", rel, err)
 	}
 	if d.opaque && len(lnames) > 0 && !anyCommon(lnames, unames) {
-		if err := d.flush(); err != nil {
-			return err
+		if d.parents {
+			if err := d.flush(); err != nil {
+				return err
+			}
 		}
 		if err := d.opq(rel); err != nil {
 			return err

@@ -219,6 +219,7 @@ func TestWriteDiff(t *testing.T) {
 	must(t, os.WriteFile(p("empty"), []byte("now a file"), 0o644)) // dir -> file
 	must(t, os.Remove(p("sgid")))
 	must(t, os.MkdirAll(p("sgid/in"), 0o755)) // file -> dir
+	must(t, os.WriteFile(p("srv/b"), []byte("rewritten"), 0o640)) // in place: srv keeps its mtime
 	must(t, os.Remove(p("srv/data/a")))
 	must(t, os.WriteFile(p("srv/data/z"), []byte("z"), 0o600)) // all old entries gone: opaque
 	must(t, unix.Setxattr(p("suid"), "user.new", []byte("1"), 0))
@@ -228,9 +229,9 @@ func TestWriteDiff(t *testing.T) {
 	changes, err := Changes(context.Background(), lower, upper)
 	must(t, err)
 	want := []Change{
-		{Modify, "/empty"}, {Modify, "/etc"}, {Modify, "/etc/empty"}, {Modify, "/etc/passwd"}, {Delete, "/etc/sub"},
+		{Modify, "/c"}, {Modify, "/empty"}, {Modify, "/etc"}, {Modify, "/etc/empty"}, {Modify, "/etc/passwd"}, {Delete, "/etc/sub"},
 		{Delete, "/fifo"}, {Add, "/new1"}, {Add, "/new2"}, {Modify, "/sgid"}, {Add, "/sgid/in"},
-		{Modify, "/srv/data"}, {Delete, "/srv/data/a"}, {Add, "/srv/data/z"}, {Modify, "/suid"},
+		{Modify, "/srv/b"}, {Modify, "/srv/data"}, {Delete, "/srv/data/a"}, {Add, "/srv/data/z"}, {Modify, "/suid"},
 	}
 	if !reflect.DeepEqual(changes, want) {
 		t.Errorf("changes:\n got  %v\n want %v", changes, want)
