@@ -88,6 +88,7 @@ type Options struct {
 // Client talks to registries. It is safe for concurrent use.
 type Client struct {
 	opts     Options
+	hubHost  string // dockerHubHost; tests point it at loopback
 	insecure []netip.Prefix
 	hosts    map[string]bool // Options.Insecure entries that are host names
 
@@ -121,6 +122,7 @@ func New(opts Options) *Client {
 	}
 	c := &Client{
 		opts:       opts,
+		hubHost:    dockerHubHost,
 		hosts:      map[string]bool{},
 		transports: map[string]*http.Transport{},
 		pings:      map[string]*pingResult{},
@@ -176,7 +178,7 @@ func splitRepo(ref reference.Named) repoRef {
 // endpointFor returns the endpoint of the registry itself for domain.
 func (c *Client) endpointFor(domain string) endpoint {
 	if domain == dockerHubDomain || domain == "index.docker.io" {
-		return c.newEndpoint(dockerHubHost, dockerHubAuthKey)
+		return c.newEndpoint(c.hubHost, dockerHubAuthKey)
 	}
 	return c.newEndpoint(domain, domain)
 }
@@ -195,7 +197,7 @@ func (c *Client) newEndpoint(host, authKey string) endpoint {
 // domain: the mirrors first for Docker Hub.
 func (c *Client) pullEndpoints(domain string) []endpoint {
 	real := c.endpointFor(domain)
-	if real.host != dockerHubHost {
+	if real.authKey != dockerHubAuthKey {
 		return []endpoint{real}
 	}
 	var eps []endpoint
