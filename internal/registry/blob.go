@@ -21,7 +21,9 @@ import (
 // Options.Retries times in a row without progress. It does not verify the
 // digest (the content store does) but fails with errdefs.ErrDataLoss if the
 // registry sends more than the descriptor's size, and with
-// errdefs.ErrUnavailable if the stream cannot be completed.
+// errdefs.ErrUnavailable if the stream cannot be completed. Like most
+// readers it is not safe for concurrent use: to abort a blocked Read, cancel
+// the context given to OpenBlob.
 type BlobReader struct {
 	ctx     context.Context
 	s       *session

@@ -313,7 +313,7 @@ func TestHungServer(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, _, err := slow.Resolve(ctx, f.tagRef)
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("resolve returned %s after a 300ms deadline", d)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), f.p.Host()) {
