@@ -285,8 +285,12 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	st.CgroupPaths = cg.Paths()
 
 	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
+	// Init has no use for the other platforms' sections (Windows' has an
+	// interface field, which the config's encoding cannot carry).
+	initSpec := *spec
+	initSpec.Solaris, initSpec.Windows, initSpec.VM, initSpec.ZOS, initSpec.FreeBSD = nil, nil, nil, nil, nil
 	cfg := nsinit.Config{
-		ID: st.ID, Spec: spec, Rootfs: st.Rootfs, Bundle: st.Bundle,
+		ID: st.ID, Spec: &initSpec, Rootfs: st.Rootfs, Bundle: st.Bundle,
 		Seccomp: prog, RuntimeHooks: hasRuntimeHooks, NoPivot: opts.NoPivot,
 		NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs, CgroupPaths: st.CgroupPaths,
 		Exec: execMode,
@@ -341,7 +345,7 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		}
 	}
 	cfg.HostPid = pid
-	if err := parent.Send(&cfg); err != nil {
+	if err := parent.SendBinary(&cfg); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
 	if !execMode {

@@ -54,7 +54,7 @@ func fdFromEnv(name string) (int, error) {
 // run performs the whole setup and execs; it returns only an error.
 func run(pipe *syncpipe.Pipe) error {
 	var cfg Config
-	if _, err := pipe.Recv(&cfg); err != nil {
+	if err := pipe.RecvBinary(&cfg); err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
 	if cfg.Spec == nil || cfg.Spec.Process == nil {

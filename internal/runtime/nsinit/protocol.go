@@ -10,7 +10,7 @@
 //	parent (berth-runtime create)              child (berth-runtime init)
 //	-----------------------------              --------------------------
 //	start child, join cgroup, set limits
-//	Config (spec, rootfs, seccomp BPF) ----->
+//	Config (spec, rootfs, seccomp BPF) ----->   (syncpipe's binary encoding)
 //	                                           mount rootfs, mounts, devices
 //	                               <---------- {"type":"hooks"}   (only with prestart/createRuntime hooks)
 //	run prestart, createRuntime hooks
@@ -64,7 +64,10 @@ const (
 	EnvLogLevel  = "_BERTH_INIT_DEBUG"
 )
 
-// Config is everything init needs, sent by the parent as the first message.
+// Config is everything init needs, sent by the parent as the first
+// message in syncpipe's binary encoding (see syncpipe.AppendBinary), which
+// init decodes far faster than JSON; the json tags only serve tests and
+// debugging.
 type Config struct {
 	// ID is the container id.
 	ID string `json:"id"`

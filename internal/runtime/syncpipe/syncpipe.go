@@ -1,6 +1,7 @@
 // Package syncpipe is the message channel between the runtime parent and the
 // container's init process: a unix stream socketpair carrying length-prefixed
-// JSON messages, each optionally with file descriptors (SCM_RIGHTS).
+// JSON messages, each optionally with file descriptors (SCM_RIGHTS), or
+// messages in a positional binary encoding (SendBinary, RecvBinary).
 //
 // Frame layout (all integers little endian):
 //
