@@ -43,6 +43,7 @@ test: deps build lint
 
 bench: deps build
 	$(GO) run ./bench -runtime $(CURDIR)/$(BIN)/berth-runtime
+	$(GO) run ./bench/images
 
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(BIN)/berth-runtime

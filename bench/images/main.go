@@ -1,0 +1,140 @@
+//go:build linux
+
+// Command images compares berth's image operations with Docker's on this
+// machine (issue 3's performance requirement).
+//
+//	go run ./bench/images [-n 5] [-scenario pull-200mb,...] [-cpuprofile berth.pprof]
+//
+// It starts a docker-registry on a free loopback port and a reference
+// dockerd (Debian's docker.io, 20.10) of its own: data root, exec root,
+// socket and config in a temporary directory, its own containerd, no
+// bridge and no iptables, forwarding or masquerading (it leaves the host
+// network alone). It generates the images deterministically and pushes them
+// to the registry, then runs each scenario in rounds: one unmeasured
+// warm-up round, then n measured rounds, each round starting with the next
+// implementation, so that the page cache, the registry and the previous
+// run's writeback weigh equally on all of them. Before every measured
+// operation it syncs the file systems, outside the timing. It prints per
+// scenario and implementation the median and 90th percentile wall time,
+// the median CPU time (user+system of the processes doing the work:
+// berth in this process; dockerd and the docker CLI; the floor's pipeline)
+// and the ratio of medians to docker's. Everything it made (registry,
+// dockerd, mounts, data roots) is removed when it ends, also on error or
+// Ctrl-C.
+//
+// Scenarios:
+//
+//	pull-200mb      pull of a one-layer image of about 200 MB unpacked
+//	                (about 4000 files of mixed compressibility): berth's
+//	                image.Service.Pull into a fresh data root; `docker pull`
+//	                (rmi and prune between runs); and the floor,
+//	                `curl <blob> | gunzip | tar -x` into a fresh directory.
+//	pull-10-layers  pull of a 10-layer image (about 20 MB unpacked per
+//	                layer): berth and docker as above.
+//	save-10-layers  Service.Save vs `docker save -o` of that image to a file.
+//	load-10-layers  Service.Load into a fresh data root vs `docker load -i`
+//	                (image removed between runs), both from the archive
+//	                `docker save` wrote.
+//
+// Every berth data root, the floor's directories and docker's data root
+// are on the same file system (under the system's temporary directory).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	n := flag.Int("n", 0, "measured rounds per scenario (default: each scenario's own, 5 or 7)")
+	only := flag.String("scenario", "", "comma-separated scenarios to run (default all: "+scenarioNames()+")")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured rounds (berth runs in this process) to this file")
+	flag.Parse()
+	if flag.NArg() > 0 || *n < 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	selected, err := selectScenarios(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/images:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, *n, *cpuprofile, selected)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/images: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, n int, cpuprofile string, selected []scenario) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("the bench mounts overlays and runs dockerd: run it as root")
+	}
+	dir, err := os.MkdirTemp("", "bbi-")
+	if err != nil {
+		return fmt.Errorf("make work directory: %w", err)
+	}
+	b := &bench{dir: dir, n: n}
+	defer func() {
+		if cerr := b.cleanup(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+	if err := b.setup(ctx, selected); err != nil {
+		return err
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for _, sc := range selected {
+		if err := b.runScenario(ctx, sc); err != nil {
+			return fmt.Errorf("scenario %s: %w", sc.name, err)
+		}
+	}
+	return nil
+}
+
+func scenarioNames() string {
+	var names []string
+	for _, s := range scenarios {
+		names = append(names, s.name)
+	}
+	return strings.Join(names, ",")
+}
+
+func selectScenarios(list string) ([]scenario, error) {
+	if list == "" || list == "all" {
+		return scenarios, nil
+	}
+	var out []scenario
+	for _, name := range strings.Split(list, ",") {
+		found := false
+		for _, s := range scenarios {
+			if s.name == strings.TrimSpace(name) {
+				out = append(out, s)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
+		}
+	}
+	return out, nil
+}
