@@ -516,8 +516,12 @@ func (a *applier) finish() error {
 		} else {
 			dir, base := splitRel(d.rel)
 			var pfd int
+			var st unix.Stat_t
 			if pfd, err = a.existingDir(dir); err == nil {
-				err = unix.UtimesNanoAt(pfd, base, d.ts[:], unix.AT_SYMLINK_NOFOLLOW)
+				// A later entry may have put something else there.
+				if st, err = lstatAt(pfd, base); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+					err = unix.UtimesNanoAt(pfd, base, d.ts[:], unix.AT_SYMLINK_NOFOLLOW)
+				}
 			}
 		}
 		if err != nil && err != unix.ENOENT && err != unix.ENOTDIR {

@@ -1,8 +1,14 @@
 package archive
 
 import (
+	"archive/tar"
 	"bytes"
+	"io"
+	"path/filepath"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 	"testing"
 )
 
@@ -30,5 +36,81 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(data, writeTree(t, dst)) {
 		t.Error("the applied tree does not write the same tar as its source")
+	}
+}
+
+func TestApplyReplaces(t *testing.T) {
+	root := t.TempDir()
+	apply(t, root, makeTar(t, dir("d/"), file("d/x", "x"), file("f", "f"), symlink("s", "f"), dir("k/"), file("k/child", "c")), ApplyOptions{})
+	d := file("d", "now a file")
+	d.hdr.ModTime = time.Unix(2000, 5)
+	d.hdr.AccessTime = time.Unix(3000, 7)
+	d.hdr.Format = tar.FormatPAX
+	k := dir("k/")
+	k.hdr.Mode = 0o700
+	k.hdr.ModTime = time.Unix(4000, 0)
+	dd := dir("dd/")
+	dd.hdr.ModTime = time.Unix(5000, 0)
+	dd2 := file("dd", "file replacing a dir of the same layer")
+	dd2.hdr.ModTime = time.Unix(6000, 0)
+	apply(t, root, makeTar(t, d, dir("f/"), file("s", "s"), k, dd, dd2), ApplyOptions{})
+
+	var st unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(root, "d"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mtim != (unix.Timespec{Sec: 2000, Nsec: 5}) || st.Atim != (unix.Timespec{Sec: 3000, Nsec: 7}) {
+		t.Errorf("d: mode %o mtime %v atime %v", st.Mode, st.Mtim, st.Atim)
+	}
+	must(t, unix.Lstat(filepath.Join(root, "f"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Errorf("f is not a directory")
+	}
+	must(t, unix.Lstat(filepath.Join(root, "s"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Errorf("s is not a file")
+	}
+	must(t, unix.Lstat(filepath.Join(root, "k"), &st))
+	if st.Mode&0o7777 != 0o700 || st.Mtim.Sec != 4000 || !lexists(filepath.Join(root, "k/child")) {
+		t.Errorf("k: mode %o mtime %d, child kept %v", st.Mode&0o7777, st.Mtim.Sec, lexists(filepath.Join(root, "k/child")))
+	}
+	must(t, unix.Lstat(filepath.Join(root, "dd"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mtim.Sec != 6000 {
+		t.Errorf("dd: mode %o mtime %d, want a file with mtime 6000", st.Mode, st.Mtim.Sec)
+	}
+}
+
+func TestCompression(t *testing.T) {
+	data := bytes.Repeat([]byte("layer "), 10000)
+	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
+		var z bytes.Buffer
+		w, err := Compress(&z, c)
+		must(t, err)
+		_, err = w.Write(data)
+		must(t, err)
+		must(t, w.Close())
+		if got := DetectCompression(z.Bytes()); got != c {
+			t.Errorf("%v detected as %v", c, got)
+		}
+		r, got, err := Decompress(&z)
+		must(t, err)
+		if got != c {
+			t.Errorf("%v: Decompress says %v", c, got)
+		}
+		out, err := io.ReadAll(r)
+		must(t, err)
+		must(t, r.Close())
+		if !bytes.Equal(out, data) {
+			t.Errorf("%v: round trip differs", c)
+		}
+	}
+	if s := Zstd.String() + Gzip.String() + Uncompressed.String(); s != "zstdgzipuncompressed" {
+		t.Errorf("names %s", s)
+	}
+	// Short and empty streams are uncompressed.
+	for _, in := range [][]byte{nil, {0x1f}} {
+		r, c, err := Decompress(bytes.NewReader(in))
+		must(t, err)
+		if out, _ := io.ReadAll(r); c != Uncompressed || !bytes.Equal(out, in) {
+			t.Errorf("%x: %v %x", in, c, out)
+		}
 	}
 }
