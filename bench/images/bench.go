@@ -145,6 +145,9 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) error {
 		for k := range active {
 			im := active[(max(round, 0)+k)%len(active)]
 			wall, cpu, err := b.once(ctx, im)
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: %w", ctx.Err())
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", im.name, err)
 			}
