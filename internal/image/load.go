@@ -162,7 +162,7 @@ func extractArchive(ctx context.Context, r io.Reader, dir string) (*extracted, e
 				target = path.Join(path.Dir(name), target)
 			}
 			if target, err = archiveName(target); err != nil {
-				return nil, fmt.Errorf("archive entry %q links to %q: %w", hdr.Name, hdr.Linkname, err)
+				return nil, fmt.Errorf("archive entry %q links to %q, outside the archive: %w", hdr.Name, hdr.Linkname, errdefs.ErrInvalidArgument)
 			}
 			a.links[name] = target
 		default:
