@@ -65,8 +65,9 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 		opts.consoleConn = os.NewFile(uintptr(fds[1]), "console-send")
 	}
 	var sigs chan os.Signal
+	var sc *signalCatcher
 	if !opts.Detach {
-		sc := catchSignals()
+		sc = catchSignals()
 		defer sc.stop()
 		opts.signalsCaught = sc.ready
 		sigs = sc.ch
@@ -102,9 +103,12 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 		defer restore()
 		proc := &Container{rt: c.rt, state: &State{ID: c.state.ID, Pid: ip.pid}}
 		code := proc.wait(sigs, master)
+		sc.stopInBackground()
 		waitDrained(drained)
 		return code, nil
 	}
 	proc := &Container{rt: c.rt, state: &State{ID: c.state.ID, Pid: ip.pid}}
-	return proc.wait(sigs, master), nil
+	code := proc.wait(sigs, master)
+	sc.stopInBackground()
+	return code, nil
 }

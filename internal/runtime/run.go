@@ -87,10 +87,9 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 	}
 	status := c.wait(sc.ch, master)
 	waitDrained(drained)
-	// Nothing is left to forward signals to: give them back while the
-	// container is removed.
-	stopped := sc.stopAsync()
-	defer func() { <-stopped }()
+	// Nothing is left to forward signals to: give them back in the
+	// background, without waiting (see signalCatcher).
+	sc.stopInBackground()
 	t0 = time.Now()
 	defer func() { slog.Debug("container removed", "took", time.Since(t0)) }()
 	if !keep {
@@ -104,7 +103,10 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 // signalCatcher routes every signal to ch. Enabling or disabling each of
 // the ~60 signals is a round trip to the Go runtime's signal thread, about
 // 1 ms in all each way, so both are done in the background, overlapping
-// the work around them.
+// the work around them. Once the container's process is gone, run and
+// exec give the signals back without waiting for it to finish: their
+// caller, the command line, exits right after (a signal that comes
+// meanwhile goes to the channel, unread, instead of its default action).
 type signalCatcher struct {
 	ch chan os.Signal
 	// ready is closed once every signal goes to ch.
@@ -121,23 +123,20 @@ func catchSignals() *signalCatcher {
 	return sc
 }
 
-// stop gives the signals back to their default handling; it returns once
-// that is done, and may be called again.
+// stop gives the signals back to their default handling and returns once
+// that is done, unless stopInBackground was called first.
 func (sc *signalCatcher) stop() {
-	sc.stopOnce.Do(func() {
-		<-sc.ready
-		signal.Stop(sc.ch)
-	})
+	sc.stopOnce.Do(sc.release)
 }
 
-// stopAsync runs stop in the background; the channel is closed when it is done.
-func (sc *signalCatcher) stopAsync() <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		sc.stop()
-		close(done)
-	}()
-	return done
+// stopInBackground gives the signals back without waiting.
+func (sc *signalCatcher) stopInBackground() {
+	sc.stopOnce.Do(func() { go sc.release() })
+}
+
+func (sc *signalCatcher) release() {
+	<-sc.ready
+	signal.Stop(sc.ch)
 }
 
 // wait forwards signals to init until it exits and returns its status.
