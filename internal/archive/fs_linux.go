@@ -43,24 +43,6 @@ func openIn(rootfd int, rel string, flags uint64) (int, error) {
 	}
 }
 
-// openBeneath opens rel below dirfd without following any symlink.
-func openBeneath(dirfd int, rel string, flags uint64) (int, error) {
-	if rel == "" {
-		rel = "."
-	}
-	how := unix.OpenHow{
-		Flags:   flags | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for {
-		fd, err := unix.Openat2(dirfd, rel, &how)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		return fd, err
-	}
-}
-
 // procPath names the entry name inside the directory dirfd through
 // /proc/self/fd, for the l*xattr calls that have no *at form. The final
 // component is not followed by the l* calls.

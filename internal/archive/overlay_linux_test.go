@@ -218,7 +218,7 @@ func TestWriteDiff(t *testing.T) {
 	must(t, os.RemoveAll(p("empty")))
 	must(t, os.WriteFile(p("empty"), []byte("now a file"), 0o644)) // dir -> file
 	must(t, os.Remove(p("sgid")))
-	must(t, os.MkdirAll(p("sgid/in"), 0o755)) // file -> dir
+	must(t, os.MkdirAll(p("sgid/in"), 0o755))                     // file -> dir
 	must(t, os.WriteFile(p("srv/b"), []byte("rewritten"), 0o640)) // in place: srv keeps its mtime
 	must(t, os.Remove(p("srv/data/a")))
 	must(t, os.WriteFile(p("srv/data/z"), []byte("z"), 0o600)) // all old entries gone: opaque
