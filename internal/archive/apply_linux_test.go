@@ -3,7 +3,9 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -112,5 +114,47 @@ func TestCompression(t *testing.T) {
 		if out, _ := io.ReadAll(r); c != Uncompressed || !bytes.Equal(out, in) {
 			t.Errorf("%x: %v %x", in, c, out)
 		}
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	must(t, err)
+	return len(ents)
+}
+
+// TestNoFDLeak runs valid, hostile and broken layers and the writers, and
+// checks that no file descriptor is left open.
+func TestNoFDLeak(t *testing.T) {
+	src := t.TempDir()
+	richTree(t, src)
+	tree := writeTree(t, src)
+	layers := [][]byte{
+		tree, baseLayer(t), topLayer(t), tree[:len(tree)/2],
+		makeTar(t, symlink("a", ".."), file("a/x", "x"), hardlink("h", "../x")),
+		makeTar(t, symlink("etc", "/etc"), file("etc/passwd", "x")),
+		makeTar(t, whiteout("d/.wh..wh..opq"), hardlink("l", "missing")),
+	}
+	run := func() {
+		lower := t.TempDir()
+		apply(t, lower, baseLayer(t), ApplyOptions{Whiteouts: WhiteoutOverlay})
+		for _, opts := range []ApplyOptions{{}, {Whiteouts: WhiteoutOverlay, Lowers: []string{lower}}} {
+			for _, l := range layers {
+				Apply(context.Background(), t.TempDir(), bytes.NewReader(l), opts) //nolint:errcheck // some fail on purpose
+			}
+		}
+		writeTree(t, src)
+		must(t, WriteDiff(context.Background(), io.Discard, lower, src))
+		_, err := Changes(context.Background(), lower, src)
+		must(t, err)
+		_, err = OverlayChanges(context.Background(), src, []string{lower})
+		must(t, err)
+	}
+	run() // warm up whatever the runtime opens once
+	before := openFDs(t)
+	run()
+	if after := openFDs(t); after != before {
+		t.Errorf("%d file descriptors before, %d after", before, after)
 	}
 }
