@@ -31,7 +31,11 @@ func New(cgroupsPath, containerID string) (Manager, error) {
 			return nil, err
 		}
 	}
-	return newManager(layout, own, cgroupsPath, containerID)
+	m, err := newManager(layout, own, cgroupsPath, containerID)
+	if v1, ok := m.(*v1Manager); ok {
+		v1.hier = hs
+	}
+	return m, err
 }
 
 // newManager picks the implementation for the host layout and resolves
@@ -98,7 +102,7 @@ func Load(paths map[string]string) (Manager, error) {
 	if len(paths) == 1 && unified != nil {
 		return unified, nil
 	}
-	m := &v1Manager{paths: make(map[string]string), mounts: make(map[string]string), unified: unified}
+	m := &v1Manager{paths: make(map[string]string), mounts: make(map[string]string), unified: unified, hier: hs}
 	if unified != nil {
 		unified.hybrid = true
 	}

@@ -45,7 +45,11 @@ func StartIn(m Manager, attr *syscall.SysProcAttr, start func() error) error {
 	if len(v1Dirs) == 0 {
 		return start()
 	}
-	origin, err := threadOrigin(v1Dirs)
+	var hs []Hierarchy
+	if v1, ok := m.(*v1Manager); ok {
+		hs = v1.hier
+	}
+	origin, err := threadOrigin(v1Dirs, hs)
 	if err != nil {
 		return err
 	}
@@ -90,11 +94,14 @@ func StartIn(m Manager, attr *syscall.SysProcAttr, start func() error) error {
 }
 
 // threadOrigin maps each v1 container directory to the directory of the
-// same hierarchy that the calling thread is in now.
-func threadOrigin(dirs []string) (map[string]string, error) {
-	hs, err := HostMounts()
-	if err != nil {
-		return nil, err
+// same hierarchy that the calling thread is in now; hs is the host's
+// hierarchies, read from mountinfo when nil.
+func threadOrigin(dirs []string, hs []Hierarchy) (map[string]string, error) {
+	if hs == nil {
+		var err error
+		if hs, err = cgroupMounts(); err != nil {
+			return nil, err
+		}
 	}
 	data, err := os.ReadFile("/proc/thread-self/cgroup")
 	if err != nil {

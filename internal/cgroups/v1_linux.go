@@ -22,6 +22,8 @@ type v1Manager struct {
 	mounts map[string]string // subsystem -> mountpoint of its hierarchy
 	// unified is the cgroup2 directory on a hybrid host, nil on pure v1.
 	unified *v2Manager
+	// hier is the host's cgroup hierarchies as New or Load found them.
+	hier []Hierarchy
 }
 
 var _ Manager = (*v1Manager)(nil)

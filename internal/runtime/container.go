@@ -71,11 +71,21 @@ func (c *Container) ociState(status specs.ContainerState) *specs.State {
 	return &specs.State{Version: specs.Version, ID: c.state.ID, Status: status, Pid: c.state.Pid, Bundle: c.state.Bundle, Annotations: ann}
 }
 
+// cgroup returns the container's cgroup: the one create made, in the
+// process that made it (run), or else loaded from the state.
 func (c *Container) cgroup() (cgroups.Manager, error) {
+	if c.cg != nil {
+		return c.cg, nil
+	}
 	if len(c.state.CgroupPaths) == 0 {
 		return nil, errors.New("container has no cgroup")
 	}
-	return cgroups.Load(c.state.CgroupPaths)
+	cg, err := cgroups.Load(c.state.CgroupPaths)
+	if err != nil {
+		return nil, err
+	}
+	c.cg = cg
+	return cg, nil
 }
 
 func notInState(id string, status specs.ContainerState, verb string) error {

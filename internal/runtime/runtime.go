@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,6 +67,8 @@ type Container struct {
 	// cmd is set when this process started init (create/run), so run can
 	// wait for it directly.
 	cmd *exec.Cmd
+	// cg, once known, is the container's cgroup (see cgroup).
+	cg cgroups.Manager
 }
 
 // ID returns the container id.
@@ -211,11 +214,50 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		fifo = f
 	}
 
-	exe, err := sealedSelf(filepath.Join(r.Root, ".empty"))
+	// The sealed binary (an overlay mount) is made while the cgroup is.
+	type sealed struct {
+		f   *os.File
+		err error
+	}
+	sealc := make(chan sealed, 1)
+	go func() {
+		f, err := sealedSelf(filepath.Join(r.Root, ".empty"))
+		sealc <- sealed{f, err}
+	}()
+	sealedExe := sync.OnceValues(func() (*os.File, error) {
+		s := <-sealc
+		return s.f, s.err
+	})
+	defer func() {
+		if f, _ := sealedExe(); f != nil {
+			f.Close()
+		}
+	}()
+
+	// The cgroup exists before init does: init is born inside it (see
+	// cgroups.StartIn).
+	var cg cgroups.Manager
+	var err error
+	if execMode {
+		cg, err = c.cgroup()
+	} else {
+		cg, err = cgroups.New(spec.Linux.CgroupsPath, st.ID)
+		c.cg = cg
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	if !execMode {
+		*cleanups = append(*cleanups, func() { cg.Destroy() })
+		if err := cg.Apply(-1); err != nil {
+			return nil, fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	st.CgroupPaths = cg.Paths()
+	exe, err := sealedExe()
 	if err != nil {
 		return nil, err
 	}
-	defer exe.Close()
 
 	parent, child, err := syncpipe.New()
 	if err != nil {
@@ -264,25 +306,9 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	}
 	cmd.SysProcAttr = attr.sys
 	cmd.Env = append(cmd.Env, attr.env...)
-
-	// The cgroup exists, with its limits, before init does: init is born
-	// inside it (see cgroups.StartIn).
-	var cg cgroups.Manager
-	if execMode {
-		cg, err = c.cgroup()
-	} else {
-		cg, err = cgroups.New(spec.Linux.CgroupsPath, st.ID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	if !execMode {
-		*cleanups = append(*cleanups, func() { cg.Destroy() })
-		if err := cg.Apply(-1); err != nil {
-			return nil, fmt.Errorf("create cgroup: %w", err)
-		}
-	}
-	st.CgroupPaths = cg.Paths()
+	// Init runs on one thread (see cmd/berth-runtime): starting its Go
+	// runtime with one P spares it resizing to one.
+	cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 
 	hasRuntimeHooks := spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0)
 	// Init has no use for the other platforms' sections (Windows' has an
