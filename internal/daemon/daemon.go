@@ -1,0 +1,298 @@
+// Package daemon is berthd's service layer: it opens the stores under the
+// data root (metadata, content, snapshots), wires the image service and the
+// registry client to them, and offers one method per verb of the Engine API
+// to the API servers. It owns the event bus: every verb that changes an
+// object publishes an event.
+//
+// Layout of the data root (mode 0710):
+//
+//	metadata.db          bbolt: images, tags, snapshots, leases
+//	content/blobs/sha256 content-addressed blobs
+//	snapshots/<id>/      unpacked layers and writable layers
+//	containers/ volumes/ (later issues)
+//	tmp/                 downloads in progress
+//	engine-id            the daemon's ID, as /info reports it
+//
+// The exec root holds sockets and per-container runtime and shim state.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-project/berth/internal/content"
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/log"
+	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/registry"
+	"github.com/berth-project/berth/internal/snapshot"
+	"github.com/berth-project/berth/internal/snapshot/native"
+	"github.com/berth-project/berth/internal/snapshot/overlay"
+)
+
+// Storage driver names.
+const (
+	DriverOverlay = "overlay"
+	DriverNative  = "native"
+)
+
+// Daemon is berthd's state and services. Its methods are safe for
+// concurrent use.
+type Daemon struct {
+	id      string
+	started time.Time
+	driver  string
+	db      *metadata.DB
+	content *content.Store
+	snap    snapshot.Snapshotter
+	events  *Events
+
+	mu  sync.Mutex
+	cfg Config
+	gen *imageGen
+}
+
+// imageGen is one image service with the registry client of one
+// configuration. A reload of the registry settings makes a new generation;
+// operations still running on an older one finish there, and operations
+// that may garbage collect wait for them (see Daemon.images).
+type imageGen struct {
+	svc    *image.Service
+	active sync.WaitGroup
+	prev   *imageGen
+}
+
+// New creates the data and exec roots if needed, opens the stores and
+// returns the daemon. Close it to release them.
+func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := makeRoot(cfg.DataRoot, 0o710); err != nil {
+		return nil, err
+	}
+	if err := makeRoot(cfg.ExecRoot, 0o711); err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{"content", "snapshots", "containers", "volumes", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataRoot, dir), 0o700); err != nil {
+			return nil, fmt.Errorf("data root: %w", err)
+		}
+	}
+	for _, dir := range []string{"runtime", "shim"} {
+		if err := os.MkdirAll(filepath.Join(cfg.ExecRoot, dir), 0o700); err != nil {
+			return nil, fmt.Errorf("exec root: %w", err)
+		}
+	}
+	d := &Daemon{cfg: cfg, started: time.Now(), events: NewEvents()}
+	if d.id, err = engineID(cfg.DataRoot); err != nil {
+		return nil, err
+	}
+	d.db, err = metadata.Open(filepath.Join(cfg.DataRoot, "metadata.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.content, err = content.Open(filepath.Join(cfg.DataRoot, "content"), filepath.Join(cfg.DataRoot, "tmp"))
+	if err != nil {
+		return nil, err
+	}
+	snapRoot := filepath.Join(cfg.DataRoot, "snapshots")
+	d.driver, err = chooseDriver(ctx, cfg.StorageDriver, snapRoot)
+	if err != nil {
+		return nil, err
+	}
+	if d.driver == DriverOverlay {
+		d.snap, err = overlay.New(snapRoot, d.db.Bolt())
+	} else {
+		d.snap, err = native.New(snapRoot, d.db.Bolt())
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.gen = &imageGen{svc: d.newImageService(cfg)}
+	log.G(ctx).Info("daemon ready", "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot, "storage-driver", d.driver)
+	return d, nil
+}
+
+// chooseDriver returns the storage driver to use: the one asked for, or
+// overlay when the kernel can mount it on root, else native.
+func chooseDriver(ctx context.Context, want, root string) (string, error) {
+	switch want {
+	case "overlay", "overlay2":
+		if err := overlay.Supported(root); err != nil {
+			return "", fmt.Errorf("storage driver overlay: %w", err)
+		}
+		return DriverOverlay, nil
+	case "native", "vfs":
+		return DriverNative, nil
+	case "":
+		if err := overlay.Supported(root); err != nil {
+			log.G(ctx).Warn("overlay is not usable, using the native storage driver", "error", err)
+			return DriverNative, nil
+		}
+		return DriverOverlay, nil
+	}
+	return "", fmt.Errorf("unknown storage driver %q: %w", want, errdefs.ErrInvalidArgument)
+}
+
+func (d *Daemon) newImageService(cfg Config) *image.Service {
+	reg := registry.New(registry.Options{
+		// The daemon never reads a user's credentials: clients send them
+		// with each request (X-Registry-Auth). This directory has none.
+		ConfigDir: filepath.Join(cfg.DataRoot, "registry"),
+		Insecure:  cfg.InsecureRegistries,
+		Mirrors:   cfg.RegistryMirrors,
+	})
+	return image.New(image.Config{
+		Content:     d.content,
+		DB:          d.db,
+		Snapshotter: d.snap,
+		Overlay:     d.driver == DriverOverlay,
+		Registry:    reg,
+		TmpDir:      filepath.Join(cfg.DataRoot, "tmp"),
+	})
+}
+
+// makeRoot creates dir with mode and makes sure an existing one has it.
+func makeRoot(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", dir, err)
+	}
+	return nil
+}
+
+// engineID returns the daemon ID kept in root/engine-id, making one on the
+// first start (written to a temporary file and renamed into place).
+func engineID(root string) (string, error) {
+	path := filepath.Join(root, "engine-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read engine id: %w", err)
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	h := hex.EncodeToString(b[:])
+	id := fmt.Sprintf("%s-%s-%s-%s-%s", h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("write engine id: %w", err)
+	}
+	_, werr := f.WriteString(id + "\n")
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("write engine id: %w", werr)
+	}
+	return id, nil
+}
+
+// Close releases the stores. Callers must have stopped using the daemon.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.snap != nil {
+		errs = append(errs, d.snap.Close())
+	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Reload applies the settings of cfg that can change while running: the
+// registry mirrors and insecure registries (a new registry client for the
+// operations that start afterwards) and the log level, which the caller
+// applies to its handler. Other changes are ignored and logged.
+func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
+	if _, err := ParseLogLevel(cfg.LogLevel); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.cfg
+	if !equalStrings(old.RegistryMirrors, cfg.RegistryMirrors) || !equalStrings(old.InsecureRegistries, cfg.InsecureRegistries) {
+		d.gen = &imageGen{svc: d.newImageService(cfg), prev: d.gen}
+	}
+	d.cfg.LogLevel = cfg.LogLevel
+	d.cfg.RegistryMirrors = cfg.RegistryMirrors
+	d.cfg.InsecureRegistries = cfg.InsecureRegistries
+	log.G(ctx).Info("configuration reloaded", "log-level", cfg.LogLevel,
+		"registry-mirrors", cfg.RegistryMirrors, "insecure-registries", cfg.InsecureRegistries)
+	return nil
+}
+
+// Config returns the daemon's current configuration.
+func (d *Daemon) Config() Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Events returns the event bus.
+func (d *Daemon) Events() *Events { return d.events }
+
+// ID returns the daemon's persistent ID.
+func (d *Daemon) ID() string { return d.id }
+
+// StorageDriver returns the name of the storage driver in use.
+func (d *Daemon) StorageDriver() string { return d.driver }
+
+// images returns the current image service and a func to call when the
+// operation is done. With gc set (the operation may garbage collect), it
+// first waits for operations still running on older generations, whose
+// blobs and layers are not yet recorded.
+func (d *Daemon) images(gc bool) (*image.Service, func()) {
+	d.mu.Lock()
+	g := d.gen
+	g.active.Add(1)
+	prev := g.prev
+	d.mu.Unlock()
+	if gc {
+		for p := prev; p != nil; p = p.prev {
+			p.active.Wait()
+		}
+	}
+	return g.svc, g.active.Done
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,264 @@
+// Package docker serves the Docker Engine API over HTTP/1.1 for berthd,
+// with the official wire types of github.com/moby/moby/api. Handlers are
+// one file per resource (system, images, containers); they parse the
+// request, call internal/daemon and convert the domain answer to wire types
+// (wire.go). Errors are mapped to HTTP statuses in one place (errors.go).
+//
+// Paths are accepted with a version prefix (/v1.50/images/json) and without
+// one (the current version). Versions from MinAPIVersion to APIVersion are
+// accepted; a request outside that range is refused with 400.
+package docker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-project/berth/internal/daemon"
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/log"
+)
+
+// API versions this server speaks. APIVersion is what /_ping and /version
+// advertise; a client negotiates the lower of it and its own (docker CLI
+// 28 speaks 1.50, 29 speaks 1.52).
+const (
+	APIVersion    = "1.52"
+	MinAPIVersion = "1.24"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Version is berthd's version, GitCommit its commit; both shown by
+	// /version.
+	Version   string
+	GitCommit string
+	BuildTime string
+}
+
+// Server is the Engine API handler. Serve it on listeners with Serve and
+// stop it with Shutdown.
+type Server struct {
+	d      *daemon.Daemon
+	opts   Options
+	routes []route
+
+	done     chan struct{} // closed by Shutdown: streaming handlers end
+	doneOnce sync.Once
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+
+	mu      sync.Mutex
+	servers []*http.Server
+}
+
+// New returns a Server for d.
+func New(d *daemon.Daemon, opts Options) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{d: d, opts: opts, done: make(chan struct{}), baseCtx: ctx, cancel: cancel}
+	s.routes = s.makeRoutes()
+	return s
+}
+
+// handlerFunc handles one request. It returns an error only when nothing
+// has been written yet; the error is then mapped to a status.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p params) error
+
+// params are a request's path variable and negotiated API version.
+type params struct {
+	name    string // the {name} of the path, when the route has one
+	version string // "1.50"
+}
+
+// route matches a method and a path: exact, or "prefix{name}suffix" where
+// name is at least one character and may contain slashes (image names do).
+type route struct {
+	method string
+	prefix string
+	suffix string
+	named  bool
+	h      handlerFunc
+}
+
+func (s *Server) handle(method, pattern string, h handlerFunc) route {
+	if i := strings.Index(pattern, "{name}"); i >= 0 {
+		return route{method: method, prefix: pattern[:i], suffix: pattern[i+len("{name}"):], named: true, h: h}
+	}
+	return route{method: method, prefix: pattern, h: h}
+}
+
+func (s *Server) makeRoutes() []route {
+	return []route{
+		// system.go
+		s.handle(http.MethodGet, "/_ping", s.ping),
+		s.handle(http.MethodHead, "/_ping", s.ping),
+		s.handle(http.MethodGet, "/version", s.version),
+		s.handle(http.MethodGet, "/info", s.info),
+		s.handle(http.MethodGet, "/events", s.events),
+		s.handle(http.MethodGet, "/system/df", s.diskUsage),
+		s.handle(http.MethodPost, "/auth", s.auth),
+		// images.go: exact paths first, then those with a name
+		s.handle(http.MethodGet, "/images/json", s.listImages),
+		s.handle(http.MethodPost, "/images/create", s.createImage),
+		s.handle(http.MethodPost, "/images/load", s.loadImages),
+		s.handle(http.MethodPost, "/images/prune", s.pruneImages),
+		s.handle(http.MethodGet, "/images/get", s.saveImages),
+		s.handle(http.MethodGet, "/images/{name}/json", s.inspectImage),
+		s.handle(http.MethodGet, "/images/{name}/history", s.imageHistory),
+		s.handle(http.MethodPost, "/images/{name}/tag", s.tagImage),
+		s.handle(http.MethodPost, "/images/{name}/push", s.pushImage),
+		s.handle(http.MethodGet, "/images/{name}/get", s.saveImage),
+		s.handle(http.MethodDelete, "/images/{name}", s.removeImage),
+		// containers.go
+		s.handle(http.MethodGet, "/containers/json", s.listContainers),
+	}
+}
+
+// versionPrefix matches "/v1.50/rest".
+var versionPrefix = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`)
+
+// ServeHTTP routes a request: it strips and checks the version prefix,
+// finds the route and maps a returned error to a status. A panic in a
+// handler is logged and answered with 500.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	start := time.Now()
+	w.Header().Set("Server", "berth/"+s.opts.Version+" (linux)")
+	w.Header().Set("API-Version", APIVersion)
+	w.Header().Set("OSType", "linux")
+	defer func() {
+		if v := recover(); v != nil {
+			log.G(ctx).Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, fmt.Errorf("internal error handling %s %s: %v", r.Method, r.URL.Path, v))
+		}
+	}()
+	path := r.URL.Path
+	p := params{version: APIVersion}
+	if m := versionPrefix.FindStringSubmatch(path); m != nil {
+		p.version, path = m[1], m[2]
+		if versionLess(p.version, MinAPIVersion) {
+			writeError(w, fmt.Errorf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version: %w", p.version, MinAPIVersion, errdefs.ErrInvalidArgument))
+			return
+		}
+		if versionLess(APIVersion, p.version) {
+			writeError(w, fmt.Errorf("client version %s is too new. Maximum supported API version is %s: %w", p.version, APIVersion, errdefs.ErrInvalidArgument))
+			return
+		}
+	}
+	h, name := s.match(r.Method, path)
+	if h == nil {
+		writeError(w, fmt.Errorf("page not found: %w", errdefs.ErrNotFound))
+		return
+	}
+	p.name = name
+	if err := h(w, r, p); err != nil {
+		writeError(w, err)
+		log.G(ctx).Debug("api request failed", "method", r.Method, "path", r.URL.Path, "error", err, "duration", time.Since(start))
+		return
+	}
+	log.G(ctx).Debug("api request", "method", r.Method, "path", r.URL.Path, "duration", time.Since(start))
+}
+
+// match returns the handler for method and path and the path's name.
+func (s *Server) match(method, path string) (handlerFunc, string) {
+	for _, rt := range s.routes {
+		if rt.method != method {
+			continue
+		}
+		if !rt.named {
+			if path == rt.prefix {
+				return rt.h, ""
+			}
+			continue
+		}
+		rest, ok := strings.CutPrefix(path, rt.prefix)
+		if !ok {
+			continue
+		}
+		name, ok := strings.CutSuffix(rest, rt.suffix)
+		if ok && name != "" {
+			return rt.h, name
+		}
+	}
+	return nil, ""
+}
+
+// versionLess reports whether API version a is lower than b.
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(pa) || i < len(pb); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+// Serve answers requests on l until Shutdown. It returns nil after
+// Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		return nil
+	default:
+	}
+	s.servers = append(s.servers, hs)
+	s.mu.Unlock()
+	if err := hs.Serve(l); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, ends streaming responses (events)
+// and waits for requests in progress until ctx ends; then it cancels them
+// and closes their connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.doneOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	servers := s.servers
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(servers))
+	for i, hs := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = hs.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+	s.cancel()
+	for i, hs := range servers {
+		if errs[i] != nil {
+			hs.Close()
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("shutdown api server: %w", err)
+		}
+	}
+	return nil
+}
