@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"time"
 
 	"github.com/distribution/reference"
@@ -92,7 +93,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // DiffSnapshot stores the changes of the active snapshot key against its
 // parent as a gzip layer blob: with the overlay snapshotter straight from
-// its upper directory, otherwise by comparing it with a view of the parent.
+// its upper directory, otherwise by comparing it with the parent's tree.
 // The blob is unreferenced until an image uses it: hold a lease, or call
 // CreateImage soon (GC waits for neither).
 func (s *Service) DiffSnapshot(ctx context.Context, key string) (LayerBlob, error) {
@@ -120,15 +121,22 @@ func (s *Service) diffSnapshot(ctx context.Context, info snapshot.Info) (LayerBl
 	if s.cfg.Overlay {
 		fill = func(w io.Writer) error { return archive.WriteOverlayDiff(ctx, w, upper) }
 	} else {
+		// The committed parent's own read-only mounts: no copy of it.
 		fill = func(w io.Writer) error {
-			viewKey := "commit-view-" + randomHex(8)
-			view, err := s.cfg.Snapshotter.View(ctx, viewKey, info.Parent)
-			if err != nil {
-				return fmt.Errorf("view parent %q: %w", info.Parent, err)
+			if info.Parent == "" {
+				empty, err := os.MkdirTemp(s.cfg.TmpDir, "berth-empty-")
+				if err != nil {
+					return err
+				}
+				defer os.Remove(empty)
+				return archive.WriteDiff(ctx, w, empty, upper)
 			}
-			defer func() { _ = s.cfg.Snapshotter.Remove(context.WithoutCancel(ctx), viewKey) }()
-			return snapshot.WithTempMount(ctx, view, func(lower string) error {
-				return archive.WriteDiff(ctx, w, lower, upper)
+			lower, err := s.cfg.Snapshotter.Mounts(ctx, info.Parent)
+			if err != nil {
+				return fmt.Errorf("parent %s: %w", info.Parent, err)
+			}
+			return snapshot.WithTempMount(ctx, lower, func(root string) error {
+				return archive.WriteDiff(ctx, w, root, upper)
 			})
 		}
 	}
@@ -336,6 +344,7 @@ func (s *Service) createImage(ctx context.Context, spec ImageSpec, changes []cha
 		if err := s.unpackBlob(ctx, spec.Layer.Desc, l, nil); err != nil {
 			return metadata.Image{}, fmt.Errorf("unpack new layer: %w", err)
 		}
+		s.cacheTarSize(ctx, l.chainID, spec.Layer.Size)
 	}
 	img := metadata.Image{ID: configDesc.Digest, Manifest: manifestDesc, Parent: spec.Parent, Created: now}
 	err = s.cfg.DB.Update(func(tx *metadata.Tx) error {

@@ -227,3 +227,34 @@ func TestCommitConfigAndErrors(t *testing.T) {
 		t.Errorf("diff of a committed snapshot: %v", err)
 	}
 }
+
+// TestCommitFromScratch commits a snapshot made from nothing, as docker
+// commit of a container of an empty image.
+func TestCommitFromScratch(t *testing.T) {
+	forEachSnapshotter(t, func(t *testing.T, kind string) {
+		e := newTransferEnv(t, kind)
+		mounts, err := e.sn.Prepare(e.ctx, "scratch", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.sn.Remove(e.ctx, "scratch") })
+		root := e.mount(mounts)
+		if err := os.WriteFile(filepath.Join(root, "only"), []byte("1"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.unmount(root)
+		id, err := e.svc.Commit(e.ctx, CommitOptions{Snapshot: "scratch", Ref: "scratch:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := e.svc.Resolve(e.ctx, id.String())
+		conf, _ := e.svc.ConfigOf(e.ctx, img)
+		host := HostPlatform()
+		if len(conf.RootFS.DiffIDs) != 1 || conf.OS != host.OS || conf.Architecture != host.Architecture || img.Parent != "" {
+			t.Errorf("config %+v, parent %q", conf, img.Parent)
+		}
+		if got := e.layerEntries(img); len(got) != 1 || got["only"] != "0 1" {
+			t.Errorf("layer %v, want just the file", got)
+		}
+	})
+}

@@ -290,7 +290,7 @@ func (s *Service) saveLayer(ctx context.Context, tw *tar.Writer, l ocispec.Descr
 		return 0, err
 	}
 	dg := digest.Canonical.Digester()
-	n, err := io.Copy(io.MultiWriter(tw, dg.Hash()), io.LimitReader(plain, size+1))
+	n, err := io.Copy(io.MultiWriter(tw, dg.Hash()), io.LimitReader(&ctxReader{ctx: ctx, r: plain}, size+1))
 	if err != nil {
 		return 0, err
 	}
@@ -323,7 +323,7 @@ func (s *Service) layerTarSize(ctx context.Context, l ocispec.Descriptor, diffID
 	}
 	defer plain.Close()
 	dg := digest.Canonical.Digester()
-	n, err := io.Copy(dg.Hash(), plain)
+	n, err := io.Copy(dg.Hash(), &ctxReader{ctx: ctx, r: plain})
 	if err != nil {
 		return 0, err
 	}

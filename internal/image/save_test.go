@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,6 +46,15 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		mi := src.addImage(multi, "berth-test/multi:v1")
 		bi := src.addImage(busybox, "busybox:latest", "busybox:1")
 		archivePath := saveArchive(t, src, "berth-test/multi:v1", "busybox")
+		// Save measured the gzip layers and cached their sizes.
+		ml, _ := multi.Layers()
+		top, _ := ml[2].Uncompressed()
+		_, topSize, _ := v1.SHA256(top)
+		top.Close()
+		key, _ := src.svc.SnapshotKey(src.ctx, mi)
+		if info, err := src.sn.Stat(src.ctx, key); err != nil || info.Labels[labelTarSize] != strconv.FormatInt(topSize, 10) {
+			t.Errorf("tar size label of %s: %v (%v), want %d", key, info.Labels, err, topSize)
+		}
 
 		dst := newTransferEnv(t, kind)
 		f, err := os.Open(archivePath)
