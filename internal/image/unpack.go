@@ -80,20 +80,25 @@ func (s *Service) unpack(ctx context.Context, l layerToUnpack, r io.Reader, prog
 	}
 	defer plain.Close()
 	diffDigester := digest.Canonical.Digester()
-	tee := io.TeeReader(plain, diffDigester.Hash())
+	tarSize := &byteCounter{}
+	tee := io.TeeReader(plain, io.MultiWriter(diffDigester.Hash(), tarSize))
 	size, err := archive.Apply(ctx, upper, tee, opts)
 	if err != nil {
 		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
 	}
 	// The tar's end padding and the compressor's trailer are part of the
 	// diff ID and the blob digest.
-	if _, err := io.Copy(diffDigester.Hash(), plain); err != nil {
+	if _, err := io.Copy(io.MultiWriter(diffDigester.Hash(), tarSize), plain); err != nil {
 		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
 	}
 	if got := diffDigester.Digest(); got != l.diffID {
 		return false, fmt.Errorf("unpack layer: uncompressed digest %s does not match the config's diff id %s: %w", got, l.diffID, errdefs.ErrDataLoss)
 	}
-	labels := map[string]string{labelLayerSize: strconv.FormatInt(size, 10), "berth.layer.diffid": l.diffID.String()}
+	labels := map[string]string{
+		labelLayerSize:       strconv.FormatInt(size, 10),
+		labelTarSize:         strconv.FormatInt(tarSize.n, 10),
+		"berth.layer.diffid": l.diffID.String(),
+	}
 	if err := s.cfg.Snapshotter.Commit(ctx, l.chainID.String(), key, snapshot.WithLabels(labels)); err != nil {
 		return false, fmt.Errorf("commit snapshot for layer %s: %w", l.diffID, err)
 	}
@@ -121,4 +126,12 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// byteCounter counts the bytes written to it.
+type byteCounter struct{ n int64 }
+
+func (b *byteCounter) Write(p []byte) (int, error) {
+	b.n += int64(len(p))
+	return len(p), nil
 }
