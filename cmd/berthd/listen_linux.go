@@ -126,3 +126,22 @@ func activationListeners() ([]net.Listener, error) {
 	}
 	return ls, nil
 }
+
+// sdNotify sends state ("READY=1", "RELOADING=1", "STOPPING=1") to the
+// service manager when NOTIFY_SOCKET names one (systemd's Type=notify;
+// tests use it to know the daemon serves). It does nothing otherwise.
+func sdNotify(state string) error {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return nil
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify service manager: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(state)); err != nil {
+		return fmt.Errorf("notify service manager: %w", err)
+	}
+	return nil
+}

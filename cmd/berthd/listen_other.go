@@ -19,3 +19,5 @@ func listenUnix(ctx context.Context, path, group string) (net.Listener, error) {
 func activationListeners() ([]net.Listener, error) {
 	return nil, fmt.Errorf("socket activation: %w", errdefs.ErrNotImplemented)
 }
+
+func sdNotify(state string) error { return nil }

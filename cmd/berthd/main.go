@@ -157,6 +157,9 @@ func run(args []string) error {
 		d.Close()
 		return err
 	}
+	// Catch signals before anyone is told the daemon is up.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	srv := docker.New(d, docker.Options{Version: version, GitCommit: gitCommit})
 	serveErr := make(chan error, len(listeners))
 	var wg sync.WaitGroup
@@ -170,16 +173,19 @@ func run(args []string) error {
 		}()
 	}
 	logger.Info("berthd started", "version", version, "hosts", cfg.Hosts, "api-version", docker.APIVersion)
+	if err := sdNotify("READY=1"); err != nil {
+		logger.Warn("cannot tell the service manager berthd is ready", "error", err)
+	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	var runErr error
 loop:
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				_ = sdNotify("RELOADING=1")
 				reload(ctx, o, d, &level)
+				_ = sdNotify("READY=1")
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String())
@@ -189,6 +195,7 @@ loop:
 			break loop
 		}
 	}
+	_ = sdNotify("STOPPING=1")
 	sctx, cancel := context.WithTimeout(ctx, shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -246,6 +246,11 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 	d.cfg.LogLevel = cfg.LogLevel
 	d.cfg.RegistryMirrors = cfg.RegistryMirrors
 	d.cfg.InsecureRegistries = cfg.InsecureRegistries
+	d.publish(Event{Type: "daemon", Action: "reload", ID: d.id, Attributes: map[string]string{
+		"log-level":           cfg.LogLevel,
+		"registry-mirrors":    fmt.Sprint(cfg.RegistryMirrors),
+		"insecure-registries": fmt.Sprint(cfg.InsecureRegistries),
+	}})
 	log.G(ctx).Info("configuration reloaded", "log-level", cfg.LogLevel,
 		"registry-mirrors", cfg.RegistryMirrors, "insecure-registries", cfg.InsecureRegistries)
 	return nil
