@@ -11,13 +11,15 @@ import (
 	"github.com/berth-project/berth/internal/cgroups"
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/runtime/hooks"
+	"github.com/berth-project/berth/internal/runtime/nsinit"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
 // Status derives the container's status: stopped when init is gone,
 // paused when its cgroup is frozen (even before start, as in runc),
-// created while init waits on the exec fifo, running otherwise.
+// created while init waits on the exec fifo, running otherwise (also
+// while the init of a run, which has no fifo, waits for run to start it).
 func (c *Container) Status() specs.ContainerState {
 	if !c.state.alive() {
 		return specs.StateStopped
@@ -95,6 +97,9 @@ func notInState(id string, status specs.ContainerState, verb string) error {
 // Start lets a created container execute its process, then runs the
 // poststart hooks (their failures are only warnings, as the spec says).
 func (c *Container) Start() error {
+	if c.startPipe != nil {
+		return c.startByPipe()
+	}
 	status := c.Status()
 	if status != specs.StateCreated {
 		return notInState(c.state.ID, status, "start")
@@ -106,12 +111,42 @@ func (c *Container) Start() error {
 	if err := os.Remove(fifo); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove exec fifo: %w", err)
 	}
+	c.runPoststart()
+	return nil
+}
+
+// startByPipe is Start for the container that this process (run) created
+// with startByPipe: init waits on the sync pipe, not on an exec fifo.
+func (c *Container) startByPipe() error {
+	p := c.startPipe
+	c.startPipe = nil
+	defer p.Close()
+	if err := p.Send(nsinit.Message{Type: nsinit.MsgStart}); err != nil {
+		return errors.New("container process is already dead")
+	}
+	// Init acknowledges, then holds the pipe open until its execve (or
+	// death) closes it: poststart hooks must only run once the user
+	// process is executed.
+	var msg nsinit.Message
+	if _, err := p.Recv(&msg); err != nil || msg.Type != nsinit.MsgStarted {
+		return errors.New("container process is already dead")
+	}
+	for {
+		if _, err := p.Recv(&msg); err != nil {
+			break
+		}
+	}
+	c.runPoststart()
+	return nil
+}
+
+// runPoststart runs the poststart hooks; their failures are only warnings.
+func (c *Container) runPoststart() {
 	if h := c.state.Config.Hooks; h != nil {
 		if err := hooks.Run(h.Poststart, "poststart", c.ociState(specs.StateRunning)); err != nil {
 			warn("%v", err)
 		}
 	}
-	return nil
 }
 
 // openExecFifo opens the fifo for reading, which releases init, and reads

@@ -50,6 +50,9 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		defer sc.stop()
 		opts.signalsCaught = sc.ready
 	}
+	// Run starts the container itself: init waits on the sync pipe, no
+	// exec fifo is needed.
+	opts.startByPipe = true
 	t0 := time.Now()
 	c, err := r.create(id, bundle, spec, opts)
 	slog.Debug("container created", "took", time.Since(t0))
@@ -58,6 +61,9 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 	}
 	if err != nil {
 		return -1, err
+	}
+	if c.startPipe != nil {
+		defer c.startPipe.Close()
 	}
 	var master *os.File
 	if consoleRecv != nil {

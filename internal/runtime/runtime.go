@@ -58,6 +58,9 @@ type CreateOptions struct {
 	// signalsCaught, set by run, is closed once run catches the signals it
 	// forwards to the container: init is not started before.
 	signalsCaught <-chan struct{}
+	// startByPipe, set by run, has init wait for start on the sync pipe
+	// instead of an exec fifo (see nsinit's protocol).
+	startByPipe bool
 }
 
 // Container is one container known to the runtime.
@@ -69,6 +72,9 @@ type Container struct {
 	cmd *exec.Cmd
 	// cg, once known, is the container's cgroup (see cgroup).
 	cg cgroups.Manager
+	// startPipe, in the run that created the container with startByPipe,
+	// is the sync pipe on which init waits for start.
+	startPipe *syncpipe.Pipe
 }
 
 // ID returns the container id.
@@ -168,6 +174,9 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 		}
 		return nil, err
 	}
+	if p.startPipe != nil {
+		cleanups = append(cleanups, func() { p.startPipe.Close() })
+	}
 	if err := staged.commit(); err != nil {
 		return nil, err
 	}
@@ -177,6 +186,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 		}
 	}
 	c.cmd = p.cmd
+	c.startPipe = p.startPipe
 	return c, nil
 }
 
@@ -184,6 +194,8 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 type initProcess struct {
 	cmd *exec.Cmd
 	pid int
+	// startPipe is the sync pipe, kept open with startByPipe.
+	startPipe *syncpipe.Pipe
 }
 
 // startInit starts "berth-runtime init" in new namespaces, places it in the
@@ -196,7 +208,7 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	execMode := started == nil
 	st := c.state
 	var fifo *os.File
-	if !execMode {
+	if !execMode && !opts.startByPipe {
 		fifoPath := filepath.Join(r.dir(st.ID), fifoName)
 		if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 			return nil, fmt.Errorf("create exec fifo: %w", err)
@@ -263,7 +275,12 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	if err != nil {
 		return nil, err
 	}
-	defer parent.Close()
+	keepParent := false
+	defer func() {
+		if !keepParent {
+			parent.Close()
+		}
+	}()
 	defer child.Close()
 
 	cmd := &exec.Cmd{
@@ -319,7 +336,7 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		ID: st.ID, Spec: &initSpec, Rootfs: st.Rootfs, Bundle: st.Bundle,
 		Seccomp: prog, RuntimeHooks: hasRuntimeHooks, NoPivot: opts.NoPivot,
 		NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs, CgroupPaths: st.CgroupPaths,
-		Exec: execMode,
+		Exec: execMode, StartByPipe: !execMode && opts.startByPipe,
 	}
 	t0 := time.Now()
 	if opts.signalsCaught != nil {
@@ -377,16 +394,25 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	if !execMode {
 		started(pid)
 	}
-	for {
+	ready := false
+	for !ready {
 		var msg nsinit.Message
 		_, err := parent.Recv(&msg)
 		if errors.Is(err, os.ErrClosed) || isEOF(err) {
+			if cfg.StartByPipe {
+				return nil, initFailed(cmd, fmt.Errorf("init exited before it was ready: %w", io.ErrUnexpectedEOF))
+			}
 			break
 		}
 		if err != nil {
 			return nil, initFailed(cmd, err)
 		}
 		switch msg.Type {
+		case nsinit.MsgReady:
+			if !cfg.StartByPipe {
+				return nil, fmt.Errorf("unexpected sync message %q from init", msg.Type)
+			}
+			ready = true
 		case nsinit.MsgError:
 			cmd.Wait()
 			return nil, errors.New(msg.Error)
@@ -422,7 +448,12 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		}
 	}
 	slog.Debug("init ready", "took", time.Since(t0))
-	return &initProcess{cmd: cmd, pid: pid}, nil
+	p := &initProcess{cmd: cmd, pid: pid}
+	if cfg.StartByPipe {
+		keepParent = true
+		p.startPipe = parent
+	}
+	return p, nil
 }
 
 // takeFd copies descriptor fd of process pid into this process.

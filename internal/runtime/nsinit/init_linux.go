@@ -176,8 +176,18 @@ func run(pipe *syncpipe.Pipe) error {
 		return err
 	}
 
-	// Success so far: closing the pipe tells the parent that create is done.
-	pipe.Close()
+	if cfg.StartByPipe {
+		// run: the pipe stays open (close-on-exec) until execve, as the
+		// exec fifo would; see protocol.go.
+		if err := waitForStartMessage(pipe); err != nil {
+			// Nobody is listening any more: exit quietly.
+			fmt.Fprintf(os.Stderr, "berth-runtime init: %v\n", err)
+			os.Exit(1)
+		}
+	} else {
+		// Success so far: closing the pipe tells the parent that create is done.
+		pipe.Close()
+	}
 
 	// The exec fifo stays open (close-on-exec) until execve, so that start
 	// returns, and runs poststart hooks, only once the process runs.
@@ -206,8 +216,29 @@ func run(pipe *syncpipe.Pipe) error {
 	}
 	err = unix.Exec(path, proc.Args, proc.Env)
 	runtime.KeepAlive(fifo)
+	runtime.KeepAlive(pipe)
 	fmt.Fprintf(os.Stderr, "berth-runtime init: exec %s: %v\n", path, err)
 	os.Exit(127)
+	return nil
+}
+
+// waitForStartMessage tells the parent that create is done, waits for its
+// start message and acknowledges it, with plain write(2) and read(2) (a
+// seccomp filter may be loaded already).
+func waitForStartMessage(pipe *syncpipe.Pipe) error {
+	if err := pipe.Send(Message{Type: MsgReady}); err != nil {
+		return fmt.Errorf("report ready: %w", err)
+	}
+	var msg Message
+	if err := pipe.RecvPlain(&msg); err != nil {
+		return fmt.Errorf("wait for start: %w", err)
+	}
+	if msg.Type != MsgStart {
+		return fmt.Errorf("unexpected sync message %q while waiting for start", msg.Type)
+	}
+	if err := pipe.Send(Message{Type: MsgStarted}); err != nil {
+		return fmt.Errorf("acknowledge start: %w", err)
+	}
 	return nil
 }
 

@@ -29,6 +29,20 @@
 //	                                           startContainer hooks, execve
 //	read until EOF, poststart hooks <--------- execve closes the fifo (O_CLOEXEC)
 //
+// Run (create and start in one process) needs no fifo: with
+// Config.StartByPipe, init keeps the pipe instead of closing it and start
+// goes over it:
+//
+//	                               <---------- {"type":"ready"}
+//	write state.json
+//	{"type":"start"} ----------------------->  (read with plain read(2))
+//	                               <---------- {"type":"started"}
+//	                                           startContainer hooks, execve
+//	read until EOF, poststart hooks <--------- execve closes the pipe (O_CLOEXEC)
+//
+// Until start, such a container has no exec fifo, so its status reads
+// "running" rather than "created"; only the run that made it can start it.
+//
 // Any failure in the child is sent as {"type":"error","error":"..."} and the
 // child exits; the parent reports the message verbatim and removes everything
 // it created.
@@ -46,6 +60,10 @@ const (
 	MsgSeccompFd     = "seccompFd"
 	MsgSeccompFdDone = "seccompFdDone"
 	MsgError         = "error"
+	// MsgReady, MsgStart and MsgStarted replace the exec fifo for run.
+	MsgReady   = "ready"
+	MsgStart   = "start"
+	MsgStarted = "started"
 )
 
 // Message is one message of the sync protocol other than the Config.
@@ -96,4 +114,7 @@ type Config struct {
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 	// PreserveFDs is the number of extra descriptors (from 3) the process keeps.
 	PreserveFDs int `json:"preserveFds,omitempty"`
+	// StartByPipe makes init wait for start on the sync pipe instead of
+	// the exec fifo (run).
+	StartByPipe bool `json:"startByPipe,omitempty"`
 }

@@ -1,0 +1,79 @@
+package runtime_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/berth-project/berth/internal/testutil"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestRunHooks: run starts its container over the sync pipe instead of an
+// exec fifo; every hook still runs once, in order, with the status of its
+// point of the lifecycle, and poststart only once the user process runs.
+func TestRunHooks(t *testing.T) {
+	r := newRig(t)
+	dir := t.TempDir()
+	// The process waits for the poststart hook's mark, so it is still
+	// there when that hook looks at it, then exits 3.
+	script := "until [ -e " + dir + "/go ]; do sleep 0.01; done; exit 3"
+	bundle := r.bundle([]string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{}
+		for _, k := range hookKinds {
+			setHook(s.Hooks, k, recordingHook(dir, k))
+		}
+		s.Hooks.Poststart = append(s.Hooks.Poststart, specs.Hook{Path: "/bin/touch", Args: []string{"touch", filepath.Join(dir, "go")}})
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: dir, Type: "bind", Source: dir, Options: []string{"bind"}})
+	})
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	_, stderr, err := r.rt("run", "--bundle", bundle, id)
+	if code := exitStatus(err); code != 3 {
+		t.Fatalf("run: %v (exit %d), want exit 3; stderr: %s", err, code, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(data)); !slices.Equal(got, hookKinds) {
+		t.Errorf("hooks run by run = %v, want %v", got, hookKinds)
+	}
+	want := map[string]string{
+		"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+		"startContainer": "created", "poststart": "running", "poststop": "stopped",
+	}
+	for kind, status := range want {
+		st, ok := hookState(t, dir, kind)
+		if !ok {
+			t.Errorf("%s hook did not run", kind)
+			continue
+		}
+		if st.ID != id || string(st.Status) != status {
+			t.Errorf("%s hook state = %+v, want id %s and status %s", kind, st, id, status)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "poststart.cmdline")); err != nil || string(got) != "sh\x00-c\x00"+script+"\x00" {
+		t.Errorf("poststart hook saw the container process as %q (%v), want the sh script", got, err)
+	}
+	r.fails([]string{"state", id}, "does not exist")
+}
+
+// TestRunInitFailsBeforeReady: when init fails before it is ready, run
+// reports init's error and leaves nothing behind.
+func TestRunInitFailsBeforeReady(t *testing.T) {
+	r := newRig(t)
+	bundle := r.bundle([]string{"true"}, func(s *specs.Spec) {
+		s.Process.Cwd = "/etc/passwd/sub"
+	})
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	r.fails([]string{"run", "--bundle", bundle, id}, "cwd")
+	r.fails([]string{"state", id}, "does not exist")
+	if _, err := os.Stat(filepath.Join(r.root, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory left behind: %v", err)
+	}
+}
