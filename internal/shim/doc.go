@@ -1,0 +1,63 @@
+// Package shim is berth-shim, the supervisor of one container, and the
+// client berthd uses to talk to it.
+//
+// A shim is started by the daemon (Start) as a new session. It becomes a
+// child subreaper, runs `berth-runtime create` and is from then on the
+// container's parent: it reaps init and the exec'd processes, keeps their
+// stdio (json-file log, attach streams, pty), records the exit status in
+// the state dir and serves a small RPC on a unix socket there. It never
+// depends on the daemon: it writes its own log, drops attachers that do
+// not keep up, and keeps running when the daemon dies; the daemon comes
+// back with Connect.
+//
+// # State dir
+//
+//	<state-dir>/shim.sock     RPC socket, mode 0600, removed when the shim exits
+//	<state-dir>/shim.log      the shim's own stderr (its slog output)
+//	<state-dir>/exit.json     ExitStatus, written atomically when init exits
+//	<state-dir>/init.pid      init's pid (the runtime's --pid-file)
+//	<state-dir>/console.sock  pty master hand-over during create (--tty)
+//
+// # Start handshake
+//
+// The starter passes the write end of a pipe as fd 3 (--ready-fd). The shim
+// writes one JSON object to it and closes it: {"pid":N} once the container
+// is created and the socket listens, or {"error":"...","class":"..."} after
+// it undid everything (the runtime's own error text when create failed).
+// EOF without an object means the shim died; see shim.log.
+//
+//	daemon (Start)                  berth-shim                     berth-runtime
+//	     │ fork+exec, setsid, fd 3 ──▶ │ subreaper, listen shim.sock
+//	     │                             │ create --pid-file ... ────────▶ │ init waits for start
+//	     │                             │ ◀──────── pty master (SCM_RIGHTS, with --tty)
+//	     │                             │ ◀──────────────────────── exit 0 (or error in --log)
+//	     │ ◀── {"pid":N} on fd 3, EOF ─│ copy stdio to log and attachers
+//	     │ connect shim.sock ────────▶ │ serve RPC until Delete
+//
+// # RPC
+//
+// One connection per call. The client sends one request frame, the shim
+// answers with one response frame. A frame is a 4-byte big-endian length
+// followed by that many bytes of JSON (request and response below). Wait
+// calls hold their connection until the process exits; closing it cancels
+// the wait. Attach calls (for the container or an exec, one stream per
+// connection) keep their connection after a successful response, and it
+// becomes a raw byte stream in one direction: stdout/stderr from the shim
+// until the process exited and its output drained (then EOF), stdin to the
+// shim until the client shuts down its write side.
+//
+//	client                                   shim
+//	  │ connect ──────────────────────────────▶ │ accept
+//	  │ [len u32 BE][{"method":"wait"}] ──────▶ │
+//	  │ ◀────────── [len u32 BE][{"exit":{..}}] │ (error: {"error":"..","class":"conflict"})
+//	  │ close                                   │
+//
+//	  │ [len][{"method":"attach","stream":"stdout"}] ──▶ │
+//	  │ ◀──────────────────────────── [len][{}]          │
+//	  │ ◀══════ raw output bytes ══════ ... EOF          │ (bounded queue: a slow
+//	                                                       attacher is dropped)
+//
+// Exec is three steps so that no output is lost: "exec" registers the
+// process and its pipes, the client attaches its streams, "exec-start"
+// runs `berth-runtime exec --detach` and returns the pid.
+package shim

@@ -1,0 +1,518 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/log"
+	"golang.org/x/sys/unix"
+)
+
+// server is one running shim.
+type server struct {
+	opts     Options
+	ctx      context.Context
+	reaper   *reaper
+	listener *os.File
+	jlog     *jsonLog
+	cgroups  map[string]string // the container's cgroup dirs by controller
+	seq      atomic.Int64
+
+	mu       sync.Mutex
+	init     *process
+	started  bool
+	deleting bool
+	execs    map[string]*process
+	done     chan struct{} // closed when the shim should exit
+}
+
+// Serve runs the shim of one container: it creates the container, reports
+// the outcome on opts.Ready, then serves the RPC until the container is
+// deleted. It returns the error reported to the starter, if any.
+func Serve(ctx context.Context, opts Options) error {
+	s := &server{opts: opts, ctx: ctx, execs: map[string]*process{}, done: make(chan struct{})}
+	if err := s.create(); err != nil {
+		s.handshake(handshake{Error: err.Error(), Class: className(err)})
+		return err
+	}
+	s.handshake(handshake{Pid: s.init.pid})
+	go s.waitInit()
+	s.serve()
+	return nil
+}
+
+func (s *server) handshake(h handshake) {
+	if s.opts.Ready == nil {
+		return
+	}
+	// The starter may be gone: the shim goes on regardless.
+	if err := writeJSONLine(s.opts.Ready, h); err != nil {
+		log.G(s.ctx).Warn("report to starter", "error", err)
+	}
+	s.opts.Ready.Close()
+}
+
+func (s *server) path(name string) string { return filepath.Join(s.opts.StateDir, name) }
+
+// create sets the shim up and creates the container. On failure nothing is
+// left: no socket, no runtime state, no process.
+func (s *server) create() (err error) {
+	o := &s.opts
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if s.reaper, err = newReaper(); err != nil {
+		return fmt.Errorf("become subreaper: %w", err)
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return fmt.Errorf("make state dir: %w", err)
+	}
+	sock := s.path(socketName)
+	if f, err := dial(sock); err == nil {
+		f.Close()
+		return fmt.Errorf("a shim already serves %s: %w", sock, errdefs.ErrAlreadyExists)
+	}
+	os.Remove(sock)
+	if s.listener, err = listen(sock); err != nil {
+		return err
+	}
+	p := newProcess("", o.Terminal)
+	defer func() {
+		if err != nil {
+			p.closeAll()
+			s.listener.Close()
+			os.Remove(sock)
+			os.Remove(s.path(pidName))
+			if s.jlog != nil {
+				s.jlog.close()
+			}
+		}
+	}()
+	if err := p.setupStdio(o.Stdin, s.path(consoleName)); err != nil {
+		return err
+	}
+	if o.LogPath != "" {
+		if s.jlog, err = openJSONLog(o.LogPath, o.LogMaxSize, o.LogMaxFile); err != nil {
+			return err
+		}
+	}
+	args := []string{"create", "--bundle", o.Bundle, "--pid-file", s.path(pidName)}
+	var master <-chan error
+	if p.terminal {
+		args = append(args, "--console-socket", p.consolePath)
+		master = p.receiveMaster()
+	}
+	err = s.runtime(p.childStdio(), append(args, o.ID)...)
+	p.closeChild()
+	if err == nil && master != nil {
+		err = <-master
+	}
+	p.closeConsole()
+	if err != nil {
+		if master != nil {
+			<-master
+		}
+		return err
+	}
+	defer func() {
+		if err != nil {
+			// The container exists: take it down again.
+			if derr := s.runtime([3]*os.File{}, "delete", "--force", o.ID); derr != nil {
+				log.G(s.ctx).Error("remove container after failed create", "error", derr)
+			}
+		}
+	}()
+	if p.pid, err = readPidFile(s.path(pidName)); err != nil {
+		return err
+	}
+	if fd, perr := unix.PidfdOpen(p.pid, 0); perr == nil {
+		p.pidfd = fd
+	}
+	s.cgroups = readCgroupPaths(filepath.Join(o.RuntimeRoot, o.ID, "state.json"))
+	var emit func(string, []byte)
+	if s.jlog != nil {
+		emit = func(stream string, line []byte) {
+			if err := s.jlog.write(stream, line, time.Now()); err != nil {
+				log.G(s.ctx).Error("container log", "error", err)
+			}
+		}
+	}
+	p.startCopiers(emit)
+	s.init = p
+	return nil
+}
+
+// waitInit records init's exit: in memory, and in exit.json for a daemon
+// that finds the shim gone.
+func (s *server) waitInit() {
+	p := s.init
+	ws := <-s.reaper.watch(p.pid)
+	exit := ExitStatus{Code: exitCode(ws), ExitedAt: time.Now().UTC(), OOMKilled: oomKilled(s.cgroups)}
+	data, _ := json.Marshal(exit)
+	if err := writeFileAtomic(s.path(exitName), data); err != nil {
+		log.G(s.ctx).Error("record exit status", "error", err)
+	}
+	p.finish(exit)
+	if s.jlog != nil {
+		s.jlog.close()
+	}
+	log.G(s.ctx).Info("container exited", "code", exit.Code, "oomKilled", exit.OOMKilled)
+}
+
+// runtime runs berth-runtime with args and the given stdio (nil entries
+// are /dev/null). A failure carries the runtime's own error message.
+func (s *server) runtime(stdio [3]*os.File, args ...string) error {
+	logPath := s.path("runtime-" + strconv.FormatInt(s.seq.Add(1), 10) + ".log")
+	defer os.Remove(logPath)
+	argv := append([]string{"berth-runtime", "--root", s.opts.RuntimeRoot, "--log", logPath, "--log-format", "json"}, args...)
+	ch, err := s.reaper.start(s.opts.Runtime, argv, stdio)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+			return fmt.Errorf("run runtime %s: %w: %w", s.opts.Runtime, err, errdefs.ErrInvalidArgument)
+		}
+		return fmt.Errorf("run runtime %s: %w", s.opts.Runtime, err)
+	}
+	ws := <-ch
+	if ws.Exited() && ws.ExitStatus() == 0 {
+		return nil
+	}
+	msg := runtimeError(logPath)
+	if msg == "" {
+		msg = fmt.Sprintf("exit status %d", exitCode(ws))
+	}
+	return fmt.Errorf("berth-runtime %s: %s", args[0], msg)
+}
+
+// serve accepts connections until the shim is deleted.
+func (s *server) serve() {
+	go func() {
+		<-s.done
+		s.listener.Close()
+	}()
+	for {
+		conn, err := accept(s.listener)
+		if err != nil {
+			select {
+			case <-s.done:
+			default:
+				log.G(s.ctx).Error("accept", "error", err)
+			}
+			break
+		}
+		go s.handle(conn)
+	}
+	os.Remove(s.path(socketName))
+}
+
+// handle serves one call. Streams keep conn; everything else closes it.
+func (s *server) handle(conn *os.File) {
+	var req request
+	if err := readFrame(conn, &req); err != nil {
+		conn.Close()
+		return
+	}
+	var resp response
+	var err error
+	switch req.Method {
+	case methodAttach:
+		if s.attach(conn, &req) {
+			return
+		}
+		conn.Close()
+		return
+	case methodWait:
+		s.wait(conn, &req)
+		conn.Close()
+		return
+	case methodDelete:
+		var exit ExitStatus
+		if exit, err = s.delete(); err == nil {
+			resp.Exit = &exit
+			reply(conn, resp, nil)
+			conn.Close()
+			close(s.done)
+			return
+		}
+	case methodState:
+		st := s.state()
+		resp.State = &st
+	case methodStart:
+		err = s.start()
+	case methodKill:
+		err = s.kill(req.Signal, req.All)
+	case methodPause, methodResume:
+		err = s.pause(req.Method)
+	case methodResize:
+		err = s.withProcess(req.Exec, func(p *process) error { return p.resize(req.Width, req.Height) })
+	case methodCloseStdin:
+		err = s.withProcess(req.Exec, (*process).closeStdin)
+	case methodExec:
+		err = s.execCreate(&req)
+	case methodExecStart:
+		resp.Pid, err = s.execStart(req.Exec)
+	case methodExecState:
+		var st *ExecState
+		if st, err = s.execState(req.Exec); err == nil {
+			resp.ExecState = st
+		}
+	case methodExecDelete:
+		err = s.execDelete(req.Exec)
+	case methodExecKill:
+		err = s.withProcess(req.Exec, func(p *process) error { return p.signal(unix.Signal(req.Signal)) })
+	default:
+		err = fmt.Errorf("unknown method %q: %w", req.Method, errdefs.ErrNotImplemented)
+	}
+	reply(conn, resp, err)
+	conn.Close()
+}
+
+func reply(conn *os.File, resp response, err error) {
+	if err != nil {
+		resp = response{Error: err.Error(), Class: className(err)}
+	}
+	writeFrame(conn, resp)
+}
+
+// process returns init ("") or the exec'd process id.
+func (s *server) process(id string) (*process, error) {
+	if id == "" {
+		return s.init, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.execs[id]
+	if !ok {
+		return nil, fmt.Errorf("exec %s: %w", id, errdefs.ErrNotFound)
+	}
+	return p, nil
+}
+
+func (s *server) withProcess(id string, f func(*process) error) error {
+	p, err := s.process(id)
+	if err != nil {
+		return err
+	}
+	return f(p)
+}
+
+func (s *server) state() State {
+	p := s.init
+	st := State{ID: s.opts.ID, Pid: p.pid, ShimPid: os.Getpid(), Terminal: p.terminal}
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	switch {
+	case p.done():
+		st.Status, st.ExitCode, st.ExitedAt, st.OOMKilled = StatusStopped, p.exit.Code, p.exit.ExitedAt, p.exit.OOMKilled
+	case frozen(s.cgroups):
+		st.Status = StatusPaused
+	case started:
+		st.Status = StatusRunning
+	default:
+		st.Status = StatusCreated
+	}
+	return st
+}
+
+func (s *server) start() error {
+	s.mu.Lock()
+	if s.started || s.init.done() {
+		s.mu.Unlock()
+		return fmt.Errorf("container %s is not in the created state: %w", s.opts.ID, errdefs.ErrConflict)
+	}
+	s.started = true
+	s.mu.Unlock()
+	if err := s.runtime([3]*os.File{}, "start", s.opts.ID); err != nil {
+		s.mu.Lock()
+		s.started = false
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (s *server) kill(sig int, all bool) error {
+	if sig <= 0 || sig > 64 {
+		return fmt.Errorf("invalid signal %d: %w", sig, errdefs.ErrInvalidArgument)
+	}
+	if s.init.done() && !all {
+		return fmt.Errorf("container %s is not running: %w", s.opts.ID, errdefs.ErrConflict)
+	}
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	return s.runtime([3]*os.File{}, append(args, s.opts.ID, strconv.Itoa(sig))...)
+}
+
+func (s *server) pause(verb string) error {
+	if s.init.done() {
+		return fmt.Errorf("container %s is not running: %w", s.opts.ID, errdefs.ErrConflict)
+	}
+	return s.runtime([3]*os.File{}, verb, s.opts.ID)
+}
+
+// wait answers once the process exited, or gives up when the client
+// closes its connection.
+func (s *server) wait(conn *os.File, req *request) {
+	p, err := s.process(req.Exec)
+	if err != nil {
+		reply(conn, response{}, err)
+		return
+	}
+	gone := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, conn)
+		close(gone)
+	}()
+	select {
+	case <-p.exited:
+		exit := p.exit
+		reply(conn, response{Exit: &exit}, nil)
+	case <-gone:
+	}
+}
+
+// attach hands conn to a stream of a process; it reports whether it kept
+// conn.
+func (s *server) attach(conn *os.File, req *request) bool {
+	p, err := s.process(req.Exec)
+	if err != nil {
+		reply(conn, response{}, err)
+		return false
+	}
+	switch req.Stream {
+	case streamStdout, streamStderr:
+		fan := p.stdout
+		if req.Stream == streamStderr {
+			if p.terminal {
+				reply(conn, response{NoStream: true}, nil)
+				return false
+			}
+			fan = p.stderr
+		}
+		if writeFrame(conn, response{}) != nil {
+			return false
+		}
+		fan.add(conn)
+		return true
+	case streamStdin:
+		if !p.withStdin {
+			reply(conn, response{}, fmt.Errorf("process %s was started without stdin: %w", p.name(), errdefs.ErrConflict))
+			return false
+		}
+		if writeFrame(conn, response{}) != nil {
+			return false
+		}
+		// An exec'd process's stdin always ends with its attacher's.
+		once := req.StdinOnce || p.id != ""
+		go func() {
+			defer conn.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := conn.Read(buf)
+				if n > 0 && p.writeStdin(buf[:n]) != nil {
+					return
+				}
+				if err != nil {
+					if err == io.EOF && once {
+						p.closeStdin()
+					}
+					return
+				}
+			}
+		}()
+		return true
+	}
+	reply(conn, response{}, fmt.Errorf("unknown stream %q: %w", req.Stream, errdefs.ErrInvalidArgument))
+	return false
+}
+
+// delete removes the container with the runtime once it is not running; a
+// created container's init is killed. The shim exits after the reply.
+func (s *server) delete() (ExitStatus, error) {
+	s.mu.Lock()
+	if s.deleting {
+		s.mu.Unlock()
+		return ExitStatus{}, fmt.Errorf("container %s is being deleted: %w", s.opts.ID, errdefs.ErrConflict)
+	}
+	if s.started && !s.init.done() {
+		s.mu.Unlock()
+		return ExitStatus{}, fmt.Errorf("container %s is running: kill it first: %w", s.opts.ID, errdefs.ErrConflict)
+	}
+	s.deleting = true
+	s.mu.Unlock()
+	if err := s.runtime([3]*os.File{}, "delete", s.opts.ID); err != nil {
+		s.mu.Lock()
+		s.deleting = false
+		s.mu.Unlock()
+		return ExitStatus{}, err
+	}
+	<-s.init.exited
+	return s.init.exit, nil
+}
+
+// readCgroupPaths reads the container's cgroup dirs from the runtime's
+// state; nil if it cannot.
+func readCgroupPaths(stateFile string) map[string]string {
+	data, err := os.ReadFile(stateFile)
+	if err != nil {
+		return nil
+	}
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroupPaths"`
+	}
+	if json.Unmarshal(data, &st) != nil {
+		return nil
+	}
+	return st.CgroupPaths
+}
+
+// frozen reports whether the container's cgroup is frozen (paused).
+func frozen(cgroups map[string]string) bool {
+	if dir, ok := cgroups["freezer"]; ok {
+		data, err := os.ReadFile(filepath.Join(dir, "freezer.state"))
+		return err == nil && strings.TrimSpace(string(data)) == "FROZEN"
+	}
+	if dir, ok := cgroups[""]; ok {
+		data, err := os.ReadFile(filepath.Join(dir, "cgroup.freeze"))
+		return err == nil && strings.TrimSpace(string(data)) == "1"
+	}
+	return false
+}
+
+// oomKilled reports whether the OOM killer killed a process of the
+// container's cgroup (the "oom_kill" counter of cgroup v1's
+// memory.oom_control or v2's memory.events).
+func oomKilled(cgroups map[string]string) bool {
+	var file string
+	if dir, ok := cgroups["memory"]; ok {
+		file = filepath.Join(dir, "memory.oom_control")
+	} else if dir, ok := cgroups[""]; ok {
+		file = filepath.Join(dir, "memory.events")
+	} else {
+		return false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line, "oom_kill %d", &n); err == nil {
+			return n > 0
+		}
+	}
+	return false
+}
