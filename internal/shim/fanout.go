@@ -37,17 +37,21 @@ type subscriber struct {
 	once    sync.Once
 }
 
-// add starts copying the stream to conn, which fanout now owns. On a
-// stream that already ended, conn is closed at once (the attacher reads
-// EOF).
-func (f *fanout) add(conn *os.File) {
+// add starts copying the stream to conn, which fanout now owns, after
+// header (the attach's response). It is queued with the stream, so that
+// the attacher misses nothing written after its response. On a stream
+// that already ended, conn gets header and EOF.
+func (f *fanout) add(conn *os.File, header []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	s := &subscriber{conn: conn, ch: make(chan []byte, attachMaxChunks)}
+	s.ch <- header
+	s.pending.Add(int64(len(header)))
 	if f.closed {
-		conn.Close()
+		go s.run()
+		s.finish()
 		return
 	}
-	s := &subscriber{conn: conn, ch: make(chan []byte, attachMaxChunks)}
 	f.subs[s] = struct{}{}
 	go s.run()
 	// The attacher sends nothing: EOF here means it went away.

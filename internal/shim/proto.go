@@ -142,18 +142,27 @@ const maxFrame = 4 << 20
 
 // writeFrame writes v as one frame with a single write.
 func writeFrame(w io.Writer, v any) error {
+	buf, err := frame(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+// frame encodes v as a frame.
+func frame(v any) ([]byte, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
+		return nil, fmt.Errorf("encode frame: %w", err)
 	}
 	if len(data) > maxFrame {
-		return fmt.Errorf("frame of %d bytes exceeds %d: %w", len(data), maxFrame, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("frame of %d bytes exceeds %d: %w", len(data), maxFrame, errdefs.ErrInvalidArgument)
 	}
 	buf := make([]byte, 4+len(data))
 	binary.BigEndian.PutUint32(buf, uint32(len(data)))
 	copy(buf[4:], data)
-	_, err = w.Write(buf)
-	return err
+	return buf, nil
 }
 
 // readFrame reads one frame into v. It reads exactly the frame, so that a

@@ -402,10 +402,11 @@ func (s *server) attach(conn *os.File, req *request) bool {
 			}
 			fan = p.stderr
 		}
-		if writeFrame(conn, response{}) != nil {
+		header, err := frame(response{})
+		if err != nil {
 			return false
 		}
-		fan.add(conn)
+		fan.add(conn, header)
 		return true
 	case streamStdin:
 		if !p.withStdin {

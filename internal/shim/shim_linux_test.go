@@ -1,12 +1,24 @@
 package shim_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/shim"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestLogsAndExitCode(t *testing.T) {
@@ -60,5 +72,539 @@ func TestLogsAndExitCode(t *testing.T) {
 	if _, err := shim.Connect(ctx, r.stateDir); err == nil {
 		t.Error("connect after delete succeeded")
 	}
-	_ = syscall.SIGKILL
+}
+
+func TestKill(t *testing.T) {
+	t.Run("term", func(t *testing.T) {
+		r := newRig(t, withArgs("sh", "-c", `trap "exit 7" TERM; echo ready; while true; do sleep 0.05; done`))
+		c := r.start(r.opts())
+		ctx := ctxT(t)
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "ready in the log", func() bool { return logContains(r.logPath, "ready") })
+		if err := c.Kill(ctx, syscall.SIGTERM, false); err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := c.Wait(ctx); err != nil || exit.Code != 7 {
+			t.Fatalf("wait = %+v, %v; want code 7 from the trap", exit, err)
+		}
+	})
+	t.Run("kill", func(t *testing.T) {
+		r := newRig(t, withArgs("sleep", "1000"))
+		c := r.start(r.opts())
+		ctx := ctxT(t)
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.State(ctx); err != nil || st.Status != shim.StatusRunning {
+			t.Fatalf("state = %+v, %v; want running", st, err)
+		}
+		if _, err := c.Delete(ctx); !errdefs.IsConflict(err) {
+			t.Fatalf("delete of a running container = %v, want a conflict", err)
+		}
+		if err := c.Kill(ctx, syscall.SIGKILL, false); err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := c.Wait(ctx); err != nil || exit.Code != 128+9 {
+			t.Fatalf("wait = %+v, %v; want code 137", exit, err)
+		}
+		if err := c.Kill(ctx, syscall.SIGKILL, false); !errdefs.IsConflict(err) {
+			t.Errorf("kill after exit = %v, want a conflict", err)
+		}
+		if err := c.Start(ctx); !errdefs.IsConflict(err) {
+			t.Errorf("start after exit = %v, want a conflict", err)
+		}
+	})
+	t.Run("created", func(t *testing.T) {
+		// Delete of a created container kills its init.
+		r := newRig(t, withArgs("sleep", "1000"))
+		c := r.start(r.opts())
+		ctx := ctxT(t)
+		exit, err := c.Delete(ctx)
+		if err != nil || exit.Code != 128+9 {
+			t.Fatalf("delete = %+v, %v; want code 137", exit, err)
+		}
+	})
+}
+
+func TestAttach(t *testing.T) {
+	r := newRig(t, withArgs("cat"))
+	opts := r.opts()
+	opts.Stdin = true
+	c := r.start(opts)
+	ctx := ctxT(t)
+	stdin, stdout, stderr, err := c.Attach(ctx, shim.AttachOptions{Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdin == nil || stdout == nil || stderr == nil {
+		t.Fatalf("attach returned nil streams: %v %v %v", stdin, stdout, stderr)
+	}
+	_, out2, _, err := c.Attach(ctx, shim.AttachOptions{Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o1, o2, e1 := collect(stdout), collect(out2), collect(stderr)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	o1.waitFor(t, "hello\n")
+	o2.waitFor(t, "hello\n")
+	// A third attacher joins late: it sees only what comes after.
+	_, out3, _, err := c.Attach(ctx, shim.AttachOptions{Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o3 := collect(out3)
+	if _, err := io.WriteString(stdin, "again\n"); err != nil {
+		t.Fatal(err)
+	}
+	o3.waitFor(t, "again\n")
+	// Closing an attacher's stdin leaves the container's open.
+	stdin.Close()
+	if st, err := c.State(ctx); err != nil || st.Status != shim.StatusRunning {
+		t.Fatalf("state after detaching stdin = %+v, %v; want running", st, err)
+	}
+	if err := c.CloseStdin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.Wait(ctx); err != nil || exit.Code != 0 {
+		t.Fatalf("wait = %+v, %v; want code 0", exit, err)
+	}
+	for _, o := range []*collector{o1, o2, o3, e1} {
+		o.waitEOF(t)
+	}
+	if got := o1.String(); got != "hello\nagain\n" {
+		t.Errorf("first attacher got %q", got)
+	}
+	if got := o3.String(); got != "again\n" {
+		t.Errorf("late attacher got %q", got)
+	}
+	if got := e1.String(); got != "" {
+		t.Errorf("stderr attacher got %q", got)
+	}
+	if got := logText(readLog(t, r.logPath), "stdout"); got != "hello\nagain\n" {
+		t.Errorf("log = %q", got)
+	}
+	// Attaching to a container that exited returns EOF at once.
+	_, late, _, err := c.Attach(ctx, shim.AttachOptions{Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(late).waitEOF(t)
+}
+
+func TestAttachWithoutStdin(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "1000"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	if _, _, _, err := c.Attach(ctx, shim.AttachOptions{Stdin: true}); !errdefs.IsConflict(err) {
+		t.Errorf("attach stdin without --stdin = %v, want a conflict", err)
+	}
+	if err := c.Resize(ctx, 80, 24); !errdefs.IsConflict(err) {
+		t.Errorf("resize without a terminal = %v, want a conflict", err)
+	}
+	if err := c.Kill(ctx, 0, false); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("kill with signal 0 = %v, want invalid argument", err)
+	}
+}
+
+func withTerminal(args ...string) func(*specs.Spec) {
+	return func(s *specs.Spec) {
+		s.Process.Args = args
+		s.Process.Terminal = true
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	r := newRig(t, withTerminal("sh"))
+	opts := r.opts()
+	opts.Terminal, opts.Stdin = true, true
+	c := r.start(opts)
+	ctx := ctxT(t)
+	stdin, stdout, stderr, err := c.Attach(ctx, shim.AttachOptions{Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stderr != nil {
+		t.Fatal("attach returned a stderr stream for a terminal")
+	}
+	out := collect(stdout)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Resize(ctx, 100, 30); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "stty size\n"); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "30 100")
+	if _, err := io.WriteString(stdin, "echo to-stderr >&2; exit 5\n"); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.Wait(ctx); err != nil || exit.Code != 5 {
+		t.Fatalf("wait = %+v, %v; want code 5", exit, err)
+	}
+	out.waitEOF(t)
+	entries := readLog(t, r.logPath)
+	for _, e := range entries {
+		if e.Stream != "stdout" {
+			t.Errorf("terminal log entry on %s: %+v", e.Stream, e)
+		}
+	}
+	if text := logText(entries, "stdout"); !strings.Contains(text, "30 100") || !strings.Contains(text, "to-stderr") {
+		t.Errorf("log = %q, want the stty output and the stderr line", text)
+	}
+}
+
+func TestExec(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "1000"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	if err := c.Exec(ctx, "early", process("true"), shim.ExecIO{}); !errdefs.IsConflict(err) {
+		t.Fatalf("exec before start = %v, want a conflict", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	if err := c.Exec(ctx, "out", process("sh", "-c", "echo exec-out; echo exec-err >&2; exit 4"), shim.ExecIO{Stdout: &stdout, Stderr: &stderr}); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.ExecWait(ctx, "out"); err != nil || exit.Code != 4 {
+		t.Fatalf("exec wait = %+v, %v; want code 4", exit, err)
+	}
+	if stdout.String() != "exec-out\n" || stderr.String() != "exec-err\n" {
+		t.Errorf("exec output = %q, %q", stdout.String(), stderr.String())
+	}
+	if st, err := c.ExecState(ctx, "out"); err != nil || st.Status != shim.StatusStopped || st.ExitCode != 4 || st.Pid <= 0 {
+		t.Errorf("exec state = %+v, %v; want stopped, code 4", st, err)
+	}
+	if err := c.Exec(ctx, "out", process("true"), shim.ExecIO{}); !errdefs.IsAlreadyExists(err) {
+		t.Errorf("exec with a used id = %v, want already exists", err)
+	}
+	if err := c.Exec(ctx, "bad/id", process("true"), shim.ExecIO{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("exec with a bad id = %v, want invalid argument", err)
+	}
+	if _, err := c.ExecState(ctx, "nope"); !errdefs.IsNotFound(err) {
+		t.Errorf("state of an unknown exec = %v, want not found", err)
+	}
+	// A process the runtime cannot run: its error, and the id is free again.
+	if err := c.Exec(ctx, "missing", process("/no/such/binary"), shim.ExecIO{}); err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
+		t.Errorf("exec of a missing binary = %v, want the runtime's error naming it", err)
+	}
+	if _, err := c.ExecState(ctx, "missing"); !errdefs.IsNotFound(err) {
+		t.Errorf("a failed exec is still known: %v", err)
+	}
+
+	// Stdin piped in; its end closes the process's stdin.
+	var catOut bytes.Buffer
+	if err := c.Exec(ctx, "cat", process("cat"), shim.ExecIO{Stdin: strings.NewReader("piped\n"), Stdout: &catOut}); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.ExecWait(ctx, "cat"); err != nil || exit.Code != 0 || catOut.String() != "piped\n" {
+		t.Errorf("cat exec = %+v, %v, output %q", exit, err, catOut.String())
+	}
+
+	// Kill an exec'd process.
+	if err := c.Exec(ctx, "sleep", process("sleep", "1000"), shim.ExecIO{}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.ExecState(ctx, "sleep"); err != nil || st.Status != shim.StatusRunning {
+		t.Fatalf("exec state = %+v, %v; want running", st, err)
+	}
+	if err := c.ExecKill(ctx, "sleep", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.ExecWait(ctx, "sleep"); err != nil || exit.Code != 137 {
+		t.Errorf("killed exec = %+v, %v; want code 137", exit, err)
+	}
+	if err := c.ExecDelete(ctx, "sleep"); err != nil {
+		t.Errorf("exec delete: %v", err)
+	}
+	if _, err := c.ExecState(ctx, "sleep"); !errdefs.IsNotFound(err) {
+		t.Errorf("deleted exec = %v, want not found", err)
+	}
+
+	// With a terminal.
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	outR, outW := io.Pipe()
+	tty := collect(outR)
+	p := process("sh")
+	p.Terminal = true
+	if err := c.Exec(ctx, "tty", p, shim.ExecIO{Stdin: inR, Stdout: outW, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ExecResize(ctx, "tty", 120, 40); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(inW, "stty size; tty; exit 6\n"); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.ExecWait(ctx, "tty"); err != nil || exit.Code != 6 {
+		t.Fatalf("tty exec = %+v, %v; want code 6", exit, err)
+	}
+	outW.Close()
+	tty.waitEOF(t)
+	if got := tty.String(); !strings.Contains(got, "40 120") || !strings.Contains(got, "/dev/pts/") {
+		t.Errorf("tty exec output = %q, want its size and a pts", got)
+	}
+	if st, err := c.ExecState(ctx, "tty"); err != nil || !st.Terminal {
+		t.Errorf("tty exec state = %+v, %v", st, err)
+	}
+	// Exec output is not the container's.
+	if logContains(r.logPath, "exec-out") {
+		t.Error("exec output reached the container log")
+	}
+}
+
+func TestDaemonRestart(t *testing.T) {
+	r := newRig(t, withArgs("sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.02; done"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A wait given up by its caller leaves the shim serving.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = c.Wait(short)
+	cancel()
+	if err != context.DeadlineExceeded {
+		t.Fatalf("wait with an expiring context = %v, want deadline exceeded", err)
+	}
+	eventually(t, "tick 1", func() bool { return logContains(r.logPath, "tick 1\\n") })
+	// The daemon dies.
+	c.Close()
+	if _, err := c.State(ctx); !errdefs.IsUnavailable(err) {
+		t.Errorf("call on a closed client = %v, want unavailable", err)
+	}
+	n := ticks(t, r.logPath)
+	eventually(t, "logging without the daemon", func() bool { return ticks(t, r.logPath) > n+5 })
+	c2, err := shim.Connect(ctx, r.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	st, err := c2.State(ctx)
+	if err != nil || st.Status != shim.StatusRunning || st.Pid != before.Pid || st.ShimPid != before.ShimPid {
+		t.Fatalf("state after reconnect = %+v, %v; want running as %+v", st, err, before)
+	}
+	if err := c2.Kill(ctx, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c2.Wait(ctx); err != nil || exit.Code != 137 {
+		t.Fatalf("wait = %+v, %v; want code 137", exit, err)
+	}
+	if _, err := c2.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alive(before.ShimPid) {
+		t.Errorf("shim %d still runs after delete", before.ShimPid)
+	}
+}
+
+// ticks returns the number of "tick" lines in the log.
+func ticks(t *testing.T, path string) int {
+	return strings.Count(logText(readLog(t, path), "stdout"), "tick ")
+}
+
+func TestStarterKilled(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "1000"))
+	data, err := json.Marshal(r.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	starter := exec.Command(os.Args[0], "-test.run=^$")
+	starter.Env = append(os.Environ(), starterEnv+"="+string(data))
+	starter.Stdout, starter.Stderr = pw, &out
+	if err := starter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	defer pr.Close()
+	t.Cleanup(func() {
+		starter.Process.Kill()
+		starter.Wait()
+	})
+	line, err := readLine(pr)
+	var shimPid int
+	if _, serr := fmt.Sscanf(line, "started %d", &shimPid); err != nil || serr != nil {
+		t.Fatalf("starter said %q (%v), stderr %s", line, err, out.String())
+	}
+	r.cleanup(shimPid)
+	// The daemon is killed: the shim is reparented (to us, a subreaper).
+	starter.Process.Kill()
+	starter.Wait()
+
+	ctx := ctxT(t)
+	c, err := shim.Connect(ctx, r.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.State(ctx); err != nil || st.Status != shim.StatusRunning || st.ShimPid != shimPid {
+		t.Fatalf("state = %+v, %v; want running under shim %d", st, err, shimPid)
+	}
+	if err := c.Kill(ctx, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(shimPid, &ws, 0, nil); err != nil {
+		t.Fatalf("reap the orphaned shim: %v", err)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Errorf("shim ended with %v, want exit 0", ws)
+	}
+	if exit, err := shim.ReadExitStatus(r.stateDir); err != nil || exit.Code != 137 {
+		t.Errorf("exit status file = %+v, %v; want 137", exit, err)
+	}
+}
+
+func readLine(f *os.File) (string, error) {
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		n, err := f.Read(one)
+		if n == 1 {
+			if one[0] == '\n' {
+				return string(b), nil
+			}
+			b = append(b, one[0])
+		}
+		if err != nil {
+			return string(b), err
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Run("missing bundle", func(t *testing.T) {
+		r := newRig(t, nil)
+		opts := r.opts()
+		opts.Bundle = filepath.Join(r.bundle, "nonexistent")
+		_, err := shim.Start(ctxT(t), opts)
+		if err == nil || !strings.Contains(err.Error(), "berth-runtime create") || !strings.Contains(err.Error(), "nonexistent") {
+			t.Fatalf("start = %v, want the runtime's error about the bundle", err)
+		}
+		if _, serr := os.Stat(r.stateDir); !os.IsNotExist(serr) {
+			t.Errorf("state dir left behind: %v", serr)
+		}
+	})
+	t.Run("bad runtime", func(t *testing.T) {
+		r := newRig(t, nil)
+		opts := r.opts()
+		opts.Runtime = "/nonexistent/berth-runtime"
+		_, err := shim.Start(ctxT(t), opts)
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), opts.Runtime) {
+			t.Fatalf("start = %v, want invalid argument naming the runtime", err)
+		}
+	})
+	t.Run("bad shim", func(t *testing.T) {
+		r := newRig(t, nil)
+		opts := r.opts()
+		opts.Shim = "/nonexistent/berth-shim"
+		if _, err := shim.Start(ctxT(t), opts); !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("start = %v, want invalid argument", err)
+		}
+	})
+	t.Run("terminal mismatch", func(t *testing.T) {
+		r := newRig(t, withTerminal("sh"))
+		_, err := shim.Start(ctxT(t), r.opts())
+		if err == nil || !strings.Contains(err.Error(), "console socket") {
+			t.Fatalf("start = %v, want the runtime's console socket error", err)
+		}
+	})
+	t.Run("bad config", func(t *testing.T) {
+		r := newRig(t, nil)
+		if err := os.WriteFile(filepath.Join(r.bundle, "config.json"), []byte("{not json"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shim.Start(ctxT(t), r.opts()); err == nil || !strings.Contains(err.Error(), "berth-runtime create") {
+			t.Fatalf("start = %v, want the runtime's error", err)
+		}
+	})
+	t.Run("missing options", func(t *testing.T) {
+		if _, err := shim.Start(ctxT(t), shim.StartOptions{}); !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("start = %v, want invalid argument", err)
+		}
+	})
+	t.Run("second shim", func(t *testing.T) {
+		r := newRig(t, withArgs("sleep", "1000"))
+		r.start(r.opts())
+		_, err := shim.Start(ctxT(t), r.opts())
+		if !errdefs.IsAlreadyExists(err) {
+			t.Fatalf("second shim on the same state dir = %v, want already exists", err)
+		}
+	})
+	t.Run("connect to nothing", func(t *testing.T) {
+		if _, err := shim.Connect(ctxT(t), t.TempDir()); !errdefs.IsUnavailable(err) {
+			t.Fatalf("connect = %v, want unavailable", err)
+		}
+		if _, err := shim.ReadExitStatus(t.TempDir()); !errdefs.IsNotFound(err) {
+			t.Fatalf("read exit status = %v, want not found", err)
+		}
+	})
+}
+
+// TestFootprint measures the time from starting the shim to a running
+// container, and the shim's resident memory.
+func TestFootprint(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "1000"))
+	opts := r.opts() // builds the binaries if needed
+	t0 := time.Now()
+	c := r.start(opts)
+	created := time.Since(t0)
+	if err := c.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	running := time.Since(t0)
+	rss := statusField(t, c.ShimPid(), "VmRSS")
+	t.Logf("shim start to created %v, to running %v; shim VmRSS %d KiB", created, running, rss)
+	if rss > 16<<10 {
+		t.Errorf("shim resident memory %d KiB, want at most 16 MiB", rss)
+	}
+}
+
+// statusField returns a "kB" field of /proc/<pid>/status.
+func statusField(t *testing.T, pid int, name string) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
+	return 0
 }

@@ -30,7 +30,8 @@ func listen(path string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err == nil {
+	err = os.Chmod(path, 0o600)
+	if err == nil {
 		err = unix.Listen(fd, 128)
 	}
 	if err != nil {
@@ -91,19 +92,6 @@ func dial(path string) (*os.File, error) {
 		return nil, fmt.Errorf("connect to shim %s: %w", path, err)
 	}
 	return os.NewFile(uintptr(fd), path), nil
-}
-
-// closeWrite shuts down the sending side of the socket f: the peer reads EOF.
-func closeWrite(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
-		return err
-	}
-	return serr
 }
 
 // recvFd receives one descriptor sent with SCM_RIGHTS on conn.
