@@ -42,16 +42,16 @@ func TestInfo(t *testing.T) {
 	d := startDaemon(t)
 	c := d.cli(t)
 	var info struct {
-		Images        int
-		Driver        string
-		DockerRootDir string
-		KernelVersion string
-		OSType        string
-		NCPU          int
-		MemTotal      int64
-		CgroupVersion string
-		CgroupDriver  string
-		Swarm         struct{ LocalNodeState string }
+		Images         int
+		Driver         string
+		DockerRootDir  string
+		KernelVersion  string
+		OSType         string
+		NCPU           int
+		MemTotal       int64
+		CgroupVersion  string
+		CgroupDriver   string
+		Swarm          struct{ LocalNodeState string }
 		RegistryConfig struct {
 			InsecureRegistryCIDRs []string
 			IndexConfigs          map[string]struct{ Secure bool }

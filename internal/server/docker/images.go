@@ -31,6 +31,11 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request, p params) er
 	}
 	out := make([]imageSummary, 0, len(list))
 	for _, sum := range list {
+		if pats := f["reference"]; len(pats) > 0 {
+			// Docker shows only the names that matched.
+			sum.RepoTags = matchingNames(sum.RepoTags, pats)
+			sum.RepoDigests = matchingNames(sum.RepoDigests, pats)
+		}
 		out = append(out, toImageSummary(sum, 0, p.version))
 	}
 	return writeJSON(w, http.StatusOK, out)

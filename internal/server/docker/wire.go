@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
@@ -299,4 +301,33 @@ func decodeBody(r *http.Request, v any) error {
 		return fmt.Errorf("invalid JSON in request body: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	return nil
+}
+
+// matchingNames returns the names ("name:tag" or "name@digest", familiar)
+// whose name, or name with tag, matches one of the reference filter's
+// glob patterns (familiar or fully qualified).
+func matchingNames(names, patterns []string) []string {
+	var out []string
+	for _, n := range names {
+		repo := n
+		if i := strings.IndexByte(n, '@'); i >= 0 {
+			repo = n[:i]
+		} else if i := strings.LastIndexByte(n, ':'); i > strings.LastIndexByte(n, '/') {
+			repo = n[:i]
+		}
+		cands := []string{n, repo}
+		if ref, err := reference.ParseNormalizedNamed(repo); err == nil {
+			cands = append(cands, ref.Name())
+		}
+	matched:
+		for _, p := range patterns {
+			for _, c := range cands {
+				if ok, _ := path.Match(p, c); ok {
+					out = append(out, n)
+					break matched
+				}
+			}
+		}
+	}
+	return out
 }
