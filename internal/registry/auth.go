@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -197,20 +197,7 @@ func (c *Client) Login(ctx context.Context, server, user, password string) (stri
 		// The registry asks for no credentials: any are fine.
 		return "", nil
 	case "bearer":
-		reg, err := name.NewRegistry(ep.host, name.WeakValidation)
-		if err != nil {
-			return "", invalid("%s: %v", msg, err)
-		}
-		auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
-		tok, err := transport.Exchange(ctx, reg, auth, base, nil, &pr.challenge)
-		if err != nil {
-			e := transportError(ctx, err, msg)
-			if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
-				e.Msg += ": wrong user name or password"
-			}
-			return "", e
-		}
-		return tok.RefreshToken, nil
+		return c.loginToken(ctx, base, pr, user, password, msg)
 	default:
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, pr.scheme+"://"+ep.host+"/v2/", nil)
 		if err != nil {
@@ -232,6 +219,53 @@ func (c *Client) Login(ctx context.Context, server, user, password string) (stri
 		resp.Body.Close()
 		return "", nil
 	}
+}
+
+// loginToken checks user and password against the token server of a bearer
+// challenge as Docker does: GET the realm with basic credentials, asking for
+// no scope and for a refresh token (offline_token), which it returns.
+func (c *Client) loginToken(ctx context.Context, base http.RoundTripper, pr *pingResult, user, password, msg string) (string, error) {
+	realm, err := url.Parse(pr.challenge.Parameters["realm"])
+	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
+		return "", invalid("%s: bad token realm %q", msg, pr.challenge.Parameters["realm"])
+	}
+	if realm.Scheme == "http" && pr.scheme == "https" {
+		return "", invalid("%s: registry over HTTPS sends a plain HTTP token realm %s", msg, realm)
+	}
+	q := realm.Query()
+	if svc := pr.challenge.Parameters["service"]; svc != "" {
+		q.Set("service", svc)
+	}
+	q.Set("client_id", c.opts.UserAgent)
+	q.Set("offline_token", "true")
+	realm.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, realm.String(), nil)
+	if err != nil {
+		return "", invalid("%s: %v", msg, err)
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := (&http.Client{Transport: base}).Do(req)
+	if err != nil {
+		return "", transportError(ctx, err, msg)
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := responseError(resp, msg)
+		if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
+			e.Msg += ": wrong user name or password"
+		}
+		return "", e
+	}
+	defer resp.Body.Close()
+	var tok transport.Token
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tok); err != nil {
+		return "", &Error{Msg: msg, Detail: "bad token response: " + err.Error(), class: errdefs.ErrUnavailable}
+	}
+	if tok.Token == "" && tok.AccessToken == "" {
+		return "", &Error{Msg: msg, Detail: "token server sent no token", class: errdefs.ErrUnavailable}
+	}
+	return tok.RefreshToken, nil
 }
 
 // pickChallenge parses WWW-Authenticate header values and returns a bearer

@@ -42,6 +42,10 @@ type RegistryOptions struct {
 	// TLS serves HTTPS with a server certificate for 127.0.0.1 and localhost
 	// signed by a generated CA (see TestRegistry.CAFile and CAPool).
 	TLS bool
+	// Token turns on Docker's bearer-token auth with a TokenServer (see
+	// TestRegistry.Tokens) for user RegistryUser and a generated password.
+	// Auth is ignored when Token is set.
+	Token bool
 }
 
 // TestRegistry is a running docker-registry on a free loopback port.
@@ -52,6 +56,8 @@ type TestRegistry struct {
 	CAFile   string         // PEM file of the CA when TLS, else empty
 	CAPool   *x509.CertPool // pool holding the CA when TLS, else nil
 	Dir      string         // the registry's directory: config, storage, log
+	TokenURL string         // the token server's realm when Token, else empty
+	Tokens   *TokenServer   // the token server when Token, else nil
 }
 
 // Scheme returns "https" for a TLS registry and "http" otherwise.
@@ -85,6 +91,13 @@ func StartRegistry(t testing.TB, opts RegistryOptions) *TestRegistry {
 		t.Fatalf("test registry: %v (install Debian's docker-registry, listed in scripts/debian-packages.txt)", err)
 	}
 	r := &TestRegistry{Dir: t.TempDir()}
+	if opts.Token {
+		opts.Auth = false
+		r.User = RegistryUser
+		r.Password = randomHex(t, 16)
+		r.Tokens = StartTokenServer(t, r.Dir, r.User, r.Password)
+		r.TokenURL = r.Tokens.Realm
+	}
 	if opts.Auth {
 		r.User = RegistryUser
 		r.Password = randomHex(t, 16)
@@ -233,7 +246,10 @@ http:
 		fmt.Fprintf(&b, "  tls:\n    certificate: %q\n    key: %q\n",
 			filepath.Join(r.Dir, "server.crt"), filepath.Join(r.Dir, "server.key"))
 	}
-	if opts.Auth {
+	if opts.Token {
+		fmt.Fprintf(&b, "auth:\n  token:\n    realm: %q\n    service: %q\n    issuer: %q\n    rootcertbundle: %q\n",
+			r.Tokens.Realm, TokenService, TokenIssuer, r.Tokens.CertFile)
+	} else if opts.Auth {
 		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: berth-test\n    path: %q\n",
 			filepath.Join(r.Dir, "htpasswd"))
 	}
