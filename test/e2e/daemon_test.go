@@ -82,6 +82,13 @@ type Daemon struct {
 	Socket   string
 	Host     string // "unix://" + Socket
 	Args     []string
+	// Wrap, if set, is a command line that runs berthd (its path is
+	// appended, then Args); ExtraFiles are passed from descriptor 3 on.
+	Wrap       []string
+	ExtraFiles []*os.File
+	// SocketKept says the socket file belongs to someone else (socket
+	// activation) and stays after berthd exits.
+	SocketKept bool
 
 	cmd    *exec.Cmd
 	log    *lockedBuffer
@@ -156,9 +163,11 @@ func (d *Daemon) start(t *testing.T) error {
 	}
 	d.notify = nc
 	d.log = &lockedBuffer{}
-	d.cmd = exec.Command(berthdBinary(t), d.Args...)
+	argv := append(append(append([]string(nil), d.Wrap...), berthdBinary(t)), d.Args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.ExtraFiles = d.ExtraFiles
 	if err := d.cmd.Start(); err != nil {
 		nc.Close()
 		return err
@@ -247,7 +256,7 @@ func (d *Daemon) stop(t *testing.T) {
 	for _, m := range mounts {
 		t.Errorf("berthd left a mount: %s (%s)", m.Mountpoint, m.FSType)
 	}
-	if _, err := os.Stat(d.Socket); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(d.Socket); !d.SocketKept && !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("berthd left its socket %s behind (stat: %v)", d.Socket, err)
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -283,5 +284,36 @@ func TestAPIErrors(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("API-Version") != "1.52" || resp.Header.Get("OSType") != "linux" ||
 		resp.Header.Get("Docker-Experimental") != "false" || resp.Header.Get("Builder-Version") == "" {
 		t.Errorf("HEAD /_ping: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestSocketActivation runs berthd as systemd does with berthd.socket:
+// the listening socket is made by someone else and passed as descriptor 3
+// with LISTEN_PID and LISTEN_FDS (-H fd://).
+func TestSocketActivation(t *testing.T) {
+	d := newDaemon(t)
+	d.Args[1] = "fd://"
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: d.Socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d.ExtraFiles = []*os.File{f}
+	// The shell's PID is berthd's after exec, as LISTEN_PID must be.
+	d.Wrap = []string{"/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`}
+	if err := os.WriteFile(filepath.Join(d.Dir, "daemon.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.start(t); err != nil {
+		t.Fatalf("start: %v\n%s", err, d.log)
+	}
+	t.Cleanup(func() { d.stop(t) })
+	if out := d.cli(t).ok("version", "--format", "{{.Server.APIVersion}}"); strings.TrimSpace(out) != "1.52" {
+		t.Errorf("version through the passed socket: %q", out)
 	}
 }
