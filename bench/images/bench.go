@@ -80,8 +80,8 @@ func (b *bench) setup(ctx context.Context, selected []scenario) error {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	cli, _ := b.dk.docker(ctx, "version", "--format", "{{.Client.Version}}")
 	fmt.Printf("berth image bench: warm-up round, then measured rounds interleaved; sync before each run\n")
-	fmt.Printf("kernel %s, %d CPUs; dockerd %s (overlay2, own containerd), docker CLI %s; registry %s\n",
-		strings.TrimSpace(string(kernel)), goruntime.NumCPU(), b.dk.version, strings.TrimSpace(string(cli)), b.reg.host)
+	fmt.Printf("kernel %s, %d CPUs; dockerd %s (overlay2, own containerd), docker CLI %s; registry %s; data roots under %s\n",
+		strings.TrimSpace(string(kernel)), goruntime.NumCPU(), b.dk.version, strings.TrimSpace(string(cli)), b.reg.host, b.dir)
 	need := map[string]bool{}
 	for _, sc := range selected {
 		need[sc.name] = true
