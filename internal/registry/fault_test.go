@@ -330,3 +330,144 @@ func TestHungServer(t *testing.T) {
 		t.Fatalf("got %v, want an unavailable timeout", err)
 	}
 }
+
+// errCut ends a forwarded request body part-way.
+var errCut = errors.New("cut")
+
+// cutReader yields n bytes of r, then fails.
+type cutReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errCut
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n -= int64(n)
+	return n, err
+}
+
+// cutPatch handles the nth PATCH (1-based) of an upload by reading part of
+// its body and dropping the client's connection. With forward, the part
+// read is sent on to the registry before the request to it breaks too.
+func (p *faultProxy) cutPatch(nth int32, forward bool) (func(w http.ResponseWriter, r *http.Request) bool, *atomic.Int32) {
+	var patches atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPatch || patches.Add(1) != nth {
+			return false
+		}
+		const part = 20_000
+		if forward {
+			r.Body = io.NopCloser(&cutReader{r: r.Body, n: part})
+			if resp, err := p.forward(r); err == nil {
+				resp.Body.Close()
+			}
+		} else {
+			_, _ = io.CopyN(io.Discard, r.Body, part)
+		}
+		panic(http.ErrAbortHandler)
+	}, &patches
+}
+
+// pushAndCheck pushes a 300 KiB blob in 64 KiB chunks to repo and checks
+// that the registry serves it back intact.
+func (f *faultSetup) pushAndCheck(t *testing.T, repo reference.Named, r func([]byte) io.Reader) {
+	t.Helper()
+	data, desc := randomBlob(t, 300<<10)
+	ctx := testCtx(t)
+	var last int64
+	if err := f.c.PushBlob(ctx, repo, desc, r(data), func(n int64) { last = n }); err != nil {
+		t.Fatalf("push with a cut chunk: %v", err)
+	}
+	if last != desc.Size {
+		t.Errorf("last progress %d, want %d", last, desc.Size)
+	}
+	f.p.setFault(nil)
+	rc, err := f.c.OpenBlob(ctx, repo, desc, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("blob read back: %d bytes (equal %v), %v", len(got), bytes.Equal(got, data), err)
+	}
+}
+
+// TestPushBlobResumesChunk cuts the second PATCH before the registry gets
+// any of it: the client asks the registry where the upload stands and sends
+// the chunk again into the same upload.
+func TestPushBlobResumesChunk(t *testing.T) {
+	f := newFaultSetup(t, nil)
+	repo := mustRef(t, f.p.Host()+"/berth/resume")
+	fault, patches := f.p.cutPatch(2, false)
+	f.p.setFault(fault)
+	// A plain reader, which cannot seek: the upload must resume, not restart.
+	f.pushAndCheck(t, repo, func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) })
+	if n := len(f.p.requests("POST /v2/berth/resume/blobs/uploads/")); n != 1 {
+		t.Errorf("%d uploads started, want 1", n)
+	}
+	if n := len(f.p.requests("GET /v2/berth/resume/blobs/uploads/")); n != 1 {
+		t.Errorf("%d upload status requests, want 1", n)
+	}
+	// 5 chunks, one of them sent twice.
+	if n := patches.Load(); n != 6 {
+		t.Errorf("%d PATCH requests, want 6", n)
+	}
+}
+
+// TestPushBlobRestartsLostUpload cuts the second PATCH after part of it
+// reached the registry, which distribution 2.8 answers by dropping the
+// upload: a seekable source is sent again in a new upload.
+func TestPushBlobRestartsLostUpload(t *testing.T) {
+	f := newFaultSetup(t, nil)
+	repo := mustRef(t, f.p.Host()+"/berth/restart")
+	fault, _ := f.p.cutPatch(2, true)
+	f.p.setFault(fault)
+	f.pushAndCheck(t, repo, func(b []byte) io.Reader { return bytes.NewReader(b) })
+	started := f.p.requests("POST /v2/berth/restart/blobs/uploads/")
+	status := f.p.requests("GET /v2/berth/restart/blobs/uploads/")
+	cancelled := f.p.requests("DELETE /v2/berth/restart/blobs/uploads/")
+	if len(started) != 2 || len(status) != 1 || len(cancelled) != 1 {
+		t.Errorf("%d uploads started, %d status requests, %d cancelled; want 2, 1, 1", len(started), len(status), len(cancelled))
+	}
+
+	// A source that cannot seek cannot be sent again: a clear error, and
+	// the upload is cancelled.
+	fault, _ = f.p.cutPatch(2, true)
+	f.p.setFault(fault)
+	data, desc := randomBlob(t, 300<<10)
+	err := f.c.PushBlob(testCtx(t), repo, desc, io.MultiReader(bytes.NewReader(data)), nil)
+	if err == nil || !strings.Contains(err.Error(), "lost the upload") || !strings.Contains(err.Error(), desc.Digest.String()) {
+		t.Fatalf("got %v, want an error saying the registry lost the upload", err)
+	}
+	if n := len(f.p.requests("DELETE /v2/berth/restart/blobs/uploads/")); n != 2 {
+		t.Errorf("%d uploads cancelled in all, want 2", n)
+	}
+}
+
+// TestPushBlobGivesUp cuts every PATCH: Retries resumes, then an
+// unavailable error.
+func TestPushBlobGivesUp(t *testing.T) {
+	f := newFaultSetup(t, func(o *Options) { o.Retries = 2 })
+	repo := mustRef(t, f.p.Host()+"/berth/giveup")
+	f.p.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPatch {
+			panic(http.ErrAbortHandler)
+		}
+		return false
+	})
+	data, desc := randomBlob(t, 100<<10)
+	err := f.c.PushBlob(testCtx(t), repo, desc, bytes.NewReader(data), nil)
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), desc.Digest.String()) {
+		t.Fatalf("got %v, want unavailable naming the blob", err)
+	}
+	if n := len(f.p.requests("PATCH /v2/berth/giveup/")); n != 3 {
+		t.Errorf("%d PATCH requests, want 3 (one and two retries)", n)
+	}
+}
