@@ -28,33 +28,36 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 	if err != nil {
 		return -1, fmt.Errorf("bundle path: %w", err)
 	}
+	// Catch signals before the container's process runs so none is lost:
+	// start waits for the catcher, which works while the container is
+	// created.
+	var sc *signalCatcher
+	if !detach {
+		sc = catchSignals()
+		defer sc.stop()
+	}
+	rv := r.reserve(id)
 	spec, err := LoadSpec(bundle)
 	if err != nil {
+		rv.release()
 		return -1, err
 	}
 	var consoleRecv *os.File
 	if spec.Process.Terminal && opts.ConsoleSocket == "" && !detach {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
+			rv.release()
 			return -1, fmt.Errorf("console socketpair: %w", err)
 		}
 		consoleRecv = os.NewFile(uintptr(fds[0]), "console-recv")
 		defer consoleRecv.Close()
 		opts.consoleConn = os.NewFile(uintptr(fds[1]), "console-send")
 	}
-	// Catch signals before the container exists so none is lost: create
-	// waits for the catcher before it starts init.
-	var sc *signalCatcher
-	if !detach {
-		sc = catchSignals()
-		defer sc.stop()
-		opts.signalsCaught = sc.ready
-	}
 	// Run starts the container itself: init waits on the sync pipe, no
 	// exec fifo is needed.
 	opts.startByPipe = true
 	t0 := time.Now()
-	c, err := r.create(id, bundle, spec, opts)
+	c, err := r.create(id, bundle, spec, opts, rv)
 	slog.Debug("container created", "took", time.Since(t0))
 	if opts.consoleConn != nil {
 		opts.consoleConn.Close()
@@ -72,6 +75,9 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 			return -1, err
 		}
 		defer master.Close()
+	}
+	if sc != nil {
+		<-sc.ready
 	}
 	t0 = time.Now()
 	if err := c.Start(); err != nil {

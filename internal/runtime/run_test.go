@@ -77,3 +77,32 @@ func TestRunInitFailsBeforeReady(t *testing.T) {
 		t.Errorf("state directory left behind: %v", err)
 	}
 }
+
+// TestBadBundleLeavesNoStateDir: the state directory is made while the
+// bundle's config is read; a bad config removes it again, and with the id
+// of an existing container it reports the config's error and leaves that
+// container alone.
+func TestBadBundleLeavesNoStateDir(t *testing.T) {
+	r := newRig(t)
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "config.json"), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"create", "run"} {
+		id := testutil.ContainerID(t)
+		r.fails([]string{cmd, "--bundle", bad, id}, "config")
+		if _, err := os.Stat(filepath.Join(r.root, id)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s with a bad config left its state directory: %v", cmd, err)
+		}
+	}
+	id, _ := r.create(sleeper, nil)
+	for _, cmd := range []string{"create", "run"} {
+		stderr := r.fails([]string{cmd, "--bundle", bad, id}, "config")
+		if strings.Contains(stderr, "already exists") {
+			t.Errorf("%s with a bad config and a taken id: %q, want the config's error", cmd, stderr)
+		}
+		if st := r.state(id); st.Status != "created" {
+			t.Errorf("after %s with a taken id, the container is %s, want created", cmd, st.Status)
+		}
+	}
+}

@@ -55,8 +55,8 @@ type CreateOptions struct {
 	Stdin, Stdout, Stderr *os.File
 	// consoleConn, set by run, is an already connected console socket.
 	consoleConn *os.File
-	// signalsCaught, set by run, is closed once run catches the signals it
-	// forwards to the container: init is not started before.
+	// signalsCaught, set by exec, is closed once exec catches the signals
+	// it forwards to the process: init is not started before.
 	signalsCaught <-chan struct{}
 	// startByPipe, set by run, has init wait for start on the sync pipe
 	// instead of an exec fifo (see nsinit's protocol).
@@ -94,15 +94,24 @@ func (r *Runtime) Create(id, bundle string, opts CreateOptions) (*Container, err
 	if err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
+	rv := r.reserve(id)
 	spec, err := LoadSpec(bundle)
 	if err != nil {
+		rv.release()
 		return nil, err
 	}
-	return r.create(id, bundle, spec, opts)
+	return r.create(id, bundle, spec, opts, rv)
 }
 
-// create is Create with the bundle's spec already loaded and validated.
-func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions) (_ *Container, err error) {
+// create is Create with the bundle's spec already loaded and validated,
+// and the state directory being made by rv.
+func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions, rv *reservation) (_ *Container, err error) {
+	claimed := false
+	defer func() {
+		if err != nil && !claimed {
+			rv.release()
+		}
+	}()
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
@@ -136,16 +145,11 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 		}
 	}
 
-	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("create state root %s: %w", r.Root, err)
+	if err := rv.wait(); err != nil {
+		return nil, err
 	}
-	dir := r.dir(id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container with id %s already exists: %w", id, errdefs.ErrAlreadyExists)
-		}
-		return nil, fmt.Errorf("create state dir: %w", err)
-	}
+	claimed = true
+	dir := rv.dir
 	var cleanups []func()
 	defer func() {
 		if err != nil {

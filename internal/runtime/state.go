@@ -201,3 +201,45 @@ func notExist(id string) error {
 
 // statePaused is runc's extra status for a frozen container.
 const statePaused specs.ContainerState = "paused"
+
+// reservation is a container's state directory, made in the background
+// while the bundle's config is read: the directory is the id's lock, and
+// making it is an inode allocation on the state root's filesystem.
+type reservation struct {
+	dir  string
+	done chan struct{}
+	err  error // the error of making it; nil once made
+}
+
+// reserve starts making the state directory of id.
+func (r *Runtime) reserve(id string) *reservation {
+	rv := &reservation{dir: r.dir(id), done: make(chan struct{})}
+	go func() {
+		defer close(rv.done)
+		if err := os.MkdirAll(r.Root, 0o711); err != nil {
+			rv.err = fmt.Errorf("create state root %s: %w", r.Root, err)
+			return
+		}
+		if err := os.Mkdir(rv.dir, 0o711); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				rv.err = fmt.Errorf("container with id %s already exists: %w", id, errdefs.ErrAlreadyExists)
+			} else {
+				rv.err = fmt.Errorf("create state dir: %w", err)
+			}
+		}
+	}()
+	return rv
+}
+
+// wait returns once the directory is made, or why it could not be.
+func (rv *reservation) wait() error {
+	<-rv.done
+	return rv.err
+}
+
+// release removes the directory if it was made (it is still empty).
+func (rv *reservation) release() {
+	if rv.wait() == nil {
+		os.Remove(rv.dir)
+	}
+}
