@@ -94,8 +94,9 @@ type Client struct {
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport // by host
-	pings      map[string]*pingResult     // by host
-	sessions   map[string]*session        // by sessionKey
+	pings      *ttlCache[*pingResult]     // by host
+	sessions   *ttlCache[*session]        // by host, scopes and credentials
+	now        func() time.Time           // time.Now; tests move it
 }
 
 // New returns a Client with opts, filling in defaults.
@@ -125,8 +126,9 @@ func New(opts Options) *Client {
 		hubHost:    dockerHubHost,
 		hosts:      map[string]bool{},
 		transports: map[string]*http.Transport{},
-		pings:      map[string]*pingResult{},
-		sessions:   map[string]*session{},
+		pings:      newTTLCache[*pingResult](maxPings),
+		sessions:   newTTLCache[*session](maxSessions),
+		now:        time.Now,
 	}
 	for _, s := range opts.Insecure {
 		if p, err := netip.ParsePrefix(s); err == nil {

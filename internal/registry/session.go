@@ -50,9 +50,9 @@ func (c *Client) session(ctx context.Context, ep endpoint, scopes ...string) (*s
 	sort.Strings(scopes)
 	key := ep.host + "|" + strings.Join(scopes, " ") + "|" + fingerprint(cred)
 	c.mu.Lock()
-	s := c.sessions[key]
+	s, ok := c.sessions.get(key, c.now())
 	c.mu.Unlock()
-	if s != nil {
+	if ok {
 		return s, nil
 	}
 
@@ -77,13 +77,14 @@ func (c *Client) session(ctx context.Context, ep endpoint, scopes ...string) (*s
 	if err != nil {
 		return nil, err
 	}
-	rt, err := c.authTransport(ctx, ep, pr, base, cred, scopes)
+	rt, ttl, err := c.authTransport(ctx, ep, pr, base, cred, scopes)
 	if err != nil {
 		return nil, err
 	}
 	s = &session{c: c, ep: ep, base: pr.scheme + "://" + ep.host, client: &http.Client{Transport: rt}}
 	c.mu.Lock()
-	c.sessions[key] = s
+	now := c.now()
+	c.sessions.put(key, s, now.Add(ttl), now)
 	c.mu.Unlock()
 	return s, nil
 }
@@ -97,36 +98,50 @@ func retryablePing(ctx context.Context, err error) bool {
 }
 
 // authTransport wraps base to authenticate as the ping's challenge asks:
-// nothing, basic auth, or a bearer token for scopes (exchanged now).
-func (c *Client) authTransport(ctx context.Context, ep endpoint, pr *pingResult, base http.RoundTripper, cred authn.AuthConfig, scopes []string) (http.RoundTripper, error) {
+// nothing, basic auth, or a bearer token for scopes (exchanged now). It
+// also returns how long to keep the session: sessionTTL, or the token's
+// lifetime if that is shorter.
+func (c *Client) authTransport(ctx context.Context, ep endpoint, pr *pingResult, base http.RoundTripper, cred authn.AuthConfig, scopes []string) (http.RoundTripper, time.Duration, error) {
 	if pr.challenge.Scheme == "" {
-		return base, nil
+		return base, sessionTTL, nil
 	}
 	reg, err := name.NewRegistry(ep.host, name.WeakValidation)
 	if err != nil {
-		return nil, invalid("registry host %q: %v", ep.host, err)
+		return nil, 0, invalid("registry host %q: %v", ep.host, err)
 	}
 	var auth authn.Authenticator = authn.Anonymous
 	if cred != (authn.AuthConfig{}) {
 		auth = authn.FromConfig(cred)
 	}
 	if !strings.EqualFold(pr.challenge.Scheme, "bearer") {
-		return transport.FromToken(reg, auth, base, &pr.challenge, nil)
+		rt, err := transport.FromToken(reg, auth, base, &pr.challenge, nil)
+		return rt, sessionTTL, err
 	}
 	tok, err := transport.Exchange(ctx, reg, auth, base, scopes, &pr.challenge)
 	if err != nil {
-		return nil, transportError(ctx, err, fmt.Sprintf("get a token for %s from registry %s", strings.Join(scopes, " "), ep))
+		return nil, 0, transportError(ctx, err, fmt.Sprintf("get a token for %s from registry %s", strings.Join(scopes, " "), ep))
 	}
-	return transport.FromToken(reg, auth, base, &pr.challenge, tok)
+	rt, err := transport.FromToken(reg, auth, base, &pr.challenge, tok)
+	return rt, tokenTTL(tok.ExpiresIn), err
+}
+
+// tokenTTL is how long to keep a session whose token lasts expiresIn
+// seconds: sessionTTL at most, and 60 s (the spec's default) when the
+// server does not say.
+func tokenTTL(expiresIn int) time.Duration {
+	if expiresIn <= 0 {
+		expiresIn = 60
+	}
+	return min(time.Duration(expiresIn)*time.Second, sessionTTL)
 }
 
 // ping finds the scheme of ep and its authentication challenge: HTTPS
 // first, then plain HTTP if ep allows it. Results are cached per host.
 func (c *Client) ping(ctx context.Context, ep endpoint) (*pingResult, error) {
 	c.mu.Lock()
-	pr := c.pings[ep.host]
+	pr, ok := c.pings.get(ep.host, c.now())
 	c.mu.Unlock()
-	if pr != nil {
+	if ok {
 		return pr, nil
 	}
 	base, err := c.baseTransport(ep)
@@ -145,7 +160,8 @@ func (c *Client) ping(ctx context.Context, ep endpoint) (*pingResult, error) {
 		pr, err := c.pingScheme(ctx, base, scheme, ep)
 		if err == nil {
 			c.mu.Lock()
-			c.pings[ep.host] = pr
+			now := c.now()
+			c.pings.put(ep.host, pr, now.Add(pingTTL), now)
 			c.mu.Unlock()
 			return pr, nil
 		}
