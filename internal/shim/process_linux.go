@@ -266,7 +266,8 @@ func (p *process) done() bool {
 	}
 }
 
-// finish records the exit once the output drained and releases the stdio.
+// finish records the exit once the output drained (or drainTimeout
+// passed) and releases the stdio.
 func (p *process) finish(exit ExitStatus) {
 	p.drain()
 	p.inMu.Lock()
@@ -279,6 +280,13 @@ func (p *process) finish(exit ExitStatus) {
 		p.pidfd = -1
 	}
 	p.inMu.Unlock()
+	// Output still held open by a leftover process after drainTimeout is
+	// cut here: the copiers end and close their attachers.
+	for _, f := range []*os.File{p.outR, p.errR} {
+		if f != nil {
+			f.Close()
+		}
+	}
 	p.exit = exit
 	close(p.exited)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type server struct {
 	jlog     *jsonLog
 	cgroups  map[string]string // the container's cgroup dirs by controller
 	seq      atomic.Int64
+	cancel   chan os.Signal // SIGTERM, SIGINT
 
 	mu       sync.Mutex
 	init     *process
@@ -40,13 +42,25 @@ type server struct {
 // Serve runs the shim of one container: it creates the container, reports
 // the outcome on opts.Ready, then serves the RPC until the container is
 // deleted. It returns the error reported to the starter, if any.
+//
+// SIGTERM or SIGINT before the handshake cancels the start: the shim lets
+// a runtime call in progress finish, removes what it made and reports the
+// cancellation. Afterwards they are ignored: the shim lives as long as
+// its container (Kill, then Delete).
 func Serve(ctx context.Context, opts Options) error {
 	s := &server{opts: opts, ctx: ctx, execs: map[string]*process{}, done: make(chan struct{})}
+	s.cancel = make(chan os.Signal, 1)
+	signal.Notify(s.cancel, unix.SIGTERM, unix.SIGINT)
 	if err := s.create(); err != nil {
 		s.handshake(handshake{Error: err.Error(), Class: className(err)})
 		return err
 	}
 	s.handshake(handshake{Pid: s.init.pid})
+	go func() {
+		for sig := range s.cancel {
+			log.G(ctx).Warn("ignoring signal: the shim exits when its container is deleted", "signal", sig)
+		}
+	}()
 	go s.waitInit()
 	s.serve()
 	return nil
@@ -84,6 +98,7 @@ func (s *server) create() (err error) {
 		return fmt.Errorf("a shim already serves %s: %w", sock, errdefs.ErrAlreadyExists)
 	}
 	os.Remove(sock)
+	os.Remove(s.path(exitName)) // from an earlier container
 	if s.listener, err = listen(sock); err != nil {
 		return err
 	}
@@ -113,7 +128,9 @@ func (s *server) create() (err error) {
 		args = append(args, "--console-socket", p.consolePath)
 		master = p.receiveMaster()
 	}
-	err = s.runtime(p.childStdio(), append(args, o.ID)...)
+	if err = s.cancelled(); err == nil {
+		err = s.runtime(p.childStdio(), append(args, o.ID)...)
+	}
 	p.closeChild()
 	if err == nil && master != nil {
 		err = <-master
@@ -136,6 +153,9 @@ func (s *server) create() (err error) {
 	if p.pid, err = readPidFile(s.path(pidName)); err != nil {
 		return err
 	}
+	if err = s.cancelled(); err != nil {
+		return err
+	}
 	if fd, perr := unix.PidfdOpen(p.pid, 0); perr == nil {
 		p.pidfd = fd
 	}
@@ -151,6 +171,16 @@ func (s *server) create() (err error) {
 	p.startCopiers(emit)
 	s.init = p
 	return nil
+}
+
+// cancelled returns an error if the starter cancelled the start.
+func (s *server) cancelled() error {
+	select {
+	case sig := <-s.cancel:
+		return fmt.Errorf("start of container %s cancelled by %v: %w", s.opts.ID, sig, errdefs.ErrUnavailable)
+	default:
+		return nil
+	}
 }
 
 // waitInit records init's exit: in memory, and in exit.json for a daemon

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/shim"
+	"github.com/berth-project/berth/internal/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -607,4 +609,194 @@ func statusField(t *testing.T, pid int, name string) int {
 	}
 	t.Fatalf("no %s in /proc/%d/status", name, pid)
 	return 0
+}
+
+// A line longer than 16 KiB is logged in pieces, like Docker does; the
+// log rotates at its max size.
+func TestLogLongLineAndRotation(t *testing.T) {
+	r := newRig(t, withArgs("sh", "-c", "head -c 40000 /dev/zero | tr '\\0' a; echo; i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done"))
+	opts := r.opts()
+	opts.LogMaxSize, opts.LogMaxFile = 32<<10, 3
+	c := r.start(opts)
+	ctx := ctxT(t)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.Wait(ctx); err != nil || exit.Code != 0 {
+		t.Fatalf("wait = %+v, %v", exit, err)
+	}
+	if _, err := os.Stat(r.logPath + ".3"); !os.IsNotExist(err) {
+		t.Errorf("more than max-file logs kept: %v", err)
+	}
+	var all []logEntry
+	for _, name := range []string{r.logPath + ".2", r.logPath + ".1", r.logPath} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != r.logPath && fi.Size() < opts.LogMaxSize {
+			t.Errorf("%s rotated at %d bytes, before max-size", name, fi.Size())
+		}
+		all = append(all, readLog(t, name)...)
+	}
+	if len(all) < 3 || len(all[0].Log) != 16<<10 || len(all[1].Log) != 16<<10 || all[2].Log != strings.Repeat("a", 40000-32<<10)+"\n" {
+		t.Fatalf("the long line was not split at 16 KiB: %d entries, first lengths %v", len(all), entryLens(all))
+	}
+	if !strings.HasSuffix(logText(all, "stdout"), "line 499\n") {
+		t.Errorf("the last line is not at the end of the newest log")
+	}
+}
+
+func entryLens(entries []logEntry) []int {
+	var n []int
+	for i, e := range entries {
+		if i == 4 {
+			break
+		}
+		n = append(n, len(e.Log))
+	}
+	return n
+}
+
+// BenchmarkStart measures a container's life through the shim: shim start
+// to running, then kill, wait and delete.
+func BenchmarkStart(b *testing.B) {
+	bundle := b.TempDir() + "/bundle"
+	if err := testutil.WriteBundle(bundle, withArgs("sleep", "1000")); err != nil {
+		b.Fatal(err)
+	}
+	root := testutil.RootDir(b)
+	dir, err := os.MkdirTemp("", "berth-shim-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	var toRunning time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("bench-%d-%d", os.Getpid(), i)
+		t0 := time.Now()
+		c, err := shim.Start(ctx, shim.StartOptions{
+			Shim: shimBinary(b), Runtime: testutil.RuntimeBinary(b), RuntimeRoot: root,
+			ID: id, Bundle: bundle, StateDir: filepath.Join(dir, strconv.Itoa(i)),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		toRunning += time.Since(t0)
+		c.Kill(ctx, syscall.SIGKILL, false)
+		c.Wait(ctx)
+		if _, err := c.Delete(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(toRunning.Microseconds())/float64(b.N)/1000, "ms-to-running")
+}
+
+// BenchmarkRuntimeOnly is BenchmarkStart's baseline: the same container
+// created and started by berth-runtime directly, without a shim.
+func BenchmarkRuntimeOnly(b *testing.B) {
+	bundle := b.TempDir() + "/bundle"
+	if err := testutil.WriteBundle(bundle, withArgs("sleep", "1000")); err != nil {
+		b.Fatal(err)
+	}
+	root := testutil.RootDir(b)
+	var toRunning time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("bench-rt-%d-%d", os.Getpid(), i)
+		t0 := time.Now()
+		if _, _, err := testutil.Runtime(b, root, "create", "--bundle", bundle, id); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := testutil.Runtime(b, root, "start", id); err != nil {
+			b.Fatal(err)
+		}
+		toRunning += time.Since(t0)
+		if _, _, err := testutil.Runtime(b, root, "delete", "--force", id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(toRunning.Microseconds())/float64(b.N)/1000, "ms-to-running")
+}
+
+// A Start cancelled at any point leaves nothing behind: before the shim
+// runs, while the runtime creates the container, or just after.
+func TestStartCancelled(t *testing.T) {
+	for _, d := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 15 * time.Millisecond, 40 * time.Millisecond} {
+		t.Run(d.String(), func(t *testing.T) {
+			r := newRig(t, withArgs("sleep", "1000"))
+			opts := r.opts()
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			c, err := shim.Start(ctx, opts)
+			if err == nil {
+				r.cleanup(c.ShimPid())
+				t.Logf("start finished within %v", d)
+				return
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("start = %v, want the context's error", err)
+			}
+			if _, err := os.Stat(r.stateDir); !os.IsNotExist(err) {
+				t.Errorf("state dir left behind: %v", err)
+			}
+			if out, _, err := testutil.Runtime(t, r.root, "list", "-q"); err != nil || strings.TrimSpace(out) != "" {
+				t.Errorf("runtime still knows containers: %q, %v", out, err)
+			}
+		})
+	}
+}
+
+// An attacher that never reads does not hold the container back: it is
+// dropped, and the log gets everything.
+func TestStalledAttacher(t *testing.T) {
+	r := newRig(t, withArgs("sh", "-c", "yes 0123456789012345678901234567890123456789 | head -n 100000; echo done"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	_, stalled, _, err := c.Attach(ctx, shim.AttachOptions{Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.Wait(ctx); err != nil || exit.Code != 0 {
+		t.Fatalf("wait = %+v, %v", exit, err)
+	}
+	entries := readLog(t, r.logPath)
+	if len(entries) != 100001 || entries[len(entries)-1].Log != "done\n" {
+		t.Fatalf("log has %d entries, want 100001 ending with done", len(entries))
+	}
+	// The stalled attacher got a part, then EOF.
+	n, err := io.Copy(io.Discard, stalled)
+	if err != nil || n >= 100000*41 {
+		t.Errorf("stalled attacher read %d bytes (%v), want less than the whole output", n, err)
+	}
+}
+
+func TestPause(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "1000"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.State(ctx); err != nil || st.Status != shim.StatusPaused {
+		t.Fatalf("state after pause = %+v, %v", st, err)
+	}
+	if err := c.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.State(ctx); err != nil || st.Status != shim.StatusRunning {
+		t.Fatalf("state after resume = %+v, %v", st, err)
+	}
 }

@@ -13,10 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"golang.org/x/sys/unix"
 )
+
+// cancelTimeout bounds how long a cancelled Start waits for the shim to
+// undo the start before it kills it.
+const cancelTimeout = 30 * time.Second
 
 // maxHandshake bounds the shim's answer on the ready pipe.
 const maxHandshake = 64 << 10
@@ -101,9 +106,16 @@ func Start(ctx context.Context, opts StartOptions) (_ *Client, err error) {
 	select {
 	case data = <-answer:
 	case <-ctx.Done():
-		// Kill the shim's session (the runtime and init are in it), then
-		// remove whatever the runtime made.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		// Ask the shim to undo the start; it lets the runtime finish first.
+		// Only if it does not answer in time is its session killed.
+		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+		t := time.NewTimer(cancelTimeout)
+		select {
+		case <-answer:
+		case <-t.C:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		t.Stop()
 		<-exited
 		forceDelete(opts)
 		return nil, fmt.Errorf("start shim for %s: %w", opts.ID, ctx.Err())
