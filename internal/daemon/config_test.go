@@ -105,3 +105,27 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepDriver(t *testing.T) {
+	root := t.TempDir()
+	got, err := keepDriver(root, "", DriverNative)
+	if err != nil || got != DriverNative {
+		t.Fatalf("first start: %q %v", got, err)
+	}
+	// Later starts keep it, even when overlay would be chosen now.
+	if got, err := keepDriver(root, "", DriverOverlay); err != nil || got != DriverNative {
+		t.Fatalf("restart without a flag: %q %v", got, err)
+	}
+	if _, err := keepDriver(root, "overlay", DriverOverlay); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "--storage-driver native") {
+		t.Fatalf("switching drivers: %v", err)
+	}
+	if got, err := keepDriver(root, "native", DriverNative); err != nil || got != DriverNative {
+		t.Fatalf("asking for the recorded driver: %q %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "storage-driver"), []byte("zfs\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keepDriver(root, "", DriverOverlay); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("unknown recorded driver: %v", err)
+	}
+}

@@ -56,19 +56,10 @@ type Daemon struct {
 	snap    snapshot.Snapshotter
 	events  *Events
 
+	imgs    *image.Service
+
 	mu  sync.Mutex
 	cfg Config
-	gen *imageGen
-}
-
-// imageGen is one image service with the registry client of one
-// configuration. A reload of the registry settings makes a new generation;
-// operations still running on an older one finish there, and operations
-// that may garbage collect wait for them (see Daemon.images).
-type imageGen struct {
-	svc    *image.Service
-	active sync.WaitGroup
-	prev   *imageGen
 }
 
 // New creates the data and exec roots if needed, opens the stores and
@@ -115,6 +106,9 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.driver, err = keepDriver(cfg.DataRoot, cfg.StorageDriver, d.driver); err != nil {
+		return nil, err
+	}
 	if d.driver == DriverOverlay {
 		d.snap, err = overlay.New(snapRoot, d.db.Bolt())
 	} else {
@@ -123,7 +117,14 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.gen = &imageGen{svc: d.newImageService(cfg)}
+	d.imgs = image.New(image.Config{
+		Content:     d.content,
+		DB:          d.db,
+		Snapshotter: d.snap,
+		Overlay:     d.driver == DriverOverlay,
+		Registry:    newRegistryClient(cfg),
+		TmpDir:      filepath.Join(cfg.DataRoot, "tmp"),
+	})
 	log.G(ctx).Info("daemon ready", "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot, "storage-driver", d.driver)
 	return d, nil
 }
@@ -149,22 +150,46 @@ func chooseDriver(ctx context.Context, want, root string) (string, error) {
 	return "", fmt.Errorf("unknown storage driver %q: %w", want, errdefs.ErrInvalidArgument)
 }
 
-func (d *Daemon) newImageService(cfg Config) *image.Service {
-	reg := registry.New(registry.Options{
+// newRegistryClient returns the registry client for cfg's registry settings.
+func newRegistryClient(cfg Config) *registry.Client {
+	return registry.New(registry.Options{
 		// The daemon never reads a user's credentials: clients send them
 		// with each request (X-Registry-Auth). This directory has none.
 		ConfigDir: filepath.Join(cfg.DataRoot, "registry"),
 		Insecure:  cfg.InsecureRegistries,
 		Mirrors:   cfg.RegistryMirrors,
 	})
-	return image.New(image.Config{
-		Content:     d.content,
-		DB:          d.db,
-		Snapshotter: d.snap,
-		Overlay:     d.driver == DriverOverlay,
-		Registry:    reg,
-		TmpDir:      filepath.Join(cfg.DataRoot, "tmp"),
-	})
+}
+
+// keepDriver makes the storage driver a property of the data root: the
+// first start records chosen in <dataRoot>/storage-driver, later starts use
+// the recorded one, and asking for another is an error (the images' layers
+// live in the recorded driver's snapshots).
+func keepDriver(dataRoot, asked, chosen string) (string, error) {
+	path := filepath.Join(dataRoot, "storage-driver")
+	data, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(chosen+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("record storage driver: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return "", fmt.Errorf("record storage driver: %w", err)
+		}
+		return chosen, nil
+	case err != nil:
+		return "", fmt.Errorf("read storage driver: %w", err)
+	}
+	recorded := strings.TrimSpace(string(data))
+	if recorded != DriverOverlay && recorded != DriverNative {
+		return "", fmt.Errorf("%s names an unknown storage driver %q: %w", path, recorded, errdefs.ErrInvalidArgument)
+	}
+	if asked != "" && chosen != recorded {
+		return "", fmt.Errorf("data root %s holds the images of storage driver %q: start with --storage-driver %s or use another --data-root: %w",
+			dataRoot, recorded, recorded, errdefs.ErrInvalidArgument)
+	}
+	return recorded, nil
 }
 
 // makeRoot creates dir with mode and makes sure an existing one has it.
@@ -241,7 +266,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg Config) error {
 	defer d.mu.Unlock()
 	old := d.cfg
 	if !equalStrings(old.RegistryMirrors, cfg.RegistryMirrors) || !equalStrings(old.InsecureRegistries, cfg.InsecureRegistries) {
-		d.gen = &imageGen{svc: d.newImageService(cfg), prev: d.gen}
+		d.imgs.SetRegistry(newRegistryClient(cfg))
 	}
 	d.cfg.LogLevel = cfg.LogLevel
 	d.cfg.RegistryMirrors = cfg.RegistryMirrors
@@ -271,24 +296,6 @@ func (d *Daemon) ID() string { return d.id }
 
 // StorageDriver returns the name of the storage driver in use.
 func (d *Daemon) StorageDriver() string { return d.driver }
-
-// images returns the current image service and a func to call when the
-// operation is done. With gc set (the operation may garbage collect), it
-// first waits for operations still running on older generations, whose
-// blobs and layers are not yet recorded.
-func (d *Daemon) images(gc bool) (*image.Service, func()) {
-	d.mu.Lock()
-	g := d.gen
-	g.active.Add(1)
-	prev := g.prev
-	d.mu.Unlock()
-	if gc {
-		for p := prev; p != nil; p = p.prev {
-			p.active.Wait()
-		}
-	}
-	return g.svc, g.active.Done
-}
 
 func equalStrings(a, b []string) bool {
 	if len(a) != len(b) {

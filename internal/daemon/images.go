@@ -40,8 +40,7 @@ func (d *Daemon) PullImage(ctx context.Context, name string, opts PullOptions) (
 	if err != nil {
 		return image.PullResult{}, err
 	}
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	res, err := svc.Pull(withAuth(ctx, opts.Auth), ref.String(), image.PullOptions{Platform: opts.Platform, Progress: opts.Progress})
 	if err != nil {
 		return res, err
@@ -54,8 +53,7 @@ func (d *Daemon) PullImage(ctx context.Context, name string, opts PullOptions) (
 // PushImage pushes name (a tag, or a repository for all its tags) and
 // publishes a push event for each tag pushed.
 func (d *Daemon) PushImage(ctx context.Context, name string, auth *registry.AuthConfig, progress image.ProgressFunc) ([]image.PushResult, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	res, err := svc.Push(withAuth(ctx, auth), name, image.PushOptions{Progress: progress})
 	for _, r := range res {
 		ref := stripTag(familiar(name)) + ":" + r.Tag
@@ -80,8 +78,7 @@ func familiar(name string) string {
 // TagImage points target at the image source names and publishes a tag
 // event.
 func (d *Daemon) TagImage(ctx context.Context, source, target string) error {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	if err := svc.Tag(ctx, source, target); err != nil {
 		return err
 	}
@@ -97,8 +94,7 @@ func (d *Daemon) TagImage(ctx context.Context, source, target string) error {
 // RemoveImage untags and deletes images as docker rmi does and publishes
 // an untag event for each name removed and a delete event for each image.
 func (d *Daemon) RemoveImage(ctx context.Context, name string, opts image.RemoveOptions) ([]image.Removed, error) {
-	svc, done := d.images(true)
-	defer done()
+	svc := d.imgs
 	var id digest.Digest
 	if img, err := svc.Resolve(ctx, name); err == nil {
 		id = img.ID
@@ -123,8 +119,7 @@ func (d *Daemon) publishRemoved(id digest.Digest, out []image.Removed) {
 // PruneImages removes unused images (dangling only unless opts.All) and
 // publishes their untag and delete events and a prune event.
 func (d *Daemon) PruneImages(ctx context.Context, opts image.PruneOptions) (image.PruneReport, error) {
-	svc, done := d.images(true)
-	defer done()
+	svc := d.imgs
 	rep, err := svc.Prune(ctx, opts)
 	d.publishPruned(rep.Removed)
 	if err == nil {
@@ -154,29 +149,25 @@ func (d *Daemon) publishPruned(removed []image.Removed) {
 // ListImages lists images matching filters (dangling, label, before,
 // since, reference, until).
 func (d *Daemon) ListImages(ctx context.Context, filters map[string][]string) ([]image.Summary, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	return svc.List(ctx, image.ListOptions{Filters: filters})
 }
 
 // InspectImage returns what docker image inspect shows about name.
 func (d *Daemon) InspectImage(ctx context.Context, name string) (image.Details, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	return svc.Inspect(ctx, name)
 }
 
 // ImageHistory returns the history of name, newest first.
 func (d *Daemon) ImageHistory(ctx context.Context, name string) ([]image.HistoryEntry, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	return svc.History(ctx, name)
 }
 
 // ImageDiskUsage returns the disk used by images.
 func (d *Daemon) ImageDiskUsage(ctx context.Context) (image.Usage, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	return svc.DiskUsage(ctx)
 }
 
@@ -196,8 +187,7 @@ func (d *Daemon) ImageCount() (int, error) {
 // UpperDir is the top layer and LowerDir the others, top first, joined by
 // ":". An image without layers has none.
 func (d *Daemon) LayerDirs(ctx context.Context, img metadata.Image) (map[string]string, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	key, err := svc.SnapshotKey(ctx, img)
 	if err != nil || key == "" {
 		return nil, err
@@ -242,8 +232,7 @@ func (d *Daemon) Login(ctx context.Context, server, user, password string) (stri
 // SaveImages writes the images names refer to as one archive to w and
 // publishes a save event for each name.
 func (d *Daemon) SaveImages(ctx context.Context, w io.Writer, names []string) error {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	if err := svc.Save(ctx, w, names); err != nil {
 		return err
 	}
@@ -260,8 +249,7 @@ func (d *Daemon) SaveImages(ctx context.Context, w io.Writer, names []string) er
 // LoadImages adds the images of the archive r and publishes a load event
 // for each.
 func (d *Daemon) LoadImages(ctx context.Context, r io.Reader, progress image.ProgressFunc) ([]image.LoadedImage, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	loaded, err := svc.Load(ctx, r, progress)
 	for _, li := range loaded {
 		name := li.ID.String()
@@ -276,8 +264,7 @@ func (d *Daemon) LoadImages(ctx context.Context, r io.Reader, progress image.Pro
 // ImportImage makes an image of the rootfs tarball r and publishes an
 // import event.
 func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, opts image.ImportOptions) (digest.Digest, error) {
-	svc, done := d.images(false)
-	defer done()
+	svc := d.imgs
 	id, err := svc.Import(ctx, r, opts)
 	if err != nil {
 		return "", err
@@ -295,7 +282,7 @@ func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, opts image.Import
 func (d *Daemon) publishImage(action, id, name string, img digest.Digest) {
 	attrs := map[string]string{"name": name}
 	if img != "" {
-		svc, done := d.images(false)
+		svc := d.imgs
 		if rec, err := svc.Resolve(context.Background(), img.String()); err == nil {
 			if c, err := svc.ConfigOf(context.Background(), rec); err == nil {
 				for k, v := range c.Config.Labels {
@@ -305,7 +292,6 @@ func (d *Daemon) publishImage(action, id, name string, img digest.Digest) {
 				}
 			}
 		}
-		done()
 	}
 	d.publish(Event{Type: "image", Action: action, ID: id, Attributes: attrs})
 }

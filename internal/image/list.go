@@ -103,6 +103,19 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]Summary, error)
 		if !passes(opts.Filters, sum, before, since, until) {
 			continue
 		}
+		if pats := opts.Filters["reference"]; len(pats) > 0 {
+			// Docker lists only the names that matched.
+			var names []string
+			for _, t := range sum.RepoTags {
+				for _, p := range pats {
+					if matchReference(p, t) {
+						names = append(names, t)
+						break
+					}
+				}
+			}
+			sum.RepoTags = names
+		}
 		if sum.Size, err = s.unpackedSize(ctx, c); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/registry"
 )
 
 // maxConcurrentDownloads is how many layers of one pull download at once (Docker's default).
@@ -42,8 +43,9 @@ type PullResult struct {
 // On error nothing new is visible: no image record, no tag, and no half
 // unpacked snapshot (completed layers stay for the retry).
 func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (PullResult, error) {
-	if s.cfg.Registry == nil {
-		return PullResult{}, fmt.Errorf("pull %s: no registry client: %w", name, errdefs.ErrNotImplemented)
+	reg, err := s.registry("pull", name)
+	if err != nil {
+		return PullResult{}, err
 	}
 	ref, err := ParseReference(name)
 	if err != nil {
@@ -63,12 +65,12 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Pull
 	}
 	defer unlock()
 
-	top, raw, err := s.cfg.Registry.Resolve(ctx, ref)
+	top, raw, err := reg.Resolve(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}
 	if tagged, ok := ref.(reference.Tagged); ok {
-		prog.report(tagged.Tag(), "Pulling from "+reference.FamiliarName(ref), 0, 0)
+		prog.report(tagged.Tag(), "Pulling from "+reference.Path(ref), 0, 0)
 	}
 	var index *ocispec.Descriptor
 	mdesc, mraw := top, raw
@@ -87,7 +89,7 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Pull
 		if err != nil {
 			return fail(err)
 		}
-		mraw, mdesc, err = s.cfg.Registry.FetchManifest(ctx, ref, sel.Digest)
+		mraw, mdesc, err = reg.FetchManifest(ctx, ref, sel.Digest)
 		if err != nil {
 			return fail(err)
 		}
@@ -111,7 +113,7 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Pull
 	if err != nil {
 		return fail(err)
 	}
-	cfgRaw, err := s.fetchSmallBlob(ctx, ref, m.Config)
+	cfgRaw, err := s.fetchSmallBlob(ctx, reg, ref, m.Config)
 	if err != nil {
 		return fail(fmt.Errorf("config %s: %w", m.Config.Digest, err))
 	}
@@ -130,7 +132,7 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Pull
 			return fail(fmt.Errorf("layer %s: %w", l.Digest, err))
 		}
 	}
-	if err := s.pullLayers(ctx, ref, m.Layers, conf.RootFS.DiffIDs, prog); err != nil {
+	if err := s.pullLayers(ctx, reg, ref, m.Layers, conf.RootFS.DiffIDs, prog); err != nil {
 		return fail(err)
 	}
 	blobs = append(blobs, blobToStore{mdesc, mraw}, blobToStore{m.Config, cfgRaw})
@@ -199,7 +201,7 @@ func (s *Service) record(ctx context.Context, id digest.Digest, mdesc ocispec.De
 }
 
 // pullLayers makes sure every layer is in the content store and unpacked.
-func (s *Service) pullLayers(ctx context.Context, ref reference.Named, layers []ocispec.Descriptor, diffIDs []digest.Digest, prog ProgressFunc) error {
+func (s *Service) pullLayers(ctx context.Context, reg *registry.Client, ref reference.Named, layers []ocispec.Descriptor, diffIDs []digest.Digest, prog ProgressFunc) error {
 	chain := ChainIDs(diffIDs)
 	done := make([]chan struct{}, len(layers))
 	for i := range done {
@@ -228,7 +230,7 @@ func (s *Service) pullLayers(ctx context.Context, ref reference.Named, layers []
 				l.parent = chain[i-1]
 				parentDone = done[i-1]
 			}
-			err := s.pullLayer(gctx, ref, layers[i], l, parentDone, sem, prog)
+			err := s.pullLayer(gctx, reg, ref, layers[i], l, parentDone, sem, prog)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", layers[i].Digest, err)
 			}
@@ -243,7 +245,7 @@ func (s *Service) pullLayers(ctx context.Context, ref reference.Named, layers []
 // the download starts, the layer streams from the network through the
 // content store into its snapshot in one pass; otherwise it downloads into
 // the content store and unpacks from there once the parent is ready.
-func (s *Service) pullLayer(ctx context.Context, ref reference.Named, desc ocispec.Descriptor, l layerToUnpack, parentDone chan struct{}, sem chan struct{}, prog ProgressFunc) error {
+func (s *Service) pullLayer(ctx context.Context, reg *registry.Client, ref reference.Named, desc ocispec.Descriptor, l layerToUnpack, parentDone chan struct{}, sem chan struct{}, prog ProgressFunc) error {
 	id := shortID(desc.Digest)
 	waitParent := func() error {
 		if parentDone == nil {
@@ -320,7 +322,7 @@ func (s *Service) pullLayer(ctx context.Context, ref reference.Named, desc ocisp
 		}
 		offset = 0
 	}
-	rc, err := s.cfg.Registry.OpenBlob(ctx, ref, desc, offset)
+	rc, err := reg.OpenBlob(ctx, ref, desc, offset)
 	if err != nil {
 		return err
 	}
@@ -391,7 +393,7 @@ func (s *Service) unpackBlob(ctx context.Context, desc ocispec.Descriptor, l lay
 
 // fetchSmallBlob returns a config-sized blob from the store, or downloads,
 // verifies and returns it.
-func (s *Service) fetchSmallBlob(ctx context.Context, ref reference.Named, desc ocispec.Descriptor) ([]byte, error) {
+func (s *Service) fetchSmallBlob(ctx context.Context, reg *registry.Client, ref reference.Named, desc ocispec.Descriptor) ([]byte, error) {
 	if data, err := s.cfg.Content.ReadBlob(ctx, desc.Digest); err == nil {
 		return data, nil
 	}
@@ -399,7 +401,7 @@ func (s *Service) fetchSmallBlob(ctx context.Context, ref reference.Named, desc 
 	if desc.Size > limit {
 		return nil, fmt.Errorf("blob %s is %d bytes, more than %d: %w", desc.Digest, desc.Size, limit, errdefs.ErrInvalidArgument)
 	}
-	rc, err := s.cfg.Registry.OpenBlob(ctx, ref, desc, 0)
+	rc, err := reg.OpenBlob(ctx, ref, desc, 0)
 	if err != nil {
 		return nil, err
 	}

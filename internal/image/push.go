@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/registry"
 )
 
 // maxConcurrentUploads is how many layers of one push upload at once (Docker's default is 5).
@@ -33,8 +34,9 @@ type PushResult struct {
 // another repository of the same registry are mounted, the rest uploaded
 // in chunks, and the manifest put last under the tag.
 func (s *Service) Push(ctx context.Context, name string, opts PushOptions) ([]PushResult, error) {
-	if s.cfg.Registry == nil {
-		return nil, fmt.Errorf("push %s: no registry client: %w", name, errdefs.ErrNotImplemented)
+	reg, err := s.registry("push", name)
+	if err != nil {
+		return nil, err
 	}
 	repo, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
@@ -73,7 +75,7 @@ func (s *Service) Push(ctx context.Context, name string, opts PushOptions) ([]Pu
 	opts.Progress.report("", "The push refers to repository ["+repo.Name()+"]", 0, 0)
 	var out []PushResult
 	for _, t := range tags {
-		res, err := s.pushTag(ctx, t, opts.Progress)
+		res, err := s.pushTag(ctx, reg, t, opts.Progress)
 		if err != nil {
 			return out, fmt.Errorf("push %s: %w", FamiliarString(t), err)
 		}
@@ -82,7 +84,7 @@ func (s *Service) Push(ctx context.Context, name string, opts PushOptions) ([]Pu
 	return out, nil
 }
 
-func (s *Service) pushTag(ctx context.Context, ref reference.NamedTagged, prog ProgressFunc) (PushResult, error) {
+func (s *Service) pushTag(ctx context.Context, reg *registry.Client, ref reference.NamedTagged, prog ProgressFunc) (PushResult, error) {
 	img, err := s.Resolve(ctx, TaggedString(ref))
 	if err != nil {
 		return PushResult{}, noSuchTag(ref)
@@ -117,7 +119,7 @@ func (s *Service) pushTag(ctx context.Context, ref reference.NamedTagged, prog P
 				return gctx.Err()
 			}
 			defer func() { <-sem }()
-			if err := s.pushBlob(gctx, ref, l, sources, prog); err != nil {
+			if err := s.pushBlob(gctx, reg, ref, l, sources, prog); err != nil {
 				return fmt.Errorf("layer %s: %w", l.Digest, err)
 			}
 			return nil
@@ -126,14 +128,14 @@ func (s *Service) pushTag(ctx context.Context, ref reference.NamedTagged, prog P
 	if err := g.Wait(); err != nil {
 		return PushResult{}, err
 	}
-	if err := s.pushBlob(ctx, ref, m.Config, sources, nil); err != nil {
+	if err := s.pushBlob(ctx, reg, ref, m.Config, sources, nil); err != nil {
 		return PushResult{}, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
 	mt := img.Manifest.MediaType
 	if mt == "" {
 		mt = ocispec.MediaTypeImageManifest
 	}
-	d, err := s.cfg.Registry.PushManifest(ctx, ref, mt, mraw)
+	d, err := reg.PushManifest(ctx, ref, mt, mraw)
 	if err != nil {
 		return PushResult{}, err
 	}
@@ -159,10 +161,10 @@ func (s *Service) pushTag(ctx context.Context, ref reference.NamedTagged, prog P
 }
 
 // pushBlob uploads one blob unless the registry has it or can mount it.
-func (s *Service) pushBlob(ctx context.Context, ref reference.Named, desc ocispec.Descriptor, sources []reference.Named, prog ProgressFunc) error {
+func (s *Service) pushBlob(ctx context.Context, reg *registry.Client, ref reference.Named, desc ocispec.Descriptor, sources []reference.Named, prog ProgressFunc) error {
 	id := shortID(desc.Digest)
 	repo := reference.TrimNamed(ref)
-	ok, err := s.cfg.Registry.BlobExists(ctx, repo, desc.Digest)
+	ok, err := reg.BlobExists(ctx, repo, desc.Digest)
 	if err != nil {
 		return err
 	}
@@ -171,7 +173,7 @@ func (s *Service) pushBlob(ctx context.Context, ref reference.Named, desc ocispe
 		return nil
 	}
 	for _, from := range sources {
-		ok, err := s.cfg.Registry.MountBlob(ctx, repo, from, desc.Digest)
+		ok, err := reg.MountBlob(ctx, repo, from, desc.Digest)
 		if err == nil && ok {
 			prog.report(id, "Mounted from "+reference.FamiliarName(from), 0, 0)
 			return nil
@@ -182,7 +184,7 @@ func (s *Service) pushBlob(ctx context.Context, ref reference.Named, desc ocispe
 		return fmt.Errorf("read blob: %w", err)
 	}
 	defer f.Close()
-	err = s.cfg.Registry.PushBlob(ctx, repo, desc, f, func(n int64) { prog.report(id, "Pushing", n, desc.Size) })
+	err = reg.PushBlob(ctx, repo, desc, f, func(n int64) { prog.report(id, "Pushing", n, desc.Size) })
 	if err != nil {
 		return err
 	}

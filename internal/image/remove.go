@@ -82,7 +82,7 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) (
 			}
 			if len(users) > 0 {
 				if !opts.Force {
-					return fmt.Errorf("unable to remove repository reference %q (must force) - container %s is using its referenced image %s: %w",
+					return fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s: %w",
 						name, shortContainer(users[0]), shortID(img.ID), errdefs.ErrConflict)
 				}
 				return nil // untagged; the image stays for its containers
@@ -93,16 +93,16 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) (
 		} else {
 			if len(users) > 0 {
 				if running {
-					return fmt.Errorf("unable to delete %s (cannot be forced) - image is being used by running container %s: %w",
+					return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s: %w",
 						shortID(img.ID), shortContainer(users[0]), errdefs.ErrConflict)
 				}
 				if !opts.Force {
-					return fmt.Errorf("unable to delete %s (must be forced) - image is being used by stopped container %s: %w",
+					return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s: %w",
 						shortID(img.ID), shortContainer(users[0]), errdefs.ErrConflict)
 				}
 			}
 			if len(tags) > 1 && !opts.Force {
-				return fmt.Errorf("unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", shortID(img.ID), errdefs.ErrConflict)
+				return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", shortID(img.ID), errdefs.ErrConflict)
 			}
 			for _, t := range tags {
 				out = append(out, Removed{Untagged: familiarName(t)})
@@ -124,7 +124,7 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) (
 			return err
 		}
 		if len(children) > 0 {
-			return fmt.Errorf("unable to delete %s (cannot be forced) - image has dependent child images: %w", shortID(img.ID), errdefs.ErrConflict)
+			return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image has dependent child images: %w", shortID(img.ID), errdefs.ErrConflict)
 		}
 		if err := tx.DeleteImage(img.ID); err != nil {
 			return err
@@ -135,7 +135,9 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) (
 	})
 	unlock()
 	if err != nil {
-		return nil, fmt.Errorf("remove image %s: %w", name, err)
+		// Docker's messages ("No such image: x", "conflict: unable to
+		// delete ...") already name the image; clients show them as is.
+		return nil, err
 	}
 	if deleted {
 		if _, err := s.GC(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
@@ -30,6 +31,7 @@ type Config struct {
 	// applied straight into the upper dir with overlay whiteouts.
 	Overlay bool
 	// Registry is the client for pull and push; nil disables them.
+	// SetRegistry replaces it while running.
 	Registry *registry.Client
 	// Platform is what pull selects from indexes when the caller names none
 	// (default: the host's).
@@ -45,6 +47,7 @@ type Config struct {
 // Service keeps images. Its methods are safe for concurrent use.
 type Service struct {
 	cfg Config
+	reg atomic.Pointer[registry.Client]
 
 	// layerMu serialises work on one layer (chain ID) across concurrent
 	// pulls, loads and imports, so a layer is unpacked once.
@@ -71,7 +74,22 @@ func New(cfg Config) *Service {
 		p := HostPlatform()
 		cfg.Platform = &p
 	}
-	return &Service{cfg: cfg, layers: map[digest.Digest]*sync.Mutex{}}
+	s := &Service{cfg: cfg, layers: map[digest.Digest]*sync.Mutex{}}
+	s.reg.Store(cfg.Registry)
+	return s
+}
+
+// SetRegistry makes c the registry client of the pulls and pushes that
+// start from now on (a configuration reload); those under way keep theirs.
+func (s *Service) SetRegistry(c *registry.Client) { s.reg.Store(c) }
+
+// registry returns the current registry client, or an error if there is none.
+func (s *Service) registry(op, name string) (*registry.Client, error) {
+	c := s.reg.Load()
+	if c == nil {
+		return nil, fmt.Errorf("%s %s: no registry client: %w", op, name, errdefs.ErrNotImplemented)
+	}
+	return c, nil
 }
 
 // lockLayer takes the lock of one chain ID and returns its unlock.

@@ -43,6 +43,7 @@ func TestInfo(t *testing.T) {
 	d := startDaemon(t)
 	c := d.cli(t)
 	var info struct {
+		ServerVersion  string
 		Images         int
 		Driver         string
 		DockerRootDir  string
@@ -88,7 +89,10 @@ func TestInfo(t *testing.T) {
 		t.Errorf("insecure registries: %v", info.RegistryConfig.InsecureRegistryCIDRs)
 	}
 	out := c.ok("info")
-	for _, want := range []string{"Server Version: dev", "Docker Root Dir: " + d.DataRoot, "Storage Driver: " + info.Driver} {
+	if info.ServerVersion == "" {
+		t.Errorf("info has no server version")
+	}
+	for _, want := range []string{"Server Version: " + info.ServerVersion, "Docker Root Dir: " + d.DataRoot, "Storage Driver: " + info.Driver} {
 		if !strings.Contains(out, want) {
 			t.Errorf("docker info lacks %q:\n%s", want, out)
 		}
