@@ -285,6 +285,11 @@ func setup(h *netlink.Handle, br, host netlink.Link, ep Endpoint) error {
 			return fmt.Errorf("put %s on the bridge: %w", ep.HostIfName, classify(err))
 		}
 	}
+	// Hairpin mode lets a container reach itself through a published
+	// port: the DNATed packet must leave by the port it came in on.
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("set hairpin mode on %s: %w", ep.HostIfName, classify(err))
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", ep.HostIfName, classify(err))
 	}

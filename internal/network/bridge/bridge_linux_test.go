@@ -113,6 +113,9 @@ func TestAttachConfiguresContainerSide(t *testing.T) {
 	if host.Attrs().MasterIndex != br.Attrs().Index || host.Attrs().MTU != 1400 {
 		t.Fatalf("host veth: master %d mtu %d; want %d, 1400", host.Attrs().MasterIndex, host.Attrs().MTU, br.Attrs().Index)
 	}
+	if pi, err := netlink.LinkGetProtinfo(host); err != nil || !pi.Hairpin {
+		t.Fatalf("host veth hairpin mode off (%v)", err)
+	}
 	ports, err := Ports(n.name)
 	if err != nil || len(ports) != 1 || ports[0] != ep.HostIfName {
 		t.Fatalf("Ports = %v, %v; want [%s]", ports, err, ep.HostIfName)

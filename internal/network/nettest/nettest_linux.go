@@ -94,8 +94,8 @@ func Do(path string, fn func() error) error {
 }
 
 // Listen opens a TCP listener inside the namespace at path that answers
-// every connection with reply and closes it; it is closed when the test
-// ends.
+// every connection with reply, or with the client's address when reply is
+// "", and closes it; the listener is closed when the test ends.
 func Listen(t testing.TB, path, addr, reply string) net.Addr {
 	t.Helper()
 	var l net.Listener
@@ -112,7 +112,11 @@ func Listen(t testing.TB, path, addr, reply string) net.Addr {
 			if err != nil {
 				return
 			}
-			_, _ = c.Write([]byte(reply))
+			msg := reply
+			if msg == "" {
+				msg = c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap().String()
+			}
+			_, _ = c.Write([]byte(msg))
 			c.Close()
 		}
 	}()

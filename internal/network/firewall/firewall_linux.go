@@ -1,0 +1,412 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+const (
+	setBridges   = "bridges"
+	chainRaw     = "raw-prerouting"
+	chainForward = "forward"
+	chainPre     = "prerouting"
+	chainOutput  = "output"
+	chainPorts   = "ports"
+	chainPost    = "postrouting"
+
+	commentStatic = "static"
+)
+
+// Firewall edits berth's nftables table. It is safe for concurrent use.
+type Firewall struct {
+	mu    sync.Mutex
+	table *nftables.Table
+}
+
+// New returns a Firewall for the table of that name ("" means
+// DefaultTable). It changes nothing until a method is called.
+func New(table string) (*Firewall, error) {
+	if table == "" {
+		table = DefaultTable
+	}
+	if len(table) > 255 || strings.ContainsAny(table, " \t\n/") {
+		return nil, fmt.Errorf("firewall: invalid table name %q: %w", table, errdefs.ErrInvalidArgument)
+	}
+	return &Firewall{table: &nftables.Table{Name: table, Family: nftables.TableFamilyINet}}, nil
+}
+
+// Table returns the name of the table.
+func (f *Firewall) Table() string { return f.table.Name }
+
+// Init creates the table with its set, chains and fixed rules when it does
+// not exist yet. An existing table is left as it is, rules included, so
+// the daemon can call Init on every start; Sync rebuilds it.
+func (f *Firewall) Init() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	if _, err := c.ListTableOfFamily(f.table.Name, f.table.Family); err == nil {
+		return nil
+	} else if !isNotFound(err) {
+		return fmt.Errorf("firewall: look for table %s: %w", f.table.Name, classify(err))
+	}
+	if err := f.build(c, nil, nil); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: create table %s: %w", f.table.Name, classify(err))
+	}
+	return nil
+}
+
+// Sync replaces the whole table with one holding exactly these networks
+// and ports, in one transaction: there is no moment without rules. The
+// daemon calls it after a restart with what it restored.
+func (f *Firewall) Sync(networks []Network, ports []PortMapping) error {
+	for _, n := range networks {
+		if err := n.check(); err != nil {
+			return err
+		}
+	}
+	for i, p := range ports {
+		if err := p.check(); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
+		for _, q := range ports[:i] {
+			if p.conflicts(q) {
+				return fmt.Errorf("firewall: %s conflicts with %s: %w", p.key(), q.key(), errdefs.ErrConflict)
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	// Adding first makes the delete valid whether or not it existed.
+	c.AddTable(f.table)
+	c.DelTable(f.table)
+	if err := f.build(c, networks, ports); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: sync table %s: %w", f.table.Name, classify(err))
+	}
+	return nil
+}
+
+// Cleanup deletes berth's table and everything in it; nothing else is
+// touched. A missing table is not an error.
+func (f *Firewall) Cleanup() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	c.AddTable(f.table)
+	c.DelTable(f.table)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: delete table %s: %w", f.table.Name, classify(err))
+	}
+	return nil
+}
+
+// AddNetwork installs a network's rules, replacing any it had, in one
+// transaction. The table must exist (Init).
+func (f *Firewall) AddNetwork(n Network) error {
+	if err := n.check(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	if err := f.requireTable(c); err != nil {
+		return err
+	}
+	if err := f.delNetwork(c, n.Bridge); err != nil {
+		return err
+	}
+	set := &nftables.Set{Table: f.table, Name: setBridges, KeyType: nftables.TypeIFName}
+	if err := c.SetAddElements(set, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
+		return fmt.Errorf("firewall: network %s: %w", n.Bridge, err)
+	}
+	f.networkRules(c, n, 0)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: add network %s: %w", n.Bridge, classify(err))
+	}
+	return nil
+}
+
+// RemoveNetwork removes a network's rules in one transaction. A network
+// without rules is not an error.
+func (f *Firewall) RemoveNetwork(bridge string) error {
+	if err := (Network{Bridge: bridge}).check(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	if err := f.requireTable(c); err != nil {
+		return err
+	}
+	if err := f.delNetwork(c, bridge); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: remove network %s: %w", bridge, classify(err))
+	}
+	return nil
+}
+
+// AddPort publishes a port. A mapping that claims a host port already
+// published (same protocol and port, on the same or on every address)
+// fails with errdefs.ErrConflict; publishing the same mapping again is a
+// no-op.
+func (f *Firewall) AddPort(p PortMapping) error {
+	if err := p.check(); err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	if err := f.requireTable(c); err != nil {
+		return err
+	}
+	rules, err := c.GetRules(f.table, &nftables.Chain{Name: chainPorts, Table: f.table})
+	if err != nil {
+		return fmt.Errorf("firewall: list published ports: %w", classify(err))
+	}
+	for _, r := range rules {
+		key, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		q, ok := portFromComment(key)
+		if !ok || !p.conflicts(q) {
+			continue
+		}
+		if key == portComment(p) {
+			return nil
+		}
+		return fmt.Errorf("firewall: host port %s/%d is already published (%s): %w", p.proto(), p.HostPort, key, errdefs.ErrConflict)
+	}
+	f.portRule(c, p)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: publish %s: %w", p.key(), classify(err))
+	}
+	return nil
+}
+
+// RemovePort withdraws a published port; one that is not published is not
+// an error.
+func (f *Firewall) RemovePort(p PortMapping) error {
+	if err := p.check(); err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("firewall: %w", classify(err))
+	}
+	defer c.CloseLasting()
+	if err := f.requireTable(c); err != nil {
+		return err
+	}
+	want := portComment(p)
+	if err := f.delRules(c, chainPorts, func(comment string) bool { return comment == want }); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: unpublish %s: %w", p.key(), classify(err))
+	}
+	return nil
+}
+
+// build queues the table, its set, chains and fixed rules, then the rules
+// of networks and ports.
+func (f *Firewall) build(c *nftables.Conn, networks []Network, ports []PortMapping) error {
+	t := c.AddTable(f.table)
+	set := &nftables.Set{Table: t, Name: setBridges, KeyType: nftables.TypeIFName}
+	var elems []nftables.SetElement
+	for _, n := range networks {
+		elems = append(elems, nftables.SetElement{Key: ifname(n.Bridge)})
+	}
+	if err := c.AddSet(set, elems); err != nil {
+		return fmt.Errorf("firewall: add set: %w", err)
+	}
+	accept := nftables.ChainPolicyAccept
+	base := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
+	}
+	raw := base(chainRaw, nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	base(chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	pre := base(chainPre, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	out := base(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	post := base(chainPost, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	c.AddChain(&nftables.Chain{Name: chainPorts, Table: t})
+
+	static := comment(commentStatic)
+	loop := mustPrefix("127.0.0.0/8")
+	// iifname @bridges ip daddr 127.0.0.0/8 drop
+	c.AddRule(&nftables.Rule{Table: t, Chain: raw, UserData: static, Exprs: concat(
+		ifnameInSet(expr.MetaKeyIIFNAME, setBridges, set.ID), matchPrefix(loop, false), []expr.Any{verdict(expr.VerdictDrop)})})
+	// fib daddr type local jump ports (prerouting and output)
+	for _, ch := range []*nftables.Chain{pre, out} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: static, Exprs: concat(daddrLocal(), []expr.Any{jump(chainPorts)})})
+	}
+	// oifname @bridges ip saddr 127.0.0.0/8 masquerade
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, UserData: static, Exprs: concat(
+		ifnameInSet(expr.MetaKeyOIFNAME, setBridges, set.ID), matchPrefix(loop, true), []expr.Any{&expr.Masq{}})})
+
+	for _, n := range networks {
+		f.networkRules(c, n, set.ID)
+	}
+	for _, p := range ports {
+		f.portRule(c, p)
+	}
+	return nil
+}
+
+// networkRules queues a network's rules. setID is the bridges set's ID
+// when the set is created in the same batch, else 0.
+func (f *Firewall) networkRules(c *nftables.Conn, n Network, setID uint32) {
+	t := f.table
+	fwd := &nftables.Chain{Name: chainForward, Table: t}
+	post := &nftables.Chain{Name: chainPost, Table: t}
+	tag := comment(netComment(n.Bridge))
+	drop := []expr.Any{verdict(expr.VerdictDrop)}
+	if n.Internal {
+		// Inserted at the head so no later accept can let them through.
+		// iifname BR oifname != BR drop; oifname BR iifname != BR drop
+		c.InsertRule(&nftables.Rule{Table: t, Chain: fwd, UserData: tag, Exprs: concat(
+			matchIfname(expr.MetaKeyIIFNAME, n.Bridge, true), matchIfname(expr.MetaKeyOIFNAME, n.Bridge, false), drop)})
+		c.InsertRule(&nftables.Rule{Table: t, Chain: fwd, UserData: tag, Exprs: concat(
+			matchIfname(expr.MetaKeyOIFNAME, n.Bridge, true), matchIfname(expr.MetaKeyIIFNAME, n.Bridge, false), drop)})
+		return
+	}
+	// iifname BR oifname @bridges oifname != BR ct status != dnat drop
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, UserData: tag, Exprs: concat(
+		matchIfname(expr.MetaKeyIIFNAME, n.Bridge, true),
+		ifnameInSet(expr.MetaKeyOIFNAME, setBridges, setID),
+		matchIfname(expr.MetaKeyOIFNAME, n.Bridge, false),
+		ctDNAT(false), drop)})
+	for _, s := range n.Subnets {
+		// ip saddr SUBNET oifname != BR masquerade
+		c.AddRule(&nftables.Rule{Table: t, Chain: post, UserData: tag, Exprs: concat(
+			matchPrefix(s, true), matchIfname(expr.MetaKeyOIFNAME, n.Bridge, false), []expr.Any{&expr.Masq{}})})
+		// ip saddr SUBNET oifname BR ct status dnat masquerade (hairpin)
+		c.AddRule(&nftables.Rule{Table: t, Chain: post, UserData: tag, Exprs: concat(
+			matchPrefix(s, true), matchIfname(expr.MetaKeyOIFNAME, n.Bridge, true), ctDNAT(true), []expr.Any{&expr.Masq{}})})
+	}
+}
+
+// portRule queues a published port's DNAT rule:
+// [ip daddr HOSTIP] meta l4proto P th dport HOSTPORT dnat to CIP:CPORT
+func (f *Firewall) portRule(c *nftables.Conn, p PortMapping) {
+	var match []expr.Any
+	if p.anyHost() {
+		match = matchFamily(p.ContainerIP)
+	} else {
+		match = matchPrefix(netipPrefixOf(p.HostIP), false)
+	}
+	c.AddRule(&nftables.Rule{Table: f.table, Chain: &nftables.Chain{Name: chainPorts, Table: f.table},
+		UserData: comment(portComment(p)),
+		Exprs:    concat(match, matchDport(protoNumber(p.proto()), p.HostPort), dnat(p.ContainerIP, p.ContainerPort))})
+}
+
+// delNetwork queues the removal of a network's rules and set element.
+func (f *Firewall) delNetwork(c *nftables.Conn, bridge string) error {
+	want := netComment(bridge)
+	match := func(comment string) bool { return comment == want }
+	for _, ch := range []string{chainForward, chainPost} {
+		if err := f.delRules(c, ch, match); err != nil {
+			return err
+		}
+	}
+	set := &nftables.Set{Table: f.table, Name: setBridges, KeyType: nftables.TypeIFName}
+	elems, err := c.GetSetElements(set)
+	if err != nil {
+		return fmt.Errorf("firewall: list bridges: %w", classify(err))
+	}
+	for _, e := range elems {
+		if string(e.Key) == string(ifname(bridge)) {
+			if err := c.SetDeleteElements(set, []nftables.SetElement{{Key: ifname(bridge)}}); err != nil {
+				return fmt.Errorf("firewall: network %s: %w", bridge, err)
+			}
+		}
+	}
+	return nil
+}
+
+// delRules queues the deletion of the chain's rules whose comment matches.
+func (f *Firewall) delRules(c *nftables.Conn, chain string, match func(string) bool) error {
+	rules, err := c.GetRules(f.table, &nftables.Chain{Name: chain, Table: f.table})
+	if err != nil {
+		return fmt.Errorf("firewall: list chain %s: %w", chain, classify(err))
+	}
+	for _, r := range rules {
+		if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && match(s) {
+			if err := c.DelRule(r); err != nil {
+				return fmt.Errorf("firewall: delete rule in %s: %w", chain, err)
+			}
+		}
+	}
+	return nil
+}
+
+// requireTable fails with errdefs.ErrNotFound when the table is missing.
+func (f *Firewall) requireTable(c *nftables.Conn) error {
+	_, err := c.ListTableOfFamily(f.table.Name, f.table.Family)
+	if isNotFound(err) {
+		return fmt.Errorf("firewall: table inet %s does not exist (call Init): %w", f.table.Name, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("firewall: look for table %s: %w", f.table.Name, classify(err))
+	}
+	return nil
+}
+
+func comment(s string) []byte { return userdata.AppendString(nil, userdata.TypeComment, s) }
+
+func isNotFound(err error) bool { return errors.Is(err, unix.ENOENT) }
+
+func classify(err error) error {
+	switch {
+	case isNotFound(err):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrAlreadyExists)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrPermission)
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EAFNOSUPPORT):
+		return fmt.Errorf("%w (kernel lacks an nftables feature): %w", err, errdefs.ErrNotImplemented)
+	}
+	return err
+}
