@@ -24,7 +24,10 @@
 // writes one JSON object to it and closes it: {"pid":N} once the container
 // is created and the socket listens, or {"error":"...","class":"..."} after
 // it undid everything (the runtime's own error text when create failed).
-// EOF without an object means the shim died; see shim.log.
+// EOF without an object means the shim died; see shim.log. A starter that
+// gives up sends SIGTERM: the shim lets the runtime finish, removes the
+// container again and answers with an error. After the handshake the shim
+// ignores SIGTERM and SIGINT; it exits after Delete.
 //
 //	daemon (Start)                  berth-shim                     berth-runtime
 //	     │ fork+exec, setsid, fd 3 ──▶ │ subreaper, listen shim.sock
@@ -56,6 +59,12 @@
 //	  │ ◀──────────────────────────── [len][{}]          │
 //	  │ ◀══════ raw output bytes ══════ ... EOF          │ (bounded queue: a slow
 //	                                                       attacher is dropped)
+//
+// The methods (request "method"; "exec" names an exec'd process, empty
+// for the container's init): state, start, wait, kill {signal, all},
+// pause, resume, attach {stream: stdin|stdout|stderr, stdinOnce}, resize
+// {width, height}, close-stdin, delete, exec {process, stdin},
+// exec-start, exec-state, exec-kill {signal}, exec-delete.
 //
 // Exec is three steps so that no output is lost: "exec" registers the
 // process and its pipes, the client attaches its streams, "exec-start"

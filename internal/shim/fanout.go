@@ -4,12 +4,12 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// Bounds of one attacher's queue: past either, the attacher is dropped so
-// that the container (and its log) never waits for it.
+// Bounds of one attacher's queue. Past either, a container's attacher is
+// dropped, so that the container (and its log) never waits for it; an
+// exec'd process, whose output has no other reader, waits instead.
 const (
 	attachMaxBytes  = 1 << 20
 	attachMaxChunks = 512
@@ -19,22 +19,30 @@ const (
 // take the rest of its queue.
 const flushTimeout = 10 * time.Second
 
-// fanout copies one output stream to any number of attachers.
+// fanout copies one output stream to any number of attachers. With block
+// set, write waits for attachers that are behind instead of dropping them
+// (an exec'd process's output, which only its attachers read).
 type fanout struct {
+	block  bool
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	closed bool
 }
 
-func newFanout() *fanout { return &fanout{subs: map[*subscriber]struct{}{}} }
+func newFanout(block bool) *fanout {
+	return &fanout{block: block, subs: map[*subscriber]struct{}{}}
+}
 
-// subscriber is one attacher: a queue and the goroutine writing it out.
+// subscriber is one attacher: a bounded queue and the goroutine writing
+// it out.
 type subscriber struct {
 	conn    *os.File
-	ch      chan []byte
-	pending atomic.Int64
-	dead    atomic.Bool
-	once    sync.Once
+	mu      sync.Mutex
+	cond    sync.Cond
+	queue   [][]byte
+	pending int
+	ended   bool // no more data will come: flush, then close
+	dead    bool // dropped, or its connection failed
 }
 
 // add starts copying the stream to conn, which fanout now owns, after
@@ -42,18 +50,16 @@ type subscriber struct {
 // the attacher misses nothing written after its response. On a stream
 // that already ended, conn gets header and EOF.
 func (f *fanout) add(conn *os.File, header []byte) {
+	s := &subscriber{conn: conn, queue: [][]byte{header}, pending: len(header)}
+	s.cond.L = &s.mu
+	go s.run()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := &subscriber{conn: conn, ch: make(chan []byte, attachMaxChunks)}
-	s.ch <- header
-	s.pending.Add(int64(len(header)))
 	if f.closed {
-		go s.run()
 		s.finish()
 		return
 	}
 	f.subs[s] = struct{}{}
-	go s.run()
 	// The attacher sends nothing: EOF here means it went away.
 	go func() {
 		io.Copy(io.Discard, conn)
@@ -61,19 +67,35 @@ func (f *fanout) add(conn *os.File, header []byte) {
 	}()
 }
 
-// write queues a copy of p for every attacher, dropping those that are
-// gone or too far behind. It never blocks on an attacher.
+// write queues a copy of p for every attacher. Without block it drops
+// those that are gone or too far behind and never waits.
 func (f *fanout) write(p []byte) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if len(f.subs) == 0 {
+		f.mu.Unlock()
 		return
 	}
 	data := append([]byte(nil), p...)
+	if !f.block {
+		defer f.mu.Unlock()
+		for s := range f.subs {
+			if !s.offer(data, false) {
+				delete(f.subs, s)
+				s.drop()
+			}
+		}
+		return
+	}
+	// Wait without the lock, so that attachers can come and go meanwhile;
+	// there is one writer per stream, the order is kept.
+	subs := make([]*subscriber, 0, len(f.subs))
 	for s := range f.subs {
-		if !s.offer(data) {
-			delete(f.subs, s)
-			s.drop()
+		subs = append(subs, s)
+	}
+	f.mu.Unlock()
+	for _, s := range subs {
+		if !s.offer(data, true) {
+			f.remove(s)
 		}
 	}
 }
@@ -96,46 +118,70 @@ func (f *fanout) close() {
 	}
 }
 
-func (s *subscriber) offer(data []byte) bool {
-	if s.dead.Load() || s.pending.Load()+int64(len(data)) > attachMaxBytes {
+// offer queues data; when the queue is full it fails, or with block waits.
+func (s *subscriber) offer(data []byte, block bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.dead && (s.pending+len(data) > attachMaxBytes || len(s.queue) >= attachMaxChunks) {
+		if !block {
+			return false
+		}
+		s.cond.Wait()
+	}
+	if s.dead || s.ended {
 		return false
 	}
-	select {
-	case s.ch <- data:
-		s.pending.Add(int64(len(data)))
-		return true
-	default:
-		return false
-	}
+	s.queue = append(s.queue, data)
+	s.pending += len(data)
+	s.cond.Broadcast()
+	return true
 }
 
-// run writes the queue out until it is closed or a write fails.
+// run writes the queue out until the stream ended and the queue is empty,
+// or the subscriber is dead.
 func (s *subscriber) run() {
-	for data := range s.ch {
-		if s.dead.Load() {
-			continue
+	defer s.conn.Close()
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.ended && !s.dead {
+			s.cond.Wait()
 		}
-		if _, err := s.conn.Write(data); err != nil {
-			s.dead.Store(true)
+		if s.dead || len(s.queue) == 0 {
+			s.mu.Unlock()
+			return
 		}
-		s.pending.Add(-int64(len(data)))
+		data := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+
+		_, err := s.conn.Write(data)
+
+		s.mu.Lock()
+		s.pending -= len(data)
+		if err != nil {
+			s.dead = true
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
 	}
-	s.conn.Close()
 }
 
-// drop closes the connection now, queued data is lost.
+// drop closes the connection now; queued data is lost.
 func (s *subscriber) drop() {
-	s.dead.Store(true)
-	s.once.Do(func() {
-		close(s.ch)
-		s.conn.Close()
-	})
+	s.mu.Lock()
+	s.dead = true
+	s.queue = nil
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.conn.Close()
 }
 
 // finish lets the queue drain (within flushTimeout) before the close.
 func (s *subscriber) finish() {
-	s.once.Do(func() {
-		s.conn.SetWriteDeadline(time.Now().Add(flushTimeout))
-		close(s.ch)
-	})
+	s.conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+	s.mu.Lock()
+	s.ended = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }

@@ -56,7 +56,10 @@ type process struct {
 }
 
 func newProcess(id string, terminal bool) *process {
-	return &process{id: id, terminal: terminal, stdout: newFanout(), stderr: newFanout(), pidfd: -1, exited: make(chan struct{})}
+	// Only an exec'd process's output waits for its attachers: it has no
+	// log, they are its only readers.
+	block := id != ""
+	return &process{id: id, terminal: terminal, stdout: newFanout(block), stderr: newFanout(block), pidfd: -1, exited: make(chan struct{})}
 }
 
 // setupStdio makes the process's pipes, or listens on consolePath for its
