@@ -51,11 +51,14 @@ func startDockerd(ctx context.Context, dir string) (d *dockerd, err error) {
 		dataRoot: filepath.Join(dir, "data"), execRoot: filepath.Join(dir, "exec"),
 		cliConfig: filepath.Join(dir, "cli"), done: make(chan struct{}),
 	}
-	for _, p := range []string{d.dataRoot, d.execRoot, d.cliConfig} {
+	for _, p := range []string{filepath.Join(d.dataRoot, "overlay2"), d.execRoot, d.cliConfig} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return nil, err
 		}
 	}
+	// Docker's layer directories spread over block groups as berth's data
+	// roots do (see spreadChildren).
+	spreadChildren(filepath.Join(d.dataRoot, "overlay2"))
 	// An empty daemon.json: the host's /etc/docker/daemon.json, if any,
 	// must not change the reference.
 	daemonJSON := filepath.Join(dir, "daemon.json")
