@@ -77,7 +77,7 @@ func (b *berthRoot) close() error {
 // fsTopdirFlag is FS_TOPDIR_FL (chattr +T): ext4's Orlov allocator puts
 // each directory made in such a directory in a block group of its own
 // choosing, away from its parent's.
-const fsTopdirFlag = 0x4000
+const fsTopdirFlag = 0x20000
 
 // spreadChildren sets FS_TOPDIR_FL on dir, so that every data root (and
 // every docker layer directory) made in it lands in a block group of its
