@@ -56,7 +56,7 @@ type Daemon struct {
 	snap    snapshot.Snapshotter
 	events  *Events
 
-	imgs    *image.Service
+	imgs *image.Service
 
 	mu  sync.Mutex
 	cfg Config
