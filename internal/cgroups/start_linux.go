@@ -23,9 +23,9 @@ import (
 // its parent thread's cgroups. So start runs on a locked OS thread that
 // first writes "0" to the tasks file of each v1 directory; the v2
 // directory is entered with clone3's CLONE_INTO_CGROUP. The thread moves
-// back before it is released: in the background once start succeeded
-// (until then the cgroup cannot be removed; Destroy waits out a busy
-// cgroup), before StartIn returns if it failed.
+// back before StartIn returns: a thread of the caller left in the
+// container's cgroup would be frozen, listed and killed with the
+// container's processes.
 func StartIn(m Manager, attr *syscall.SysProcAttr, start func() error) error {
 	paths := m.Paths()
 	var v1Dirs []string
@@ -77,18 +77,12 @@ func StartIn(m Manager, attr *syscall.SysProcAttr, start func() error) error {
 		if err == nil {
 			err = start()
 		}
-		if err == nil {
-			// The caller goes on while the thread moves back.
-			errc <- nil
-		}
 		if moveBack() {
 			// Only a thread back in its own cgroups may serve other goroutines;
 			// otherwise it exits with this goroutine.
 			runtime.UnlockOSThread()
 		}
-		if err != nil {
-			errc <- err
-		}
+		errc <- err
 	}()
 	return <-errc
 }
