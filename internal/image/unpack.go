@@ -81,14 +81,8 @@ func (s *Service) unpack(ctx context.Context, l layerToUnpack, r io.Reader, prog
 	defer plain.Close()
 	diffDigester := digest.Canonical.Digester()
 	tarSize := &byteCounter{}
-	tee := io.TeeReader(plain, io.MultiWriter(diffDigester.Hash(), tarSize))
-	size, err := archive.Apply(ctx, upper, tee, opts)
+	size, err := applyConcurrently(ctx, upper, plain, io.MultiWriter(diffDigester.Hash(), tarSize), opts)
 	if err != nil {
-		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
-	}
-	// The tar's end padding and the compressor's trailer are part of the
-	// diff ID and the blob digest.
-	if _, err := io.Copy(io.MultiWriter(diffDigester.Hash(), tarSize), plain); err != nil {
 		return false, fmt.Errorf("unpack layer %s: %w", l.diffID, err)
 	}
 	if got := diffDigester.Digest(); got != l.diffID {
@@ -134,4 +128,123 @@ type byteCounter struct{ n int64 }
 func (b *byteCounter) Write(p []byte) (int, error) {
 	b.n += int64(len(p))
 	return len(p), nil
+}
+
+// Chunks of a layer stream in flight between the reading and the applying
+// goroutine of applyConcurrently.
+const (
+	applyChunkSize = 256 << 10
+	applyChunks    = 8
+)
+
+// applyConcurrently applies the tar stream r to root like archive.Apply,
+// but reads r (network, decompression, hashing: the caller's chain, and
+// hash, which sees every byte of r) in this goroutine while another one
+// creates the files, so the two overlap on separate cores. r is read to
+// its end. No goroutine outlives the call, so the caller may close what r
+// reads from as soon as it returns.
+func applyConcurrently(ctx context.Context, root string, r io.Reader, hash io.Writer, opts archive.ApplyOptions) (int64, error) {
+	type chunk struct {
+		data []byte
+		err  error
+	}
+	chunks := make(chan chunk, applyChunks)
+	free := make(chan []byte, applyChunks+2)
+	type result struct {
+		n   int64
+		err error
+	}
+	done := make(chan result, 1)
+	cr := &chunkReader{next: func() ([]byte, error) {
+		c, ok := <-chunks
+		if !ok {
+			return nil, io.EOF
+		}
+		return c.data, c.err
+	}, release: func(b []byte) {
+		select {
+		case free <- b[:cap(b)]:
+		default:
+		}
+	}}
+	go func() {
+		n, err := archive.Apply(ctx, root, cr, opts)
+		done <- result{n, err}
+	}()
+	// send hands a chunk to the applier unless it has stopped.
+	var applied *result
+	send := func(c chunk) bool {
+		select {
+		case chunks <- c:
+			return true
+		case res := <-done:
+			applied = &res
+			return false
+		}
+	}
+	var readErr error
+	for {
+		var buf []byte
+		select {
+		case buf = <-free:
+		default:
+			buf = make([]byte, applyChunkSize)
+		}
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			hash.Write(buf[:n])
+			if !send(chunk{data: buf[:n]}) {
+				break
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			send(chunk{err: err})
+			break
+		}
+	}
+	close(chunks)
+	if applied == nil {
+		res := <-done
+		applied = &res
+	}
+	switch {
+	case readErr != nil:
+		return 0, readErr
+	case applied.err != nil:
+		return 0, applied.err
+	}
+	// Apply stops at the tar's end; the rest (padding) still counts.
+	if _, err := io.Copy(hash, r); err != nil {
+		return 0, err
+	}
+	return applied.n, nil
+}
+
+// chunkReader reads a stream handed over in chunks.
+type chunkReader struct {
+	next    func() ([]byte, error)
+	release func([]byte)
+	cur     []byte
+	buf     []byte
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for len(c.cur) == 0 {
+		if c.buf != nil {
+			c.release(c.buf)
+			c.buf = nil
+		}
+		b, err := c.next()
+		if err != nil {
+			return 0, err
+		}
+		c.cur, c.buf = b, b
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
 }
