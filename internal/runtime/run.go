@@ -36,8 +36,12 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		sc = catchSignals()
 		defer sc.stop()
 	}
-	rv := r.reserve(id)
-	spec, err := LoadSpec(bundle)
+	data, err := readConfig(bundle)
+	if err != nil {
+		return -1, err
+	}
+	rv := r.reserveFor(id, data)
+	spec, err := parseConfig(bundle, data)
 	if err != nil {
 		rv.release()
 		return -1, err

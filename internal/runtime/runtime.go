@@ -94,8 +94,12 @@ func (r *Runtime) Create(id, bundle string, opts CreateOptions) (*Container, err
 	if err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
-	rv := r.reserve(id)
-	spec, err := LoadSpec(bundle)
+	data, err := readConfig(bundle)
+	if err != nil {
+		return nil, err
+	}
+	rv := r.reserveFor(id, data)
+	spec, err := parseConfig(bundle, data)
 	if err != nil {
 		rv.release()
 		return nil, err
@@ -163,6 +167,10 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 
 	st := &State{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Config: spec}
 	c := &Container{rt: r, state: st}
+	if c.cg = rv.takeCgroup(spec.Linux.CgroupsPath); c.cg != nil {
+		cg := c.cg
+		cleanups = append(cleanups, func() { cg.Destroy() })
+	}
 
 	// The state is written while init sets the container up, and put in
 	// place once it is done.
@@ -254,16 +262,20 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	// cgroups.StartIn).
 	var cg cgroups.Manager
 	var err error
-	if execMode {
-		cg, err = c.cgroup()
-	} else {
-		cg, err = cgroups.New(spec.Linux.CgroupsPath, st.ID)
+	switch {
+	case execMode:
+		if cg, err = c.cgroup(); err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+	case c.cg != nil:
+		// Made and applied while the config was decoded (see reserve);
+		// create removes it on failure.
+		cg = c.cg
+	default:
+		if cg, err = cgroups.New(spec.Linux.CgroupsPath, st.ID); err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
 		c.cg = cg
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	if !execMode {
 		*cleanups = append(*cleanups, func() { cg.Destroy() })
 		if err := cg.Apply(-1); err != nil {
 			return nil, fmt.Errorf("create cgroup: %w", err)

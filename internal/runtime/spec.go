@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,15 @@ func ValidateID(id string) error {
 
 // LoadSpec reads and validates bundle/config.json.
 func LoadSpec(bundle string) (*specs.Spec, error) {
+	data, err := readConfig(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(bundle, data)
+}
+
+// readConfig reads bundle/config.json.
+func readConfig(bundle string) ([]byte, error) {
 	p := filepath.Join(bundle, "config.json")
 	data, err := os.ReadFile(p)
 	if err != nil {
@@ -43,6 +53,12 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		}
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
+	return data, nil
+}
+
+// parseConfig decodes and validates the config.json of bundle.
+func parseConfig(bundle string, data []byte) (*specs.Spec, error) {
+	p := filepath.Join(bundle, "config.json")
 	spec, err := decodeSpec(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w: %w", p, err, errdefs.ErrInvalidArgument)
@@ -99,6 +115,85 @@ func decodeSpec(data []byte) (*specs.Spec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// peekCgroupsPath reads linux.cgroupsPath from a config.json without
+// decoding it into a spec (which builds encoding/json's tables for all its
+// types), following json.Unmarshal: keys match case-insensitively and the
+// last one wins. ok is false if the data is not a JSON object; the
+// caller must still check the decoded spec's value.
+func peekCgroupsPath(data []byte) (path string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	inObject := func() bool {
+		t, err := dec.Token()
+		return err == nil && t == json.Delim('{')
+	}
+	if !inObject() {
+		return "", false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if k, _ := key.(string); !strings.EqualFold(k, "linux") {
+			if !skipJSONValue(dec) {
+				return "", false
+			}
+			continue
+		}
+		if !inObject() {
+			// null or not an object: the spec is refused anyway.
+			return "", false
+		}
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			if k, _ := key.(string); !strings.EqualFold(k, "cgroupsPath") {
+				if !skipJSONValue(dec) {
+					return "", false
+				}
+				continue
+			}
+			v, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			switch v := v.(type) {
+			case string:
+				path = v
+			case nil:
+			default:
+				return "", false
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return "", false
+		}
+	}
+	return path, true
+}
+
+// skipJSONValue reads past the next value of dec.
+func skipJSONValue(dec *json.Decoder) bool {
+	depth := 0
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return true
+		}
+	}
 }
 
 func invalid(format string, args ...any) error {

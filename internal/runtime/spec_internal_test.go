@@ -97,3 +97,45 @@ func TestDecodeSpecLikeUnmarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestPeekCgroupsPath: when peekCgroupsPath reports a path, it is the one
+// json.Unmarshal decodes, whatever the key case, duplicates, escapes or
+// nesting.
+func TestPeekCgroupsPath(t *testing.T) {
+	for _, tc := range []struct {
+		doc    string
+		want   string
+		wantOK bool
+	}{
+		{`{}`, "", true},
+		{`{"linux":{}}`, "", true},
+		{`{"linux":{"cgroupsPath":"/a/b"}}`, "/a/b", true},
+		{`{"process":{"args":["x",{"linux":{"cgroupsPath":"/no"}}]},"linux":{"namespaces":[{"type":"pid"}],"cgroupsPath":"/yes"}}`, "/yes", true},
+		{`{"LINUX":{"CgroupsPATH":"/case"}}`, "/case", true},
+		{`{"linux":{"cgroupsPath":"/first","cgroupspath":"/last"}}`, "/last", true},
+		{`{"linux":{"cgroupsPath":"/one"},"linux":{"sysctl":{}}}`, "/one", true},
+		{`{"linux":{"cgroupsPath":"/one"},"linux":{"cgroupsPath":"/two"}}`, "/two", true},
+		{`{"linux":{"cgroups\u0050ath":"/escaped"}}`, "/escaped", true},
+		{`{"linux":{"cgroupsPath":null}}`, "", true},
+		{`{"annotations":{"cgroupsPath":"/no"},"linux":{"resources":{"cgroupsPath":"/no"}}}`, "", true},
+		{`{"linux":null}`, "", false},
+		{`{"linux":{"cgroupsPath":5}}`, "", false},
+		{`[]`, "", false},
+		{`{"linux":{"cgroupsPath":"/trunc"`, "", false},
+	} {
+		got, ok := peekCgroupsPath([]byte(tc.doc))
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("peekCgroupsPath(%s) = %q, %v; want %q, %v", tc.doc, got, ok, tc.want, tc.wantOK)
+		}
+		var s specs.Spec
+		if ok && json.Unmarshal([]byte(tc.doc), &s) == nil {
+			decoded := ""
+			if s.Linux != nil {
+				decoded = s.Linux.CgroupsPath
+			}
+			if decoded != got {
+				t.Errorf("peekCgroupsPath(%s) = %q, json.Unmarshal gives %q", tc.doc, got, decoded)
+			}
+		}
+	}
+}

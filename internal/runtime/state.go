@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-project/berth/internal/cgroups"
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/runtime/nsinit"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -203,17 +204,45 @@ func notExist(id string) error {
 const statePaused specs.ContainerState = "paused"
 
 // reservation is a container's state directory, made in the background
-// while the bundle's config is read: the directory is the id's lock, and
-// making it is an inode allocation on the state root's filesystem.
+// while the bundle's config is decoded: the directory is the id's lock,
+// and making it is an inode allocation on the state root's filesystem.
+// Once it holds the id, the reservation can also make the container's
+// cgroup (see reserve).
 type reservation struct {
 	dir  string
 	done chan struct{}
 	err  error // the error of making it; nil once made
+
+	// cgDone is closed once the early cgroup is made or given up.
+	cgDone chan struct{}
+	// cgPath is the cgroupsPath that cg was made for.
+	cgPath string
+	cg     cgroups.Manager
 }
 
-// reserve starts making the state directory of id.
-func (r *Runtime) reserve(id string) *reservation {
-	rv := &reservation{dir: r.dir(id), done: make(chan struct{})}
+// reserve starts making the state directory of id. When the config's
+// cgroupsPath could be read ahead of the decoding (haveCgroupsPath), it
+// goes on to make and apply the cgroup for it: create adopts it if the
+// decoded config has that cgroupsPath, and removes it otherwise.
+func (r *Runtime) reserve(id, cgroupsPath string, haveCgroupsPath bool) *reservation {
+	rv := &reservation{dir: r.dir(id), done: make(chan struct{}), cgDone: make(chan struct{}), cgPath: cgroupsPath}
+	go func() {
+		defer close(rv.cgDone)
+		<-rv.done
+		if rv.err != nil || !haveCgroupsPath {
+			return
+		}
+		cg, err := cgroups.New(cgroupsPath, id)
+		if err != nil {
+			return
+		}
+		if err := cg.Apply(-1); err != nil {
+			// create makes it again and reports the error.
+			cg.Destroy()
+			return
+		}
+		rv.cg = cg
+	}()
 	go func() {
 		defer close(rv.done)
 		if err := os.MkdirAll(r.Root, 0o711); err != nil {
@@ -237,9 +266,36 @@ func (rv *reservation) wait() error {
 	return rv.err
 }
 
-// release removes the directory if it was made (it is still empty).
+// takeCgroup returns the early cgroup if it was made for cgroupsPath, and
+// is then no longer the reservation's; otherwise it removes it and
+// returns nil.
+func (rv *reservation) takeCgroup(cgroupsPath string) cgroups.Manager {
+	<-rv.cgDone
+	cg := rv.cg
+	rv.cg = nil
+	if cg != nil && rv.cgPath != cgroupsPath {
+		cg.Destroy()
+		return nil
+	}
+	return cg
+}
+
+// release removes the early cgroup and the directory if they were made
+// (the directory is still empty).
 func (rv *reservation) release() {
+	<-rv.cgDone
+	if rv.cg != nil {
+		rv.cg.Destroy()
+		rv.cg = nil
+	}
 	if rv.wait() == nil {
 		os.Remove(rv.dir)
 	}
+}
+
+// reserveFor is reserve with the cgroupsPath read ahead from the raw
+// config.json data.
+func (r *Runtime) reserveFor(id string, data []byte) *reservation {
+	path, ok := peekCgroupsPath(data)
+	return r.reserve(id, path, ok)
 }
