@@ -194,8 +194,9 @@ func (p *process) startCopiers(emit func(stream string, line []byte)) {
 	}
 }
 
-// drain waits for the copiers to reach EOF, at most drainTimeout.
-func (p *process) drain() {
+// drain waits for the copiers to reach EOF, at most drainTimeout; it
+// returns a channel closed once they did.
+func (p *process) drain() <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		p.copiers.Wait()
@@ -207,6 +208,7 @@ func (p *process) drain() {
 	case <-done:
 	case <-t.C:
 	}
+	return done
 }
 
 // writeStdin writes b to the process's stdin.
@@ -272,7 +274,7 @@ func (p *process) done() bool {
 // finish records the exit once the output drained (or drainTimeout
 // passed) and releases the stdio.
 func (p *process) finish(exit ExitStatus) {
-	p.drain()
+	drained := p.drain()
 	p.inMu.Lock()
 	if p.stdin != nil && !p.inClosed && !p.terminal {
 		p.stdin.Close()
@@ -283,11 +285,28 @@ func (p *process) finish(exit ExitStatus) {
 		p.pidfd = -1
 	}
 	p.inMu.Unlock()
-	// Output still held open by a leftover process after drainTimeout is
-	// cut here: the copiers end and close their attachers.
-	for _, f := range []*os.File{p.outR, p.errR} {
-		if f != nil {
-			f.Close()
+	closeOut := func() {
+		for _, f := range []*os.File{p.outR, p.errR} {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	select {
+	case <-drained:
+		closeOut()
+	default:
+		if p.id == "" {
+			// The container stopped: output still held open by a leftover
+			// process is cut, the copiers end and close their attachers.
+			closeOut()
+		} else {
+			// An exec'd process's output may still be on its way to a slow
+			// attacher: let it finish.
+			go func() {
+				<-drained
+				closeOut()
+			}()
 		}
 	}
 	p.exit = exit

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,6 +50,11 @@ type server struct {
 // its container (Kill, then Delete).
 func Serve(ctx context.Context, opts Options) error {
 	s := &server{opts: opts, ctx: ctx, execs: map[string]*process{}, done: make(chan struct{})}
+	if err := closeOnExec(); err != nil {
+		err = fmt.Errorf("mark inherited descriptors close-on-exec: %w", err)
+		s.handshake(handshake{Error: err.Error()})
+		return err
+	}
 	s.cancel = make(chan os.Signal, 1)
 	signal.Notify(s.cancel, unix.SIGTERM, unix.SIGINT)
 	if err := s.create(); err != nil {
@@ -170,6 +176,27 @@ func (s *server) create() (err error) {
 	}
 	p.startCopiers(emit)
 	s.init = p
+	return nil
+}
+
+// closeOnExec marks every descriptor but stdio close-on-exec: whatever the
+// starter leaked to the shim (and the ready fd, which only the shim
+// writes) must not reach the runtime and the container.
+func closeOnExec() error {
+	err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return err
+	}
+	// Before Linux 5.11.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
 	return nil
 }
 

@@ -489,7 +489,8 @@ func BenchmarkRuntimeOnly(b *testing.B) {
 // A Start cancelled at any point leaves nothing behind: before the shim
 // runs, while the runtime creates the container, or just after.
 func TestStartCancelled(t *testing.T) {
-	for _, d := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 15 * time.Millisecond, 40 * time.Millisecond} {
+	for _, ms := range []int{1, 5, 10, 15, 20, 30, 40, 60} {
+		d := time.Duration(ms) * time.Millisecond
 		t.Run(d.String(), func(t *testing.T) {
 			r := newRig(t, withArgs("sleep", "1000"))
 			opts := r.opts()
@@ -556,5 +557,41 @@ func TestOOMKilled(t *testing.T) {
 	}
 	if st, err := c.State(ctx); err != nil || !st.OOMKilled {
 		t.Errorf("state = %+v, %v; want OOMKilled", st, err)
+	}
+}
+
+// A descriptor the daemon leaks (no close-on-exec) stops at the shim: the
+// runtime and the container's init never get it (a pipe held by them
+// would never see EOF).
+func TestLeakedDescriptor(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "1000"))
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	if _, err := unix.FcntlInt(pw.Fd(), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(pw.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	leaked := fmt.Sprintf("pipe:[%d]", st.Ino)
+	c := r.start(r.opts())
+	// Created: "berth-runtime init" waits for start, with what it inherited.
+	state, err := c.State(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", state.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", state.Pid, fd.Name())); target == leaked {
+			t.Errorf("container init holds the daemon's leaked descriptor as fd %s", fd.Name())
+		}
 	}
 }

@@ -111,7 +111,18 @@ func Start(ctx context.Context, opts StartOptions) (_ *Client, err error) {
 		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
 		t := time.NewTimer(cancelTimeout)
 		select {
-		case <-answer:
+		case data = <-answer:
+			// The shim may have finished before the signal: then it is
+			// serving and the container exists; delete it through the shim.
+			var h handshake
+			if json.Unmarshal(data, &h) == nil && h.Error == "" && h.Pid > 0 {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+				_, err := newClient(opts.StateDir, cmd.Process.Pid, exited).Delete(dctx)
+				cancel()
+				if err != nil {
+					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				}
+			}
 		case <-t.C:
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		}
