@@ -16,6 +16,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// cleanupTimeout bounds a call that undoes a failed one.
+const cleanupTimeout = 10 * time.Second
+
 // Client talks to one shim. It holds no connection between calls: each
 // call dials the shim's socket, so a Client survives nothing and costs
 // nothing; Close ends the streams and calls in flight.
@@ -306,7 +309,9 @@ func (c *Client) Exec(ctx context.Context, id string, spec *specs.Process, stdio
 				}
 			}
 			// Forget the exec in the shim, so that the id is free again.
-			c.call(context.WithoutCancel(ctx), request{Method: methodExecDelete, Exec: id})
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			c.call(dctx, request{Method: methodExecDelete, Exec: id})
+			cancel()
 		}
 	}()
 	if err != nil {

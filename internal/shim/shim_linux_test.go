@@ -312,6 +312,19 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("start = %v, want the runtime's error", err)
 		}
 	})
+	t.Run("missing binary", func(t *testing.T) {
+		// The runtime reports it at create or at start; either way the
+		// caller gets its message.
+		r := newRig(t, withArgs("/no/such/binary"))
+		c, err := shim.Start(ctxT(t), r.opts())
+		if err == nil {
+			r.cleanup(c.ShimPid())
+			err = c.Start(ctxT(t))
+		}
+		if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
+			t.Fatalf("start = %v, want the runtime's error naming the binary", err)
+		}
+	})
 	t.Run("missing options", func(t *testing.T) {
 		if _, err := shim.Start(ctxT(t), shim.StartOptions{}); !errdefs.IsInvalidArgument(err) {
 			t.Fatalf("start = %v, want invalid argument", err)
