@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,12 +30,14 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		return -1, fmt.Errorf("bundle path: %w", err)
 	}
 	// Catch signals before the container's process runs so none is lost:
-	// start waits for the catcher, which works while the container is
-	// created.
+	// the catcher starts once init is started, while the parent waits for
+	// init to set the container up (its round trips would hold back the
+	// goroutines that make the container before), and start waits for it.
 	var sc *signalCatcher
 	if !detach {
-		sc = catchSignals()
+		sc = newSignalCatcher()
 		defer sc.stop()
+		opts.initStarted = sc.start
 	}
 	data, err := readConfig(bundle)
 	if err != nil {
@@ -81,6 +84,7 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 		defer master.Close()
 	}
 	if sc != nil {
+		sc.start()
 		<-sc.ready
 	}
 	t0 = time.Now()
@@ -125,18 +129,34 @@ func (r *Runtime) Run(id, bundle string, opts CreateOptions, detach, keep bool) 
 // meanwhile goes to the channel, unread, instead of its default action).
 type signalCatcher struct {
 	ch chan os.Signal
-	// ready is closed once every signal goes to ch.
-	ready    chan struct{}
-	stopOnce sync.Once
+	// ready is closed once every signal goes to ch, after start.
+	ready     chan struct{}
+	started   atomic.Bool
+	startOnce sync.Once
+	stopOnce  sync.Once
 }
 
+func newSignalCatcher() *signalCatcher {
+	return &signalCatcher{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
+}
+
+// catchSignals returns a started signalCatcher.
 func catchSignals() *signalCatcher {
-	sc := &signalCatcher{ch: make(chan os.Signal, 64), ready: make(chan struct{})}
-	go func() {
-		signal.Notify(sc.ch)
-		close(sc.ready)
-	}()
+	sc := newSignalCatcher()
+	sc.start()
 	return sc
+}
+
+// start starts catching the signals in the background; it may be called
+// again.
+func (sc *signalCatcher) start() {
+	sc.startOnce.Do(func() {
+		sc.started.Store(true)
+		go func() {
+			signal.Notify(sc.ch)
+			close(sc.ready)
+		}()
+	})
 }
 
 // stop gives the signals back to their default handling and returns once
@@ -151,6 +171,9 @@ func (sc *signalCatcher) stopInBackground() {
 }
 
 func (sc *signalCatcher) release() {
+	if !sc.started.Load() {
+		return
+	}
 	<-sc.ready
 	signal.Stop(sc.ch)
 }

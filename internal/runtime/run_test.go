@@ -106,3 +106,34 @@ func TestBadBundleLeavesNoStateDir(t *testing.T) {
 		}
 	}
 }
+
+// TestNetNSSeenByHooks: the runtime makes the container's new network
+// namespace ahead and init enters it; the prestart hook finds it through
+// init's pid, as the container's process has it, with lo up.
+func TestNetNSSeenByHooks(t *testing.T) {
+	r := newRig(t)
+	dir := t.TempDir()
+	hook := specs.Hook{
+		Path: "/bin/sh",
+		Args: []string{"sh", "-c", `pid=$(sed 's/.*"pid": *\([0-9]*\).*/\1/'); readlink /proc/$pid/ns/net > "$1/hooknet"; cat /proc/$pid/net/dev > "$1/dev"`, "hook", dir},
+		Env:  []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	}
+	bundle := r.bundle([]string{"readlink", "/proc/self/ns/net"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}} //nolint:staticcheck // prestart is deprecated but still part of the spec
+	})
+	id := testutil.ContainerID(t)
+	r.track(id, bundle)
+	out := strings.TrimSpace(r.ok("run", "--bundle", bundle, id))
+	hookNet := readTrim(t, filepath.Join(dir, "hooknet"))
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != hookNet || out == host || !strings.HasPrefix(out, "net:[") {
+		t.Errorf("container in %q, prestart hook saw init in %q, host is %q: want the same new namespace", out, hookNet, host)
+	}
+	dev := readTrim(t, filepath.Join(dir, "dev"))
+	if !strings.Contains(dev, "lo:") || strings.Count(dev, ":") != 1 {
+		t.Errorf("init's namespace has interfaces %q, want only lo", dev)
+	}
+}

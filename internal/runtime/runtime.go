@@ -61,6 +61,11 @@ type CreateOptions struct {
 	// startByPipe, set by run, has init wait for start on the sync pipe
 	// instead of an exec fifo (see nsinit's protocol).
 	startByPipe bool
+	// netns, set by create, is the container's network namespace being
+	// made (see earlyNetNS).
+	netns *netNS
+	// initStarted, set by run, is called once init is started.
+	initStarted func()
 }
 
 // Container is one container known to the runtime.
@@ -149,6 +154,10 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 		}
 	}
 
+	if earlyNetNS(spec) {
+		opts.netns = startNetNS()
+		defer opts.netns.discard()
+	}
 	if err := rv.wait(); err != nil {
 		return nil, err
 	}
@@ -326,17 +335,24 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		}
 		addFD(conn, nsinit.EnvConsoleFD)
 	}
-	// The sealed binary is passed as the last descriptor and executed
-	// through it; a descriptor outside ExtraFiles could be overwritten by
-	// the child's descriptor shuffling before execve.
-	cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
-	cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(cmd.ExtraFiles))
 	var attr *nsAttrs
 	if execMode {
 		attr = joinAttrs(spec, st.Pid)
 	} else if attr, err = namespaceAttrs(spec); err != nil {
 		return nil, err
 	}
+	if opts.netns != nil && !attr.useNsenter && attr.sys.Cloneflags&unix.CLONE_NEWNET != 0 {
+		// Made meanwhile (see earlyNetNS); if that failed, clone makes it.
+		if ns, err := opts.netns.wait(); err == nil {
+			attr.sys.Cloneflags &^= unix.CLONE_NEWNET
+			addFD(ns, nsinit.EnvNetNSFD)
+		}
+	}
+	// The sealed binary is passed as the last descriptor and executed
+	// through it; a descriptor outside ExtraFiles could be overwritten by
+	// the child's descriptor shuffling before execve.
+	cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(cmd.ExtraFiles))
 	cmd.SysProcAttr = attr.sys
 	cmd.Env = append(cmd.Env, attr.env...)
 	// Init runs on one thread (see cmd/berth-runtime): starting its Go
@@ -393,6 +409,9 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 				}
 			}}, *cleanups...)
 		}
+	}
+	if opts.initStarted != nil {
+		opts.initStarted()
 	}
 	slog.Debug("init started", "pid", pid, "took", time.Since(t0))
 	t0 = time.Now()

@@ -228,12 +228,13 @@ func (r *Runtime) reserve(id, cgroupsPath string, haveCgroupsPath bool) *reserva
 	rv := &reservation{dir: r.dir(id), done: make(chan struct{}), cgDone: make(chan struct{}), cgPath: cgroupsPath}
 	go func() {
 		defer close(rv.cgDone)
-		<-rv.done
-		if rv.err != nil || !haveCgroupsPath {
+		if !haveCgroupsPath {
 			return
 		}
+		// Finding the directories makes nothing: it needs no lock.
 		cg, err := cgroups.New(cgroupsPath, id)
-		if err != nil {
+		<-rv.done
+		if err != nil || rv.err != nil {
 			return
 		}
 		if err := cg.Apply(-1); err != nil {

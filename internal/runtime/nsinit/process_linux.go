@@ -15,8 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loopbackUp brings up "lo" in a new network namespace, as runc does.
-func loopbackUp() error {
+// LoopbackUp brings up "lo" in a new network namespace, as runc does, for
+// the calling thread's network namespace.
+func LoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket for loopback: %w", err)

@@ -79,7 +79,11 @@ const (
 	EnvSyncFD    = "_BERTH_INIT_SYNC_FD"
 	EnvFifoFD    = "_BERTH_INIT_FIFO_FD"
 	EnvConsoleFD = "_BERTH_INIT_CONSOLE_FD"
-	EnvLogLevel  = "_BERTH_INIT_DEBUG"
+	// EnvNetNSFD names the container's new network namespace, which the
+	// parent made (loopback up) while it prepared the rest; init enters it
+	// instead of having clone make one.
+	EnvNetNSFD  = "_BERTH_INIT_NETNS_FD"
+	EnvLogLevel = "_BERTH_INIT_DEBUG"
 )
 
 // Config is everything init needs, sent by the parent as the first

@@ -34,8 +34,18 @@ func setupContainer(cfg *Config, pipe *syncpipe.Pipe) error {
 			return fmt.Errorf("set domainname %q: %w", spec.Domainname, err)
 		}
 	}
-	if newNS[specs.NetworkNamespace] {
-		if err := loopbackUp(); err != nil {
+	netnsFD, err := fdFromEnv(EnvNetNSFD)
+	if err != nil {
+		return err
+	}
+	if netnsFD >= 0 {
+		// This thread execs the process, which so inherits the namespace.
+		if err := unix.Setns(netnsFD, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter the container's network namespace: %w", err)
+		}
+		unix.Close(netnsFD)
+	} else if newNS[specs.NetworkNamespace] {
+		if err := LoopbackUp(); err != nil {
 			return err
 		}
 	}
