@@ -99,6 +99,37 @@ func decodeSpec(data []byte) (*specs.Spec, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
+	return f.spec()
+}
+
+// toSpecFile is the specFile that encodes as s does.
+func toSpecFile(s *specs.Spec) (*specFile, error) {
+	f := &specFile{
+		Version: s.Version, Process: s.Process, Root: s.Root, Hostname: s.Hostname, Domainname: s.Domainname,
+		Mounts: s.Mounts, Hooks: s.Hooks, Annotations: s.Annotations, Linux: s.Linux,
+	}
+	for _, o := range []struct {
+		src any
+		nil bool
+		dst *json.RawMessage
+	}{
+		{s.Solaris, s.Solaris == nil, &f.Solaris}, {s.Windows, s.Windows == nil, &f.Windows}, {s.VM, s.VM == nil, &f.VM},
+		{s.ZOS, s.ZOS == nil, &f.ZOS}, {s.FreeBSD, s.FreeBSD == nil, &f.FreeBSD},
+	} {
+		if o.nil {
+			continue
+		}
+		raw, err := json.Marshal(o.src)
+		if err != nil {
+			return nil, err
+		}
+		*o.dst = raw
+	}
+	return f, nil
+}
+
+// spec is the specs.Spec that f decodes to.
+func (f *specFile) spec() (*specs.Spec, error) {
 	spec := &specs.Spec{
 		Version: f.Version, Process: f.Process, Root: f.Root, Hostname: f.Hostname, Domainname: f.Domainname,
 		Mounts: f.Mounts, Hooks: f.Hooks, Annotations: f.Annotations, Linux: f.Linux,

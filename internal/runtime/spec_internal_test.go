@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -57,7 +58,9 @@ func fillValue(v reflect.Value, n *int) {
 		v.Set(p)
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
-			fillValue(v.Field(i), n)
+			if v.Field(i).CanSet() {
+				fillValue(v.Field(i), n)
+			}
 		}
 	}
 }
@@ -137,5 +140,53 @@ func TestPeekCgroupsPath(t *testing.T) {
 				t.Errorf("peekCgroupsPath(%s) = %q, json.Unmarshal gives %q", tc.doc, got, decoded)
 			}
 		}
+	}
+}
+
+// TestStateEncodingLikeJSON: storedState mirrors State (bar the spec's
+// type), and encodeState and decodeState give exactly what json.Marshal
+// and json.Unmarshal of a State give, for a state with every field set,
+// every platform's section among them, and for one without a spec.
+func TestStateEncodingLikeJSON(t *testing.T) {
+	want, got := reflect.TypeOf(State{}), reflect.TypeOf(storedState{})
+	if want.NumField() != got.NumField() {
+		t.Fatalf("storedState has %d fields, State %d", got.NumField(), want.NumField())
+	}
+	for i := 0; i < want.NumField(); i++ {
+		w, g := want.Field(i), got.Field(i)
+		if w.Name != g.Name || w.Tag != g.Tag || (w.Type != g.Type && w.Name != "Config") {
+			t.Errorf("field %d: storedState has %s %s `%s`, State %s %s `%s`", i, g.Name, g.Type, g.Tag, w.Name, w.Type, w.Tag)
+		}
+	}
+	var full State
+	n := 0
+	fillValue(reflect.ValueOf(&full).Elem(), &n)
+	full.Created = time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC)
+	for name, st := range map[string]*State{"full": &full, "no spec": {ID: "x", Pid: 3}} {
+		wantJSON, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotJSON, err := encodeState(st)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(gotJSON) != string(wantJSON) {
+			t.Errorf("%s: encodeState =\n%s\nwant\n%s", name, gotJSON, wantJSON)
+		}
+		var wantState State
+		if err := json.Unmarshal(wantJSON, &wantState); err != nil {
+			t.Fatal(err)
+		}
+		gotState, err := decodeState(wantJSON)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(gotState, &wantState) {
+			t.Errorf("%s: decodeState = %+v, want %+v", name, gotState, &wantState)
+		}
+	}
+	if _, err := decodeState([]byte(`{"config":{"windows":7}}`)); err == nil {
+		t.Error("decodeState accepted a bad windows section")
 	}
 }

@@ -50,7 +50,7 @@ func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
 // state root is on tmpfs (/run) and means nothing after a reboot, so there
 // is no fsync: the rename alone makes a crash of the runtime harmless.
 func writeState(dir string, st *State) error {
-	data, err := json.Marshal(st)
+	data, err := encodeState(st)
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
@@ -115,7 +115,7 @@ func stageState(dir string, st *State) *stagedState {
 			s.err = fmt.Errorf("read init process stat: %w", err)
 			return
 		}
-		data, err := json.Marshal(st)
+		data, err := encodeState(st)
 		if err != nil {
 			s.err = fmt.Errorf("encode state: %w", err)
 			return
@@ -153,11 +153,60 @@ func readState(dir string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st State
-	if err := json.Unmarshal(data, &st); err != nil {
+	st, err := decodeState(data)
+	if err != nil {
 		return nil, fmt.Errorf("parse state in %s: %w", dir, err)
 	}
-	return &st, nil
+	return st, nil
+}
+
+// storedState is State as stored, with the spec as a specFile: like
+// decoding, encoding a specs.Spec builds encoding/json's tables for every
+// type it can reach, those of the other platforms' sections included.
+type storedState struct {
+	ID            string            `json:"id"`
+	Bundle        string            `json:"bundle"`
+	Rootfs        string            `json:"rootfs"`
+	Pid           int               `json:"pid"`
+	InitStartTime uint64            `json:"initStartTime"`
+	Created       time.Time         `json:"created"`
+	Owner         string            `json:"owner"`
+	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
+	Config        *specFile         `json:"config"`
+}
+
+// encodeState is json.Marshal(st), through storedState.
+func encodeState(st *State) ([]byte, error) {
+	f := storedState{
+		ID: st.ID, Bundle: st.Bundle, Rootfs: st.Rootfs, Pid: st.Pid, InitStartTime: st.InitStartTime,
+		Created: st.Created, Owner: st.Owner, CgroupPaths: st.CgroupPaths,
+	}
+	if st.Config != nil {
+		var err error
+		if f.Config, err = toSpecFile(st.Config); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(&f)
+}
+
+// decodeState is json.Unmarshal into a State, through storedState.
+func decodeState(data []byte) (*State, error) {
+	var f storedState
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	st := &State{
+		ID: f.ID, Bundle: f.Bundle, Rootfs: f.Rootfs, Pid: f.Pid, InitStartTime: f.InitStartTime,
+		Created: f.Created, Owner: f.Owner, CgroupPaths: f.CgroupPaths,
+	}
+	if f.Config != nil {
+		var err error
+		if st.Config, err = f.Config.spec(); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // procStat reads the process state letter and start time of pid.
