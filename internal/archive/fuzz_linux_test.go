@@ -56,7 +56,7 @@ func FuzzApply(f *testing.F) {
 				break
 			}
 			if total += h.Size; total > 1<<20 {
-				t.Skip("declares more than 1 MiB of content")
+				return // inputs that declare more than 1 MiB are not worth the disk
 			}
 		}
 		j := newJail(t)

@@ -12,7 +12,7 @@ import (
 // bpftool show for them on a little-endian machine.
 func TestBPFInsnEncoding(t *testing.T) {
 	if bpfBigEndian() {
-		t.Skip("expected encodings are little-endian")
+		t.Skip("big-endian CPU: the expected encodings are the little-endian ones clang emits")
 	}
 	if got := unsafe.Sizeof(bpfInsn{}); got != 8 {
 		t.Fatalf("sizeof(bpfInsn) = %d, want 8", got)

@@ -61,7 +61,7 @@ func TestBPFProgLoadVerifierLog(t *testing.T) {
 		t.Fatal("program that returns an unset r0 loaded")
 	}
 	if errors.Is(err, unix.EPERM) {
-		t.Skipf("cannot load BPF programs here: %v", err)
+		t.Skipf("kernel refuses BPF_PROG_LOAD of cgroup device programs (BPF disabled or locked down): %v", err)
 	}
 	if !errors.Is(err, unix.EACCES) || !strings.Contains(err.Error(), "R0 !read_ok") {
 		t.Errorf("err = %v, want EACCES with the verifier's reason", err)

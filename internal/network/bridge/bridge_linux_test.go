@@ -273,25 +273,29 @@ func TestErrors(t *testing.T) {
 func TestDualStack(t *testing.T) {
 	nettest.RequireRoot(t)
 	n := newBridge(t)
-	// fd00:be7::/64 overlaps nothing on a host whose own IPv6 routes
-	// are checked below.
-	sub6 := netip.MustParsePrefix("fd00:be7::/64")
+	// A /64 of fd00:be7::/48 that none of the host's routes overlaps.
 	routes, err := ipam.HostRoutes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range routes {
-		if r.Overlaps(sub6) {
-			t.Skipf("host route %s overlaps the test's IPv6 subnet %s", r, sub6)
-		}
+	sub6, err := ipam.PickSubnet([]ipam.Pool{{Base: netip.MustParsePrefix("fd00:be7::/48"), Size: 64}}, routes)
+	if err != nil {
+		t.Fatal(err)
 	}
-	gw := netip.PrefixFrom(netip.MustParseAddr("fd00:be7::1"), 64)
+	nth := func(i int) netip.Addr {
+		a := sub6.Addr()
+		for ; i > 0; i-- {
+			a = a.Next()
+		}
+		return a
+	}
+	gw := netip.PrefixFrom(nth(1), sub6.Bits())
 	if err := Create(Config{Name: n.name, MTU: 1400, Addrs: []netip.Prefix{n.gw, gw}}); err != nil {
 		t.Fatalf("add IPv6 to the bridge: %v", err)
 	}
 	ns1, ns2 := nettest.NewNS(t), nettest.NewNS(t)
 	mk := func(ns string, i int) {
-		a6 := netip.MustParseAddr("fd00:be7::" + string(rune('0'+i)))
+		a6 := nth(i)
 		ep := Endpoint{HostIfName: nettest.RandName("vbt"), NetNS: ns,
 			Addrs: []netip.Prefix{n.host(i), netip.PrefixFrom(a6, sub6.Bits())}, Gateways: []netip.Addr{n.gw.Addr(), gw.Addr()}}
 		if err := Attach(n.name, ep); err != nil {
@@ -305,7 +309,7 @@ func TestDualStack(t *testing.T) {
 	if err != nil || !hasDefaultVia(routes6, gw.Addr()) {
 		t.Fatalf("no IPv6 default route via %s: %v %v", gw.Addr(), routes6, err)
 	}
-	addr := nettest.Listen(t, ns2, "[fd00:be7::3]:0", "v6")
+	addr := nettest.Listen(t, ns2, netip.AddrPortFrom(nth(3), 0).String(), "v6")
 	if got, err := nettest.Fetch(ns1, addr.String(), 5*time.Second); err != nil || got != "v6" {
 		t.Fatalf("ns1 -> ns2 over IPv6: %q, %v", got, err)
 	}

@@ -18,11 +18,12 @@ import (
 	"github.com/berth-project/berth/internal/network/ipam"
 )
 
-// RequireRoot skips the test when it does not run as root.
+// RequireRoot fails the test when it does not run as root: berth's tests
+// always run as root, so not being root is a setup error, not a reason to skip.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, netlink, nftables)")
+		t.Fatal("needs root (network namespaces, netlink, nftables)")
 	}
 }
 
