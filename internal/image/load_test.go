@@ -94,7 +94,7 @@ func TestLoadDockerArchive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkMultiTree(t, e.mountImage(img))
+			checkMultiLayer(t, e.mountImage(img))
 			// The layers stay as the archive had them: gzip blobs.
 			m, err := e.svc.Manifest(e.ctx, img)
 			if err != nil {
@@ -219,7 +219,7 @@ func TestLoadOCILayout(t *testing.T) {
 		t.Fatalf("loaded %+v, want multi as berth-test/multi:oci and the host's busybox as busybox:idx", loaded)
 	}
 	img, _ := e.svc.Resolve(e.ctx, "berth-test/multi:oci")
-	checkMultiTree(t, e.mountImage(img))
+	checkMultiLayer(t, e.mountImage(img))
 	// The manifest is kept as the layout had it.
 	md, _ := multi.Digest()
 	if img.Manifest.Digest.String() != md.String() {

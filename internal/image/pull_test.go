@@ -16,8 +16,6 @@ import (
 	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/registry"
 	"github.com/berth-project/berth/internal/snapshot"
-	"github.com/berth-project/berth/internal/snapshot/native"
-	"github.com/berth-project/berth/internal/snapshot/overlay"
 	"github.com/berth-project/berth/internal/testutil"
 )
 
@@ -31,48 +29,26 @@ type pullEnv struct {
 	db   *metadata.DB
 }
 
-// setupPullEnv makes a data root in a temp dir with the overlay (or
-// native) snapshotter and a registry client that trusts reg. Cleanup
-// removes every snapshot (so no mount is left) and the directory.
+// setupPullEnv is newTransferEnv's data root with the overlay (or native)
+// snapshotter and a registry client that trusts reg.
 func setupPullEnv(t *testing.T, reg *testutil.TestRegistry, useNative bool, opts registry.Options) *pullEnv {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("image tests need root (mounts, ownership)")
-	}
-	root := t.TempDir()
-	cs, err := content.Open(filepath.Join(root, "content"), filepath.Join(root, "tmp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := metadata.Open(filepath.Join(root, "metadata.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sn snapshot.Snapshotter
+	kind := "overlay"
 	if useNative {
-		sn, err = native.New(filepath.Join(root, "snapshots"), db.Bolt())
-	} else {
-		sn, err = overlay.New(filepath.Join(root, "snapshots"), db.Bolt())
+		kind = "native"
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sn.Close()
-		db.Close()
-	})
+	e := newTransferEnv(t, kind)
 	if reg != nil && reg.CAPool != nil {
 		opts.RootCAs = reg.CAPool
 	}
 	if opts.ConfigDir == "" {
-		opts.ConfigDir = filepath.Join(root, "docker-config")
+		opts.ConfigDir = filepath.Join(e.root, "docker-config")
 	}
-	env := &pullEnv{root: root, reg: reg, sn: sn, cs: cs, db: db}
-	env.svc = New(Config{Content: cs, DB: db, Snapshotter: sn, Overlay: !useNative, Registry: registry.New(opts), TmpDir: filepath.Join(root, "tmp")})
-	return env
+	e.svc.SetRegistry(registry.New(opts))
+	return &pullEnv{svc: e.svc, root: e.root, reg: reg, sn: e.sn, cs: e.cs, db: e.db}
 }
 
-// files mounts the image's snapshot read-only and returns what fn reads from it.
+// withRootfs mounts the image's snapshot read-only and runs fn on its root.
 func (e *pullEnv) withRootfs(t *testing.T, name string, fn func(root string)) {
 	t.Helper()
 	ctx := context.Background()

@@ -94,7 +94,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			}
 		}
 		img, _ := dst.svc.Resolve(dst.ctx, "berth-test/multi:v1")
-		checkMultiTree(t, dst.mountImage(img))
+		checkMultiLayer(t, dst.mountImage(img))
 
 		// The loaded manifest is the one Save wrote: uncompressed layers.
 		m, err := dst.svc.Manifest(dst.ctx, img)
