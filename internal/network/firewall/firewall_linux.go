@@ -134,28 +134,17 @@ func (f *Firewall) AddNetwork(n Network) error {
 	if err := n.check(); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("firewall: %w", classify(err))
-	}
-	defer c.CloseLasting()
-	if err := f.requireTable(c); err != nil {
-		return err
-	}
-	if err := f.delNetwork(c, n.Bridge); err != nil {
-		return err
-	}
-	set := &nftables.Set{Table: f.table, Name: setBridges, KeyType: nftables.TypeIFName}
-	if err := c.SetAddElements(set, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
-		return fmt.Errorf("firewall: network %s: %w", n.Bridge, err)
-	}
-	f.networkRules(c, n, 0)
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("firewall: add network %s: %w", n.Bridge, classify(err))
-	}
-	return nil
+	return f.edit("add network "+n.Bridge, func(c *nftables.Conn) error {
+		if err := f.delNetwork(c, n.Bridge); err != nil {
+			return err
+		}
+		set := &nftables.Set{Table: f.table, Name: setBridges, KeyType: nftables.TypeIFName}
+		if err := c.SetAddElements(set, []nftables.SetElement{{Key: ifname(n.Bridge)}}); err != nil {
+			return fmt.Errorf("firewall: network %s: %w", n.Bridge, err)
+		}
+		f.networkRules(c, n, 0)
+		return nil
+	})
 }
 
 // RemoveNetwork removes a network's rules in one transaction. A network
@@ -164,23 +153,9 @@ func (f *Firewall) RemoveNetwork(bridge string) error {
 	if err := (Network{Bridge: bridge}).check(); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("firewall: %w", classify(err))
-	}
-	defer c.CloseLasting()
-	if err := f.requireTable(c); err != nil {
-		return err
-	}
-	if err := f.delNetwork(c, bridge); err != nil {
-		return err
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("firewall: remove network %s: %w", bridge, classify(err))
-	}
-	return nil
+	return f.edit("remove network "+bridge, func(c *nftables.Conn) error {
+		return f.delNetwork(c, bridge)
+	})
 }
 
 // AddPort publishes a port. A mapping that claims a host port already
@@ -191,36 +166,25 @@ func (f *Firewall) AddPort(p PortMapping) error {
 	if err := p.check(); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("firewall: %w", classify(err))
-	}
-	defer c.CloseLasting()
-	if err := f.requireTable(c); err != nil {
-		return err
-	}
-	rules, err := c.GetRules(f.table, &nftables.Chain{Name: chainPorts, Table: f.table})
-	if err != nil {
-		return fmt.Errorf("firewall: list published ports: %w", classify(err))
-	}
-	for _, r := range rules {
-		key, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-		q, ok := portFromComment(key)
-		if !ok || !p.conflicts(q) {
-			continue
+	return f.edit("publish "+p.key(), func(c *nftables.Conn) error {
+		rules, err := c.GetRules(f.table, &nftables.Chain{Name: chainPorts, Table: f.table})
+		if err != nil {
+			return fmt.Errorf("firewall: list published ports: %w", classify(err))
 		}
-		if key == portComment(p) {
-			return nil
+		for _, r := range rules {
+			key, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+			q, ok := portFromComment(key)
+			if !ok || !p.conflicts(q) {
+				continue
+			}
+			if key == portComment(p) {
+				return nil // already published: nothing queued, the flush is empty
+			}
+			return fmt.Errorf("firewall: host port %s/%d is already published (%s): %w", p.proto(), p.HostPort, key, errdefs.ErrConflict)
 		}
-		return fmt.Errorf("firewall: host port %s/%d is already published (%s): %w", p.proto(), p.HostPort, key, errdefs.ErrConflict)
-	}
-	f.portRule(c, p)
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("firewall: publish %s: %w", p.key(), classify(err))
-	}
-	return nil
+		f.portRule(c, p)
+		return nil
+	})
 }
 
 // RemovePort withdraws a published port; one that is not published is not
@@ -229,6 +193,15 @@ func (f *Firewall) RemovePort(p PortMapping) error {
 	if err := p.check(); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
+	want := portComment(p)
+	return f.edit("unpublish "+p.key(), func(c *nftables.Conn) error {
+		return f.delRules(c, chainPorts, func(comment string) bool { return comment == want })
+	})
+}
+
+// edit runs fn on a connection to our existing table (Init made it) and
+// commits what fn queued as one transaction; what names the change in errors.
+func (f *Firewall) edit(what string, fn func(c *nftables.Conn) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := nftables.New()
@@ -239,12 +212,11 @@ func (f *Firewall) RemovePort(p PortMapping) error {
 	if err := f.requireTable(c); err != nil {
 		return err
 	}
-	want := portComment(p)
-	if err := f.delRules(c, chainPorts, func(comment string) bool { return comment == want }); err != nil {
+	if err := fn(c); err != nil {
 		return err
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("firewall: unpublish %s: %w", p.key(), classify(err))
+		return fmt.Errorf("firewall: %s: %w", what, classify(err))
 	}
 	return nil
 }
