@@ -9,7 +9,7 @@ STATICCHECK_VERSION := v0.8.2
 # statically (libseccomp included) so that no dynamic loader runs per exec.
 STATIC_LDFLAGS := -s -w -X main.version=$(VERSION) -extldflags "-static"
 LDFLAGS := -X main.version=$(VERSION)
-PROGRAMS := berth berthd berth-shim berth-runtime
+PROGRAMS := berth berthd berth-shim berth-runtime berth-init
 TEST_TIMEOUT ?= 18m
 
 .PHONY: all build deps install test lint unit bench demo clean
@@ -20,6 +20,7 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "netgo osusergo" -ldflags '$(STATIC_LDFLAGS)' -o $(BIN)/berth-runtime ./cmd/berth-runtime
 	CGO_ENABLED=1 $(GO) build -trimpath -tags "netgo osusergo" -ldflags '$(STATIC_LDFLAGS)' -o $(BIN)/berth-shim ./cmd/berth-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(BIN)/berth-init ./cmd/berth-init
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/berthd ./cmd/berthd
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/berth ./cmd/berth
 
