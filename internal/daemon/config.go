@@ -32,20 +32,42 @@ type Config struct {
 	InsecureRegistries []string `json:"insecure-registries,omitempty"`
 	RegistryMirrors    []string `json:"registry-mirrors,omitempty"`
 	StorageDriver      string   `json:"storage-driver,omitempty"`
+	// Bridge names the default bridge network's Linux bridge (default
+	// berth0); BIP is its gateway address and prefix ("172.18.0.1/16").
+	Bridge string `json:"bridge,omitempty"`
+	BIP    string `json:"bip,omitempty"`
+	// DefaultAddressPools are where new networks' subnets come from.
+	DefaultAddressPools []AddressPool `json:"default-address-pools,omitempty"`
+
+	// ShimPath, RuntimePath and InitPath are the berth-shim, berth-runtime
+	// and berth-init binaries ("" finds them beside berthd, then in PATH).
+	ShimPath    string `json:"-"`
+	RuntimePath string `json:"-"`
+	InitPath    string `json:"-"`
+}
+
+// AddressPool is one default-address-pools entry: a base prefix cut into
+// subnets of Size bits.
+type AddressPool struct {
+	Base string `json:"base"`
+	Size int    `json:"size"`
 }
 
 // FileKeys maps each configuration file key to the flag that sets the same
 // setting; a flag given on the command line wins over the file.
 var FileKeys = map[string]string{
-	"hosts":               "host",
-	"data-root":           "data-root",
-	"exec-root":           "exec-root",
-	"group":               "group",
-	"log-level":           "log-level",
-	"live-restore":        "live-restore",
-	"insecure-registries": "insecure-registry",
-	"registry-mirrors":    "registry-mirror",
-	"storage-driver":      "storage-driver",
+	"hosts":                 "host",
+	"data-root":             "data-root",
+	"exec-root":             "exec-root",
+	"group":                 "group",
+	"log-level":             "log-level",
+	"live-restore":          "live-restore",
+	"insecure-registries":   "insecure-registry",
+	"registry-mirrors":      "registry-mirror",
+	"storage-driver":        "storage-driver",
+	"bridge":                "bridge",
+	"bip":                   "bip",
+	"default-address-pools": "default-address-pool",
 }
 
 // LoadConfigFile reads the JSON configuration file at path and returns its
@@ -110,6 +132,12 @@ func (c Config) Merge(file Config, fileSet, flagSet map[string]bool) Config {
 			c.RegistryMirrors = file.RegistryMirrors
 		case "storage-driver":
 			c.StorageDriver = file.StorageDriver
+		case "bridge":
+			c.Bridge = file.Bridge
+		case "bip":
+			c.BIP = file.BIP
+		case "default-address-pools":
+			c.DefaultAddressPools = file.DefaultAddressPools
 		}
 	}
 	return c

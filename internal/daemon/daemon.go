@@ -33,10 +33,12 @@ import (
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/network"
 	"github.com/berth-project/berth/internal/registry"
 	"github.com/berth-project/berth/internal/snapshot"
 	"github.com/berth-project/berth/internal/snapshot/native"
 	"github.com/berth-project/berth/internal/snapshot/overlay"
+	"github.com/berth-project/berth/internal/volume"
 )
 
 // Storage driver names.
@@ -57,6 +59,15 @@ type Daemon struct {
 	events  *Events
 
 	imgs *image.Service
+	ctrs *containers
+	net  *network.Manager
+	vols *volume.Store
+
+	// runCtx ends when the daemon closes: monitors and pending restarts
+	// stop, the containers go on (live restore).
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	wg        sync.WaitGroup
 
 	mu  sync.Mutex
 	cfg Config
@@ -84,7 +95,11 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			return nil, fmt.Errorf("exec root: %w", err)
 		}
 	}
-	d := &Daemon{cfg: cfg, started: time.Now(), events: NewEvents()}
+	if err := findBinaries(&cfg); err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, started: time.Now(), events: NewEvents(), ctrs: newContainers()}
+	d.runCtx, d.runCancel = context.WithCancel(context.WithoutCancel(ctx))
 	if d.id, err = engineID(cfg.DataRoot); err != nil {
 		return nil, err
 	}
@@ -124,7 +139,18 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		Overlay:     d.driver == DriverOverlay,
 		Registry:    newRegistryClient(cfg),
 		TmpDir:      filepath.Join(cfg.DataRoot, "tmp"),
+		InUse:       d.imageUsers,
 	})
+	if d.vols, err = volume.New(filepath.Join(cfg.DataRoot, "volumes"), d.db); err != nil {
+		return nil, err
+	}
+	if d.net, err = newNetworkManager(ctx, cfg, d.db); err != nil {
+		return nil, err
+	}
+	if err := d.loadContainers(); err != nil {
+		return nil, err
+	}
+	d.restoreContainers(ctx)
 	log.G(ctx).Info("daemon ready", "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot, "storage-driver", d.driver)
 	return d, nil
 }
@@ -243,8 +269,29 @@ func engineID(root string) (string, error) {
 }
 
 // Close releases the stores. Callers must have stopped using the daemon.
+// Containers keep running under their shims (live restore) unless the
+// configuration turned live restore off: then they are stopped first.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.ctrs != nil && !d.cfg.LiveRestore {
+		d.stopAll()
+	}
+	if d.runCancel != nil {
+		d.runCancel()
+		d.wg.Wait()
+	}
+	if d.ctrs != nil {
+		for _, e := range d.ctrs.all() {
+			e.mu.Lock()
+			if e.shim != nil {
+				e.shim.Close()
+			}
+			e.mu.Unlock()
+		}
+	}
+	if d.net != nil {
+		errs = append(errs, d.net.Close())
+	}
 	if d.snap != nil {
 		errs = append(errs, d.snap.Close())
 	}

@@ -17,6 +17,9 @@ var (
 	ErrPermission      = errors.New("permission denied")
 	ErrUnauthorized    = errors.New("unauthorized")
 	ErrDataLoss        = errors.New("data corrupted")
+	// ErrNotModified says the request asked for what already is (start
+	// of a running container); HTTP answers it with 304.
+	ErrNotModified = errors.New("not modified")
 )
 
 // IsNotFound reports whether err is of class ErrNotFound.
@@ -46,3 +49,6 @@ func IsUnauthorized(err error) bool { return errors.Is(err, ErrUnauthorized) }
 // IsDataLoss reports whether err is of class ErrDataLoss (a digest or size
 // mismatch, a truncated or corrupt blob).
 func IsDataLoss(err error) bool { return errors.Is(err, ErrDataLoss) }
+
+// IsNotModified reports whether err is of class ErrNotModified.
+func IsNotModified(err error) bool { return errors.Is(err, ErrNotModified) }

@@ -25,6 +25,7 @@ var classes = []struct {
 	{errdefs.ErrNotImplemented, http.StatusNotImplemented},
 	{errdefs.ErrUnavailable, http.StatusServiceUnavailable},
 	{errdefs.ErrDataLoss, http.StatusInternalServerError},
+	{errdefs.ErrNotModified, http.StatusNotModified},
 }
 
 // statusOf returns the HTTP status for err: that of its errdefs class,
@@ -55,8 +56,14 @@ func errorMessage(err error) string {
 // writeError answers with err's status and Docker's error body,
 // {"message": "..."}.
 func writeError(w http.ResponseWriter, err error) {
+	status := statusOf(err)
+	if status == http.StatusNotModified {
+		// A 304 has no body.
+		w.WriteHeader(status)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(statusOf(err))
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(struct {
 		Message string `json:"message"`
 	}{errorMessage(err)})
