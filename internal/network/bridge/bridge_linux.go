@@ -143,6 +143,29 @@ func Ports(name string) ([]string, error) {
 	return out, nil
 }
 
+// Addrs lists the bridge's global IPv4 and IPv6 addresses with their
+// prefix lengths, so the daemon can adopt the address of an existing bridge.
+func Addrs(name string) ([]netip.Prefix, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", name, classify(err))
+	}
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: list addresses: %w", name, classify(err))
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.Scope != unix.RT_SCOPE_UNIVERSE {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip.Unmap(), ones))
+	}
+	return out, nil
+}
+
 // Attach connects a container to the bridge: a veth pair whose host end
 // (ep.HostIfName) joins the bridge and whose peer is created inside the
 // namespace ep.NetNS as ep.IfName with ep's MAC, MTU and addresses, set up,

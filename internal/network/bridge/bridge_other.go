@@ -4,6 +4,7 @@ package bridge
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/berth-project/berth/internal/errdefs"
 )
@@ -18,6 +19,9 @@ func Delete(string) error { return errNotLinux }
 
 // Ports is only implemented on Linux.
 func Ports(string) ([]string, error) { return nil, errNotLinux }
+
+// Addrs is only implemented on Linux.
+func Addrs(string) ([]netip.Prefix, error) { return nil, errNotLinux }
 
 // Attach is only implemented on Linux.
 func Attach(string, Endpoint) error { return errNotLinux }
