@@ -102,6 +102,9 @@ func (s *Store) Resolve(ctx context.Context, containerID string, cfg *api.Config
 		return nil
 	})
 	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, err // Docker's "get NAME: no such volume"
+		}
 		return nil, fmt.Errorf("resolve mounts: %w", err)
 	}
 
