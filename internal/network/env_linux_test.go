@@ -65,11 +65,13 @@ func newEnv(t *testing.T) *env {
 	})
 	subnet := nettest.Subnet(t, bipPool)
 	e := &env{t: t, gw: subnet.Addr().Next(), hostIfs: map[string]bool{}, netnses: map[string]bool{}, bridges: map[string]bool{}}
-	// A host resolver on a random loopback address (reachable only from
-	// the host's namespace) and one elsewhere.
+	// The host's resolvers: one on a random loopback address (reachable
+	// only from the host's namespace) and one on the default bridge's
+	// gateway, a local address where nothing listens, so that no query
+	// ever leaves the machine.
 	e.upstream = netip.AddrFrom4([4]byte{127, 53, byte(subnet.Addr().As4()[2]), 53})
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(resolv, []byte("search example.test\nnameserver "+e.upstream.String()+"\nnameserver 192.0.2.53\noptions timeout:1\n"), 0o644); err != nil {
+	if err := os.WriteFile(resolv, []byte("search example.test\nnameserver "+e.upstream.String()+"\nnameserver "+e.gw.String()+"\noptions timeout:1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	hosts := filepath.Join(t.TempDir(), "hosts")
@@ -160,6 +162,16 @@ func (e *env) cleanup() {
 			t.Errorf("namespace file %s left behind", p)
 		}
 	}
+	nsDir := filepath.Join(e.cfg.ExecRoot, "netns")
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(nsDir))
+	if err != nil {
+		t.Error(err)
+	}
+	for _, m := range mounts {
+		if m.Mountpoint != nsDir {
+			t.Errorf("mount %s left behind", m.Mountpoint)
+		}
+	}
 	if out, _ := exec.Command("nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), e.cfg.FirewallTable) {
 		t.Errorf("table %s left behind", e.cfg.FirewallTable)
 	}
@@ -192,7 +204,7 @@ func (e *env) trySetup(name string, req SandboxRequest) (*Sandbox, string, error
 
 func (e *env) record(sb *Sandbox) {
 	for _, es := range sb.Networks {
-		if es.EndpointID != "" && es.IPAddress.IsValid() || es.GlobalIPv6Address.IsValid() {
+		if es.IPAddress.IsValid() || es.GlobalIPv6Address.IsValid() {
 			e.hostIfs[bridge.HostIfName(es.EndpointID)] = true
 		}
 	}

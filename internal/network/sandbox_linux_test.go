@@ -72,7 +72,7 @@ func TestDefaultBridgeSandbox(t *testing.T) {
 	}
 	// The loopback resolver is left out and no embedded DNS on the
 	// default bridge.
-	if got, want := readFile(t, a.ResolvConfPath), "search corp.test\nnameserver 192.0.2.53\noptions timeout:1\n"; got != want {
+	if got, want := readFile(t, a.ResolvConfPath), "search corp.test\nnameserver "+e.gw.String()+"\noptions timeout:1\n"; got != want {
 		t.Errorf("resolv.conf = %q, want %q", got, want)
 	}
 
