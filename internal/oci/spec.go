@@ -1,7 +1,7 @@
 // Package oci builds OCI runtime specs: the default spec that `berth-runtime
-// spec` writes, its rootless variant, and (later) the conversion from a
-// container's configuration to a spec with berth's default capabilities,
-// seccomp profile and masked paths.
+// spec` writes, its rootless variant, and (Generate) the conversion from a
+// Docker container's configuration to a spec with Docker's default
+// capabilities, seccomp profile, mounts, masked paths and device rules.
 package oci
 
 import (
