@@ -297,7 +297,7 @@ func parseKernelRelease(release string) (int, int, error) {
 	major, err1 := strconv.Atoi(a)
 	minor, err2 := strconv.Atoi(rest[:end])
 	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("kernel release %q is not <major>.<minor>...", release)
+		return 0, 0, fmt.Errorf("kernel release %q does not start with <major>.<minor>", release)
 	}
 	return major, minor, nil
 }
