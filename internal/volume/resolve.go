@@ -203,7 +203,7 @@ func planMounts(cfg *api.Config, hc *api.HostConfig, volumesFrom map[string][]co
 		ms, ok := volumesFrom[spec]
 		if !ok {
 			id, _, _ := strings.Cut(spec, ":")
-			return nil, fmt.Errorf("No such container: %s: %w", id, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("%s: %w", "No such container: "+id, errdefs.ErrNotFound) // Docker's capital
 		}
 		for _, m := range ms {
 			m.RW = m.RW && rw
