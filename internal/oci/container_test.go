@@ -17,7 +17,7 @@ import (
 const testID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 // writeFiles writes files (path relative to dir -> content) under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, data := range files {
 		full := filepath.Join(dir, p)
@@ -31,7 +31,7 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 }
 
 // testRootfs makes a rootfs with an /etc/passwd and /etc/group.
-func testRootfs(t *testing.T) string {
+func testRootfs(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -43,7 +43,7 @@ func testRootfs(t *testing.T) string {
 
 // runInput is `docker run busybox sh` as the daemon hands it over: the
 // network mode defaults to "bridge", the /etc files exist.
-func runInput(t *testing.T) Input {
+func runInput(t testing.TB) Input {
 	t.Helper()
 	etc := t.TempDir()
 	writeFiles(t, etc, map[string]string{"hosts": "127.0.0.1 localhost\n", "resolv.conf": "nameserver 10.0.0.1\n", "hostname": "0123456789ab\n"})
@@ -575,6 +575,19 @@ func TestGenerateUserStaysInRootfs(t *testing.T) {
 		_, err := Generate(in)
 		if err == nil || !strings.Contains(err.Error(), "read /etc/passwd of the container") || !errdefs.IsInvalidArgument(err) {
 			t.Errorf("error %v, want one about reading /etc/passwd", err)
+		}
+	}
+}
+
+// BenchmarkGenerate measures the spec of `docker run busybox sh` (default
+// seccomp profile built for the capabilities, passwd and group read in the
+// rootfs).
+func BenchmarkGenerate(b *testing.B) {
+	in := runInput(b)
+	in.Config.User = "app"
+	for b.Loop() {
+		if _, err := Generate(in); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
