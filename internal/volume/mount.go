@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -98,6 +99,12 @@ func (s *Store) mountOne(ctx context.Context, containerID, rootfs string, m cont
 		return nil
 	}
 	populated, err := copyUp(rootfs, m.Destination, dir)
+	if errors.Is(err, syscall.EROFS) {
+		// A read-only volume (o=bind,ro of an empty directory) cannot
+		// take a copy; Docker's would fail, berth starts without it.
+		log.G(ctx).Info("volume is read-only, no copy-up", "volume", r.Name)
+		return nil
+	}
 	if err != nil {
 		err = fmt.Errorf("copy %s of the image into volume %s: %w", m.Destination, r.Name, err)
 		if cerr := emptyDir(dir); cerr != nil {
@@ -143,6 +150,9 @@ func (s *Store) Unmount(ctx context.Context, containerID string, ms []container.
 // unmountOne drops containerID as holder of volume name's mount; the
 // caller holds the volume's lock.
 func (s *Store) unmountOne(ctx context.Context, containerID, name string) error {
+	if r, err := s.get(name); err != nil || !slices.Contains(r.MountedBy, containerID) {
+		return err // nothing held: no write
+	}
 	var last bool
 	var opts map[string]string
 	err := s.update(name, func(r *record) error {

@@ -289,9 +289,22 @@ func TestDriverOptionVolumes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.dataDir("bv"), "w"), nil, 0o644); !errorsIsROFS(err) {
 		t.Errorf("write into the o=bind,ro volume: %v, want read-only", err)
 	}
-	must(t, s.Remove(ctx, "bv", false))
+	must(t, s.Remove(ctx, "bv", false)) // still mounted: unmounted first
 	if b, err := os.ReadFile(filepath.Join(host, "existing")); err != nil || string(b) != "keep" {
 		t.Errorf("host directory of a removed bind volume: %q, %v", b, err)
+	}
+
+	// An empty read-only one cannot take the image's content: it starts
+	// without.
+	emptyHost := t.TempDir()
+	create(t, s, "rov", map[string]string{"type": "none", "device": emptyHost, "o": "bind,ro"})
+	must(t, s.Mount(ctx, "c1", rootfs, []container.Mount{vol("rov", "/x")}))
+	if got := entries(t, s.dataDir("rov")); len(got) != 0 {
+		t.Errorf("read-only empty volume shows %v", got)
+	}
+	must(t, s.Release(ctx, "c1", nil, false))
+	if mountOf(t, s.dataDir("rov")) != nil {
+		t.Error("rov still mounted after release")
 	}
 }
 
