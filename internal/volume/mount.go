@@ -234,6 +234,52 @@ func (s *Store) Release(ctx context.Context, containerID string, ms []container.
 	return errors.Join(errs...)
 }
 
+// Reconcile forgets, at daemon start, what the records say about
+// containers that are gone: users for which exists is false (a crash
+// between Resolve and the container's record, or a remove interrupted
+// before Release) and mount holds of containers for which running is false
+// (stopped while the daemon was down), unmounting what no container holds
+// any more. Anonymous volumes are kept; prune removes them.
+func (s *Store) Reconcile(ctx context.Context, exists, running func(containerID string) bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs, err := s.records()
+	if err != nil {
+		return fmt.Errorf("reconcile volumes: %w", err)
+	}
+	var errs []error
+	for _, r := range recs {
+		unlock := s.volLocks.lock(r.Name)
+		for _, id := range r.MountedBy {
+			if !running(id) {
+				if err := s.unmountOne(ctx, id, r.Name); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		var gone []string
+		for _, id := range r.Users {
+			if !exists(id) {
+				gone = append(gone, id)
+			}
+		}
+		if len(gone) > 0 {
+			log.G(ctx).Info("volume users that no longer exist dropped", "volume", r.Name, "containers", gone)
+			err := s.update(r.Name, func(r *record) error {
+				for _, id := range gone {
+					r.Users = removeString(r.Users, id)
+				}
+				return nil
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		unlock()
+	}
+	return errors.Join(errs...)
+}
+
 // SpecMounts turns mounts into OCI spec mounts, parents first. Volumes
 // and binds become "bind" mounts: rbind (bind with OptNonRecursive), ro
 // plus rro when read-only (recursively read-only where the kernel can,
