@@ -63,6 +63,9 @@ type Daemon struct {
 	net  *network.Manager
 	vols *volume.Store
 
+	// execs are the exec processes by exec ID (exec.go; zero value ready).
+	execs execTable
+
 	// runCtx ends when the daemon closes: monitors and pending restarts
 	// stop, the containers go on (live restore).
 	runCtx    context.Context
