@@ -161,3 +161,18 @@ func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 // netipPrefixOf returns the single-address prefix of a.
 func netipPrefixOf(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
+
+// ConflictError is AddPorts' error for a mapping whose host port another
+// published mapping holds. It is of class errdefs.ErrConflict.
+type ConflictError struct {
+	Mapping PortMapping
+	// Published describes the mapping in the way, as its rule's comment.
+	Published string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("firewall: host port %s/%d is already published (%s): %v", e.Mapping.proto(), e.Mapping.HostPort, e.Published, errdefs.ErrConflict)
+}
+
+// Unwrap makes the error of class errdefs.ErrConflict.
+func (e *ConflictError) Unwrap() error { return errdefs.ErrConflict }

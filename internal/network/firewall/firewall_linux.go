@@ -162,40 +162,81 @@ func (f *Firewall) RemoveNetwork(bridge string) error {
 // published (same protocol and port, on the same or on every address)
 // fails with errdefs.ErrConflict; publishing the same mapping again is a
 // no-op.
-func (f *Firewall) AddPort(p PortMapping) error {
-	if err := p.check(); err != nil {
-		return fmt.Errorf("firewall: %w", err)
+func (f *Firewall) AddPort(p PortMapping) error { return f.AddPorts(p) }
+
+// AddPorts publishes ports in one transaction: all of them or, on a
+// conflict (with a published port or among ps), none. Mappings already
+// published as they are are skipped.
+func (f *Firewall) AddPorts(ps ...PortMapping) error {
+	for i, p := range ps {
+		if err := p.check(); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
+		for _, q := range ps[:i] {
+			if p.conflicts(q) && portComment(p) != portComment(q) {
+				return fmt.Errorf("firewall: %s conflicts with %s: %w", p.key(), q.key(), errdefs.ErrConflict)
+			}
+		}
 	}
-	return f.edit("publish "+p.key(), func(c *nftables.Conn) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return f.edit("publish "+ps[0].key(), func(c *nftables.Conn) error {
 		rules, err := c.GetRules(f.table, &nftables.Chain{Name: chainPorts, Table: f.table})
 		if err != nil {
 			return fmt.Errorf("firewall: list published ports: %w", classify(err))
 		}
+		var published []string
 		for _, r := range rules {
 			key, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-			q, ok := portFromComment(key)
-			if !ok || !p.conflicts(q) {
+			published = append(published, key)
+		}
+		queued := map[string]bool{}
+		for _, p := range ps {
+			want := portComment(p)
+			if queued[want] {
 				continue
 			}
-			if key == portComment(p) {
-				return nil // already published: nothing queued, the flush is empty
+			have := false
+			for _, key := range published {
+				q, ok := portFromComment(key)
+				if !ok || !p.conflicts(q) {
+					continue
+				}
+				if key != want {
+					return &ConflictError{Mapping: p, Published: key}
+				}
+				have = true
 			}
-			return fmt.Errorf("firewall: host port %s/%d is already published (%s): %w", p.proto(), p.HostPort, key, errdefs.ErrConflict)
+			if !have {
+				f.portRule(c, p)
+				queued[want] = true
+			}
 		}
-		f.portRule(c, p)
 		return nil
 	})
 }
 
 // RemovePort withdraws a published port; one that is not published is not
 // an error.
-func (f *Firewall) RemovePort(p PortMapping) error {
-	if err := p.check(); err != nil {
-		return fmt.Errorf("firewall: %w", err)
+func (f *Firewall) RemovePort(p PortMapping) error { return f.RemovePorts(p) }
+
+// RemovePorts withdraws ports in one transaction (the kernel makes every
+// commit that deletes rules wait for a grace period, so one is cheaper
+// than many).
+func (f *Firewall) RemovePorts(ps ...PortMapping) error {
+	want := map[string]bool{}
+	for _, p := range ps {
+		if err := p.check(); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
+		want[portComment(p)] = true
 	}
-	want := portComment(p)
-	return f.edit("unpublish "+p.key(), func(c *nftables.Conn) error {
-		return f.delRules(c, chainPorts, func(comment string) bool { return comment == want })
+	if len(ps) == 0 {
+		return nil
+	}
+	return f.edit("unpublish "+ps[0].key(), func(c *nftables.Conn) error {
+		return f.delRules(c, chainPorts, func(comment string) bool { return want[comment] })
 	})
 }
 

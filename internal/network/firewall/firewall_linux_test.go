@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -396,5 +397,50 @@ func runIn(t *testing.T, path string, args ...string) {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+}
+
+func TestPortBatch(t *testing.T) {
+	f := newFirewall(t)
+	n := newNet(t, false)
+	if err := f.AddNetwork(n.Network); err != nil {
+		t.Fatal(err)
+	}
+	ns, ip := n.container(t, 2)
+	nettest.Listen(t, ns, ":80", "80")
+	nettest.Listen(t, ns, ":81", "81")
+	p1, p2 := freePort(t), freePort(t)
+	a := PortMapping{HostPort: p1, ContainerIP: ip, ContainerPort: 80}
+	b := PortMapping{HostIP: localhost, HostPort: p2, ContainerIP: ip, ContainerPort: 81}
+	before := listTable(t, f)
+	// A conflict inside the batch: nothing is published.
+	if err := f.AddPorts(a, b, PortMapping{HostIP: localhost, HostPort: p1, ContainerIP: ip, ContainerPort: 81}); !errdefs.IsConflict(err) {
+		t.Fatalf("conflicting batch: %v", err)
+	}
+	if got := listTable(t, f); got != before {
+		t.Fatalf("a refused batch changed the table:\n%s", got)
+	}
+	if err := f.AddPorts(a, b, a); err != nil {
+		t.Fatal(err)
+	}
+	for port, want := range map[uint16]string{p1: "80", p2: "81"} {
+		if got, err := nettest.Fetch("", hostPort(localhost, port), 5*time.Second); err != nil || got != want {
+			t.Fatalf("port %d = %q, %v", port, got, err)
+		}
+	}
+	// A conflict with a published port names the mapping.
+	c := PortMapping{HostPort: p2, ContainerIP: ip, ContainerPort: 80}
+	var ce *ConflictError
+	if err := f.AddPorts(a, c); !errors.As(err, &ce) || ce.Mapping != c || !errdefs.IsConflict(err) {
+		t.Fatalf("batch over a published port: %v", err)
+	}
+	if err := f.RemovePorts(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(listTable(t, f), "dnat ip to") {
+		t.Fatalf("rules left after RemovePorts:\n%s", listTable(t, f))
+	}
+	if err := f.RemovePorts(a, b); err != nil {
+		t.Fatalf("remove twice: %v", err)
 	}
 }

@@ -39,3 +39,9 @@ func (*Firewall) AddPort(PortMapping) error { return errNotLinux }
 
 // RemovePort is only implemented on Linux.
 func (*Firewall) RemovePort(PortMapping) error { return errNotLinux }
+
+// AddPorts is only implemented on Linux.
+func (*Firewall) AddPorts(...PortMapping) error { return errNotLinux }
+
+// RemovePorts is only implemented on Linux.
+func (*Firewall) RemovePorts(...PortMapping) error { return errNotLinux }
