@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/moby/moby/api/types/network"
 
@@ -145,10 +146,8 @@ func (m *Manager) Disconnect(ctx context.Context, idOrName, containerID string, 
 	m.mu.Unlock()
 
 	var errs []error
-	for _, p := range ep.Ports {
-		if err := m.fw.RemovePort(p.Mapping); err != nil {
-			errs = append(errs, err)
-		}
+	if err := m.fw.RemovePorts(mappings(ep.Ports)...); err != nil {
+		errs = append(errs, err)
 	}
 	if err := bridge.Detach(ep.HostIf); err != nil {
 		errs = append(errs, err)
@@ -201,4 +200,31 @@ func (m *Manager) onDriver(rec *sandboxRecord, driver string) bool {
 		n := m.networks[ep.NetworkID]
 		return n != nil && n.rec.Driver == driver
 	})
+}
+
+// Rename changes the name a running container answers to on its
+// user-defined networks (docker rename); its aliases and hostname stay.
+func (m *Manager) Rename(containerID, name string) error {
+	name = strings.TrimPrefix(name, "/")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sb, err := m.changeable(containerID)
+	if err != nil {
+		return err
+	}
+	rec := sb.rec
+	rec.Name = name
+	rec.Endpoints = nil
+	for _, ep := range sb.rec.Endpoints {
+		c := *ep
+		if len(c.DNSNames) > 0 {
+			c.DNSNames = dnsNames(&rec, &c)
+		}
+		rec.Endpoints = append(rec.Endpoints, &c)
+	}
+	if err := m.putSandbox(&rec); err != nil {
+		return fmt.Errorf("rename container %s: %w", containerID, err)
+	}
+	sb.rec = rec
+	return nil
 }

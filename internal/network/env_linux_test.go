@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,19 +38,20 @@ const blocked = 700 * time.Millisecond
 // env is a Manager on its own default bridge, firewall table, store and
 // exec root; everything it made is removed and checked gone at the end.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	cfg Config
 	m   *Manager
 	gw  netip.Addr // the default bridge's gateway
 	// made records what the test's sandboxes were given, for the final
-	// leak check.
+	// leak check; mu guards it for tests that set up concurrently.
+	mu       sync.Mutex
 	hostIfs  map[string]bool
 	netnses  map[string]bool
 	bridges  map[string]bool
 	upstream netip.Addr // a loopback address the host's resolv.conf names
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	nettest.RequireRoot(t)
 	db, err := metadata.Open(filepath.Join(t.TempDir(), "metadata.db"))
@@ -194,7 +196,9 @@ func (e *env) trySetup(name string, req SandboxRequest) (*Sandbox, string, error
 	if req.Dir == "" {
 		req.Dir = e.t.TempDir()
 	}
+	e.mu.Lock()
 	e.netnses[filepath.Join(e.cfg.ExecRoot, "netns", req.ContainerID)] = true
+	e.mu.Unlock()
 	sb, err := e.m.Setup(context.Background(), req)
 	if err == nil {
 		e.record(sb)
@@ -203,6 +207,8 @@ func (e *env) trySetup(name string, req SandboxRequest) (*Sandbox, string, error
 }
 
 func (e *env) record(sb *Sandbox) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, es := range sb.Networks {
 		if es.IPAddress.IsValid() || es.GlobalIPv6Address.IsValid() {
 			e.hostIfs[bridge.HostIfName(es.EndpointID)] = true
@@ -229,6 +235,7 @@ func (e *env) createNetwork(name string, req network.CreateRequest) network.Insp
 // namespace file or mount, no nftables rule naming its addresses.
 func (e *env) assertGone(sb *Sandbox) {
 	e.t.Helper()
+	e.m.reapers.Wait() // the kernel destroys veths with their namespace
 	for name, es := range sb.Networks {
 		if es.EndpointID == "" {
 			continue

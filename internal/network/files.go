@@ -2,9 +2,11 @@ package network
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -162,9 +164,10 @@ func (m *Manager) upstreams(rec *sandboxRecord) []netip.AddrPort {
 // writeFiles writes the files. The first time each is written to a
 // temporary file and renamed into place; later (connect, disconnect) it is
 // rewritten in place, because the running container has the file itself
-// bind-mounted and would not see a new one.
+// bind-mounted and would not see a new one. Nothing is fsynced: the files
+// are made anew at every start, so a crash can lose nothing that matters.
 func writeFiles(rec *sandboxRecord, fs fileSet, inPlace bool) error {
-	write := resolvconf.WriteFile
+	write := replaceFile
 	if inPlace {
 		write = func(path string, data []byte) error {
 			if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -180,6 +183,26 @@ func writeFiles(rec *sandboxRecord, fs fileSet, inPlace bool) error {
 		if err := write(f.path, f.data); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// replaceFile writes data to a temporary file beside path and renames it
+// over path (mode 0644), so readers see the old or the new content.
+func replaceFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Chmod(0o644)
+	if err := errors.Join(werr, cerr, tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

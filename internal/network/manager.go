@@ -32,6 +32,10 @@ type Manager struct {
 	mu        sync.RWMutex
 	networks  map[string]*netState // by ID
 	sandboxes map[string]*sandbox  // by container ID
+
+	// reapers are the goroutines deleting veths that outlive their
+	// namespace (see reap).
+	reapers sync.WaitGroup
 }
 
 // netState is a network and its address allocators, one per subnet.
@@ -112,10 +116,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 // networking, and the next daemon's Restore takes it over.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, sb := range m.sandboxes {
 		sb.stop()
 	}
+	m.mu.Unlock()
+	m.reapers.Wait()
 	return nil
 }
 

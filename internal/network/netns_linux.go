@@ -171,3 +171,10 @@ func reservePort(proto string, ip netip.Addr, port uint16) (io.Closer, error) {
 type fdCloser int
 
 func (fd fdCloser) Close() error { return unix.Close(int(fd)) }
+
+// linkExists reports whether a host interface of that name exists.
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	return !errors.As(err, &nf)
+}

@@ -24,3 +24,5 @@ func removeNetNS(string) error { return nil }
 func isNetNS(string) bool { return false }
 
 func reservePort(string, netip.Addr, uint16) (io.Closer, error) { return nil, errNotLinux }
+
+func linkExists(string) bool { return false }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -375,3 +376,76 @@ func TestIPv6Network(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestConcurrentSandboxes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.createNetwork("par", network.CreateRequest{})
+	const n = 6
+	type result struct {
+		id  string
+		sb  *Sandbox
+		err error
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			sb, id, err := e.trySetup("c"+strconv.Itoa(i), SandboxRequest{NetworkMode: "par",
+				PortBindings: network.PortMap{network.MustParsePort("80/tcp"): {{}}}})
+			results <- result{id, sb, err}
+		}()
+	}
+	// Networks come and go meanwhile.
+	for i := range 3 {
+		id, _, err := e.m.Create(ctx, "tmp"+strconv.Itoa(i), network.CreateRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.m.Remove(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ips, ports := map[netip.Addr]bool{}, map[string]bool{}
+	var all []result
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("setup: %v", r.err)
+		}
+		e.record(r.sb)
+		all = append(all, r)
+		ips[r.sb.Networks["par"].IPAddress] = true
+		ports[r.sb.Ports[network.MustParsePort("80/tcp")][0].HostPort] = true
+	}
+	if len(ips) != n || len(ports) != n {
+		t.Fatalf("addresses %v and host ports %v are not all distinct", ips, ports)
+	}
+	// Everyone resolves everyone.
+	for _, r := range all[1:] {
+		if got, _ := resolve(t, all[0].sb.NetNSPath, r.sb.Networks["par"].DNSNames[0], dns.TypeA); !slices.Equal(got, []netip.Addr{r.sb.Networks["par"].IPAddress}) {
+			t.Fatalf("resolve %s = %v", r.sb.Networks["par"].DNSNames[0], got)
+		}
+	}
+	// Rename: the new name resolves, the old one no longer.
+	if err := e.m.Rename(all[1].id, "/renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := resolve(t, all[0].sb.NetNSPath, "renamed", dns.TypeA); !slices.Equal(got, []netip.Addr{all[1].sb.Networks["par"].IPAddress}) {
+		t.Fatalf("renamed = %v", got)
+	}
+	if got, _ := resolve(t, all[0].sb.NetNSPath, all[1].sb.Networks["par"].DNSNames[0], dns.TypeA); len(got) != 0 {
+		t.Fatalf("old name still resolves: %v", got)
+	}
+	errs := make(chan error, n)
+	for _, r := range all {
+		go func() { errs <- e.m.Teardown(ctx, r.id) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range all {
+		e.assertGone(r.sb)
+	}
+}

@@ -286,3 +286,12 @@ func portMap(rec *sandboxRecord) network.PortMap {
 	}
 	return out
 }
+
+// mappings returns the firewall's side of port records.
+func mappings(ps []portRecord) []firewall.PortMapping {
+	out := make([]firewall.PortMapping, len(ps))
+	for i, p := range ps {
+		out[i] = p.Mapping
+	}
+	return out
+}

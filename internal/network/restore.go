@@ -39,7 +39,7 @@ func (m *Manager) Restore(ctx context.Context, running map[string]bool) error {
 		sb := m.sandboxes[id]
 		if why := m.notRestorable(sb, running[id]); why != "" {
 			log.G(ctx).Info("network: removing the network of a container that is gone", "container", id, "reason", why)
-			if err := m.unrealize(sb); err != nil {
+			if err := m.unrealize(sb, false); err != nil {
 				errs = append(errs, fmt.Errorf("tear down network of container %s: %w", id, err))
 				continue
 			}

@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/network/bridge"
+	"github.com/berth-project/berth/internal/network/firewall"
 )
 
 // attachment is the kernel side of one endpoint, captured under mu so
@@ -395,13 +397,17 @@ func (m *Manager) realize(ctx context.Context, sb *sandbox, atts []attachment, f
 		}
 	}
 	for _, ep := range rec.Endpoints {
-		for _, p := range ep.Ports {
-			if err := m.fw.AddPort(p.Mapping); err != nil {
-				if errdefs.IsConflict(err) {
-					err = bindError(p.Mapping, portReq{}, "port is already allocated", errdefs.ErrConflict)
-				}
-				return fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", rec.Name, ep.ID, err)
+		if len(ep.Ports) == 0 {
+			continue
+		}
+		if err := m.fw.AddPorts(mappings(ep.Ports)...); err != nil {
+			// Only a rule no sandbox explains (Restore removes them)
+			// can be in the way.
+			var ce *firewall.ConflictError
+			if errors.As(err, &ce) {
+				err = bindError(ce.Mapping, portReq{}, "port is already allocated", errdefs.ErrConflict)
 			}
+			return fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", rec.Name, ep.ID, err)
 		}
 	}
 	if err := writeFiles(rec, fs, false); err != nil {
@@ -416,36 +422,82 @@ func (m *Manager) realize(ctx context.Context, sb *sandbox, atts []attachment, f
 }
 
 // unrealize removes a sandbox's kernel side; every step is idempotent.
-func (m *Manager) unrealize(sb *sandbox) error {
+// With lazy set, the host ends of the veths are left to the kernel, which
+// destroys both ends with the namespace once its file is unmounted: that
+// takes tens of milliseconds (RCU grace periods) that Teardown need not
+// wait for. A reaper deletes any that outlive the namespace.
+func (m *Manager) unrealize(sb *sandbox, lazy bool) error {
 	rec := &sb.rec
 	var errs []error
 	if sb.dns != nil {
 		_ = sb.dns.Close()
 		sb.dns = nil
 	}
+	var hostIfs []string
+	var ports []portRecord
 	for _, ep := range rec.Endpoints {
-		for _, p := range ep.Ports {
-			if err := m.fw.RemovePort(p.Mapping); err != nil && !errdefs.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-		}
+		ports = append(ports, ep.Ports...)
 		if ep.HostIf != "" {
-			if err := bridge.Detach(ep.HostIf); err != nil {
-				errs = append(errs, err)
-			}
+			hostIfs = append(hostIfs, ep.HostIf)
 		}
+	}
+	if err := m.fw.RemovePorts(mappings(ports)...); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
 	}
 	if rec.NetNS != "" {
 		if err := removeNetNS(rec.NetNS); err != nil {
+			errs = append(errs, err)
+			lazy = false
+		}
+	}
+	if lazy && rec.NetNS != "" {
+		m.reap(hostIfs)
+		return errors.Join(errs...)
+	}
+	for _, name := range hostIfs {
+		if err := bridge.Detach(name); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// reapTimeout is how long the kernel is given to destroy the veths of a
+// namespace whose file was unmounted before they are deleted explicitly
+// (something else still holds the namespace).
+const reapTimeout = 3 * time.Second
+
+// reap waits in the background for the host ends to disappear and deletes
+// those still there after reapTimeout. Close waits for reapers.
+func (m *Manager) reap(hostIfs []string) {
+	if len(hostIfs) == 0 {
+		return
+	}
+	m.reapers.Add(1)
+	go func() {
+		defer m.reapers.Done()
+		deadline := time.Now().Add(reapTimeout)
+		for len(hostIfs) > 0 {
+			hostIfs = slices.DeleteFunc(hostIfs, func(name string) bool { return !linkExists(name) })
+			if len(hostIfs) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				for _, name := range hostIfs {
+					if err := bridge.Detach(name); err != nil {
+						log.G(context.Background()).Warn("network: delete veth", "interface", name, "error", err)
+					}
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+}
+
 // undo removes what a failed Setup made and forgets the sandbox.
 func (m *Manager) undo(ctx context.Context, sb *sandbox) {
-	if err := m.unrealize(sb); err != nil {
+	if err := m.unrealize(sb, false); err != nil {
 		log.G(ctx).Warn("network: clean up after a failed setup", "container", sb.rec.ContainerID, "error", err)
 	}
 	for _, p := range []string{sb.rec.HostsPath, sb.rec.HostnamePath, sb.rec.ResolvConfPath} {
@@ -479,7 +531,7 @@ func (m *Manager) Teardown(ctx context.Context, containerID string) error {
 	sb.ready, sb.gone = false, true
 	m.mu.Unlock()
 
-	err := m.unrealize(sb)
+	err := m.unrealize(sb, true)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
