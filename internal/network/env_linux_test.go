@@ -310,7 +310,9 @@ func handle(t *testing.T, path string) *netlink.Handle {
 	return h
 }
 
-func hostPort(ip netip.Addr, port string) string { return netip.AddrPortFrom(ip, mustPort(port)).String() }
+func hostPort(ip netip.Addr, port string) string {
+	return netip.AddrPortFrom(ip, mustPort(port)).String()
+}
 
 func mustPort(s string) uint16 {
 	lo, _, err := parseHostPort(s)
