@@ -197,7 +197,7 @@ func (g *generator) process() error {
 		if g.in.InitPath == "" {
 			return invalidf("--init: no init binary is configured")
 		}
-		args = append([]string{initPathInContainer, "--"}, args...)
+		args = append([]string{InitPathInContainer, "--"}, args...)
 		g.useInit = true
 	}
 	p.Args = args
@@ -345,7 +345,7 @@ func (g *generator) mounts() error {
 	}
 	defaults := defaultMounts(shm)
 	if g.useInit {
-		defaults = append(defaults, specs.Mount{Destination: initPathInContainer, Type: "bind", Source: in.InitPath, Options: []string{"bind", "ro"}})
+		defaults = append(defaults, specs.Mount{Destination: InitPathInContainer, Type: "bind", Source: in.InitPath, Options: []string{"bind", "ro"}})
 	}
 	for _, f := range []struct{ src, dst string }{
 		{in.ResolvConfPath, "/etc/resolv.conf"}, {in.HostnamePath, "/etc/hostname"}, {in.HostsPath, "/etc/hosts"},

@@ -13,9 +13,9 @@ import (
 // defaultShmSize is the size of /dev/shm when HostConfig.ShmSize is 0.
 const defaultShmSize = 64 * 1024 * 1024
 
-// initPathInContainer is where the init binary (HostConfig.Init) is
+// InitPathInContainer is where the init binary (HostConfig.Init) is
 // mounted in the container, and the process's first argument.
-const initPathInContainer = "/sbin/berth-init"
+const InitPathInContainer = "/sbin/berth-init"
 
 // defaultMounts returns Docker's default mounts: proc, a tmpfs /dev with
 // devpts, mqueue and a /dev/shm tmpfs of shmSize bytes, and a read-only
