@@ -116,10 +116,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 // networking, and the next daemon's Restore takes it over.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	var sbs []*sandbox
 	for _, sb := range m.sandboxes {
-		sb.stop()
+		sbs = append(sbs, sb)
 	}
 	m.mu.Unlock()
+	// Outside mu: a DNS query in flight needs it to finish.
+	for _, sb := range sbs {
+		sb.stop()
+	}
 	m.reapers.Wait()
 	return nil
 }

@@ -78,6 +78,10 @@ func (m *Manager) Create(ctx context.Context, name string, req network.CreateReq
 	if rec.Bridge == "" {
 		rec.Bridge = "br-" + shortID(rec.ID)
 	}
+	// Removing the network deletes its bridge: it must be berth's own.
+	if linkExists(rec.Bridge) {
+		return "", "", fmt.Errorf("bridge name %s: an interface of that name already exists: %w", rec.Bridge, errdefs.ErrConflict)
+	}
 	if err := m.completeSubnets(&rec); err != nil {
 		return "", "", err
 	}

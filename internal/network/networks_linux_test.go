@@ -129,6 +129,8 @@ func TestUserNetworks(t *testing.T) {
 		{"ov", network.CreateRequest{Driver: "overlay"}, errdefs.IsNotFound, `plugin "overlay" not found`},
 		{"bad name!", network.CreateRequest{}, errdefs.IsInvalidArgument, "invalid network name"},
 		{"mtu", network.CreateRequest{Options: map[string]string{OptMTU: "9"}}, errdefs.IsInvalidArgument, "invalid MTU"},
+		{"lo", network.CreateRequest{Options: map[string]string{OptBridgeName: "lo"}}, errdefs.IsConflict, "already exists"},
+		{"dup", network.CreateRequest{Options: map[string]string{OptBridgeName: brName}}, errdefs.IsConflict, "is used by network back"},
 		{"gwout", network.CreateRequest{IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: netip.MustParsePrefix("10.250.191.0/24"), Gateway: netip.MustParseAddr("10.250.190.1")}}}}, errdefs.IsInvalidArgument, "gateway"},
 	} {
 		if _, _, err := e.m.Create(ctx, tc.name, tc.req); !tc.class(err) || !strings.Contains(err.Error(), tc.want) {
