@@ -1,8 +1,13 @@
 // Package docker serves the Docker Engine API over HTTP/1.1 for berthd,
 // with the official wire types of github.com/moby/moby/api. Handlers are
-// one file per resource (system, images, containers); they parse the
-// request, call internal/daemon and convert the domain answer to wire types
-// (wire.go). Errors are mapped to HTTP statuses in one place (errors.go).
+// one file per resource (system, images, containers, exec; attach, logs,
+// stats and archive apart); they parse the request, call internal/daemon
+// and convert the domain answer to wire types (wire.go, containerwire.go).
+// Errors are mapped to HTTP statuses in one place (errors.go).
+//
+// Attach and exec start take the connection over from net/http (hijack.go)
+// and stream raw bytes both ways; without a TTY the output is framed per
+// stream (stdout, stderr) with Docker's 8-byte headers.
 //
 // Paths are accepted with a version prefix (/v1.50/images/json) and without
 // one (the current version). Versions from MinAPIVersion to APIVersion are
@@ -116,8 +121,39 @@ func (s *Server) makeRoutes() []route {
 		s.handle(http.MethodPost, "/images/{name}/push", s.pushImage),
 		s.handle(http.MethodGet, "/images/{name}/get", s.saveImage),
 		s.handle(http.MethodDelete, "/images/{name}", s.removeImage),
-		// containers.go
+		// containers.go, attach.go, logs.go, stats.go, archive.go: exact
+		// paths first, then those with a name
 		s.handle(http.MethodGet, "/containers/json", s.listContainers),
+		s.handle(http.MethodPost, "/containers/create", s.createContainer),
+		s.handle(http.MethodPost, "/containers/prune", s.pruneContainers),
+		s.handle(http.MethodPost, "/commit", s.commitContainer),
+		s.handle(http.MethodGet, "/containers/{name}/json", s.inspectContainer),
+		s.handle(http.MethodGet, "/containers/{name}/top", s.topContainer),
+		s.handle(http.MethodGet, "/containers/{name}/logs", s.containerLogs),
+		s.handle(http.MethodGet, "/containers/{name}/changes", s.containerChanges),
+		s.handle(http.MethodGet, "/containers/{name}/export", s.exportContainer),
+		s.handle(http.MethodGet, "/containers/{name}/stats", s.containerStats),
+		s.handle(http.MethodPost, "/containers/{name}/resize", s.resizeContainer),
+		s.handle(http.MethodPost, "/containers/{name}/start", s.startContainer),
+		s.handle(http.MethodPost, "/containers/{name}/stop", s.stopContainer),
+		s.handle(http.MethodPost, "/containers/{name}/restart", s.restartContainer),
+		s.handle(http.MethodPost, "/containers/{name}/kill", s.killContainer),
+		s.handle(http.MethodPost, "/containers/{name}/update", s.updateContainer),
+		s.handle(http.MethodPost, "/containers/{name}/rename", s.renameContainer),
+		s.handle(http.MethodPost, "/containers/{name}/pause", s.pauseContainer),
+		s.handle(http.MethodPost, "/containers/{name}/unpause", s.unpauseContainer),
+		s.handle(http.MethodPost, "/containers/{name}/attach", s.attachContainer),
+		s.handle(http.MethodGet, "/containers/{name}/attach/ws", s.attachWebsocket),
+		s.handle(http.MethodPost, "/containers/{name}/wait", s.waitContainer),
+		s.handle(http.MethodHead, "/containers/{name}/archive", s.statArchivePath),
+		s.handle(http.MethodGet, "/containers/{name}/archive", s.getArchive),
+		s.handle(http.MethodPut, "/containers/{name}/archive", s.putArchive),
+		s.handle(http.MethodDelete, "/containers/{name}", s.removeContainer),
+		// exec.go
+		s.handle(http.MethodPost, "/containers/{name}/exec", s.createExec),
+		s.handle(http.MethodPost, "/exec/{name}/start", s.startExec),
+		s.handle(http.MethodPost, "/exec/{name}/resize", s.resizeExec),
+		s.handle(http.MethodGet, "/exec/{name}/json", s.inspectExec),
 	}
 }
 

@@ -1,0 +1,85 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	api "github.com/moby/moby/api/types/container"
+
+	"github.com/berth-project/berth/internal/daemon"
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/log"
+)
+
+// attachContainer answers POST /containers/{name}/attach?stream=&logs=
+// &stdin=&stdout=&stderr=&detachKeys=. It takes over the connection
+// (101 UPGRADED when the client asked for an upgrade) and then carries
+// the client's input to the container's stdin and its output back, framed
+// per stream without a TTY and raw with one. The stream ends when the
+// container's output ends, the client types the detach keys, or the
+// server shuts down; then the connection is closed. When the client only
+// closes its write side, the container's stdin ends and its output keeps
+// flowing.
+func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request, p params) error {
+	q := r.URL.Query()
+	detachKeys := q.Get("detachKeys")
+	if _, err := parseDetachKeys(detachKeys); err != nil {
+		return err
+	}
+	v, err := s.d.Container(r.Context(), p.name, false)
+	if err != nil {
+		return err
+	}
+	switch v.State.Status {
+	case api.StatePaused:
+		return fmt.Errorf("container %s is paused, unpause the container before attach: %w", p.name, errdefs.ErrConflict)
+	case api.StateRestarting:
+		return fmt.Errorf("container %s is restarting, wait until the container is running: %w", p.name, errdefs.ErrConflict)
+	}
+	tty := v.Config != nil && v.Config.Tty
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	h, err := hijack(w, r, streamContentType(tty, p.version))
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	stdout, stderr := h.outputs(tty)
+	opts := daemon.AttachOptions{
+		Logs:       boolValue(r, "logs"),
+		Stream:     boolValue(r, "stream"),
+		DetachKeys: detachKeys,
+	}
+	if boolValue(r, "stdin") {
+		opts.Stdin = h.stdinReader()
+	}
+	if boolValue(r, "stdout") {
+		opts.Stdout = stdout
+	}
+	if boolValue(r, "stderr") {
+		opts.Stderr = stderr
+	}
+	err = s.d.AttachContainer(ctx, p.name, opts)
+	reportStreamEnd(ctx, stdout, "Error attaching: %s\n", err)
+	return nil
+}
+
+// reportStreamEnd writes the error that ended a hijacked stream into the
+// stream, as Docker does (the status line went out long ago). A detach or
+// the end of ctx is no error.
+func reportStreamEnd(ctx context.Context, out io.Writer, format string, err error) {
+	if err == nil || errors.Is(err, daemon.ErrDetached) || ctx.Err() != nil {
+		return
+	}
+	log.G(ctx).Debug("stream ended with an error", "error", err)
+	_, _ = fmt.Fprintf(out, format, errorMessage(err))
+}
+
+// attachWebsocket answers GET /containers/{name}/attach/ws: berth has no
+// websocket attach.
+func (s *Server) attachWebsocket(w http.ResponseWriter, r *http.Request, p params) error {
+	return fmt.Errorf("attach %s: websocket attach is not supported, use POST /containers/%s/attach: %w", p.name, p.name, errdefs.ErrNotImplemented)
+}
