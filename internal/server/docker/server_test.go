@@ -3,7 +3,9 @@ package docker
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,19 +18,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/berth-project/berth/internal/daemon"
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/network/firewall"
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // newTestServer returns a Server over a real daemon in a temporary
-// directory (native storage: no mounts to clean up).
-func newTestServer(t *testing.T) (*Server, *daemon.Daemon) {
+// directory with the given storage driver ("native" when empty: no mounts
+// to clean up), its own default bridge and firewall table, and the berth
+// binaries of testutil.Binaries. Cleanup closes the daemon and removes the
+// bridge and the table.
+func newTestServer(t *testing.T, driver ...string) (*Server, *daemon.Daemon) {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := daemon.New(context.Background(), daemon.Config{
+	var b [4]byte
+	rand.Read(b[:])
+	bridge := "bs" + hex.EncodeToString(b[:])
+	bins := testutil.Binaries(t)
+	cfg := daemon.Config{
 		DataRoot: filepath.Join(dir, "data"), ExecRoot: filepath.Join(dir, "exec"), StorageDriver: "native",
+		Bridge:   bridge,
+		ShimPath: filepath.Join(bins, "berth-shim"), RuntimePath: filepath.Join(bins, "berth-runtime"), InitPath: filepath.Join(bins, "berth-init"),
+	}
+	if len(driver) > 0 {
+		cfg.StorageDriver = driver[0]
+	}
+	t.Cleanup(func() {
+		// The daemon keeps its network namespace directory mounted for
+		// live restore; the test's directory must go.
+		netnsDir := filepath.Join(cfg.ExecRoot, "netns")
+		if err := detachMount(netnsDir); err != nil {
+			t.Errorf("unmount %s: %v", netnsDir, err)
+		}
+		if l, err := netlink.LinkByName(bridge); err == nil {
+			netlink.LinkDel(l)
+		}
+		if fw, err := firewall.New("berth-" + bridge); err == nil {
+			fw.Cleanup()
+		}
 	})
+	d, err := daemon.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

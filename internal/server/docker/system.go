@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/build"
@@ -74,12 +75,17 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, _ params) error {
 	if err != nil {
 		return err
 	}
+	ctrs, err := s.d.Containers(r.Context(), daemon.ListContainersOptions{All: true})
+	if err != nil {
+		return err
+	}
 	driverStatus := [][2]string{{"Backing Filesystem", si.BackingFS}}
 	if si.Driver == daemon.DriverOverlay {
 		driverStatus = append(driverStatus, [2]string{"Supports d_type", "true"})
 	}
 	out := system.Info{
 		ID:                 si.ID,
+		Containers:         len(ctrs),
 		Images:             si.Images,
 		Driver:             si.Driver,
 		DriverStatus:       driverStatus,
@@ -121,6 +127,16 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request, _ params) error {
 		SecurityOptions:    []string{},
 		CDISpecDirs:        []string{},
 		Warnings:           []string{},
+	}
+	for _, c := range ctrs {
+		switch c.State.Status {
+		case container.StateRunning, container.StateRestarting:
+			out.ContainersRunning++
+		case container.StatePaused:
+			out.ContainersPaused++
+		default:
+			out.ContainersStopped++
+		}
 	}
 	if !si.IPv4Forwarding {
 		out.Warnings = append(out.Warnings, "WARNING: IPv4 forwarding is disabled")
@@ -184,7 +200,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ params) error 
 	}
 	enc := json.NewEncoder(w)
 	send := func(ev daemon.Event) bool {
-		if !filter.Match(ev) {
+		if !filter.Match(ev) || !matchEventContainer(f["container"], ev) || !allLabels(f["label"], ev.Attributes) {
 			return true
 		}
 		if err := enc.Encode(toEvent(ev)); err != nil {
@@ -235,7 +251,35 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ params) error 
 	}
 }
 
-// diskUsage answers /system/df: images now, containers, volumes and build
+// matchEventContainer applies the events container filter as Docker
+// does: an event passes when its actor's ID or name starts with one of
+// the values; with no values every event passes.
+func matchEventContainer(want []string, ev daemon.Event) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, w := range want {
+		if strings.HasPrefix(ev.ID, w) || ev.Attributes["name"] != "" && strings.HasPrefix(ev.Attributes["name"], w) {
+			return true
+		}
+	}
+	return false
+}
+
+// allLabels reports whether attrs has every "key" or "key=value" of want
+// (the events label filter).
+func allLabels(want []string, attrs map[string]string) bool {
+	for _, w := range want {
+		k, v, hasValue := strings.Cut(w, "=")
+		got, ok := attrs[k]
+		if !ok || hasValue && got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// diskUsage answers /system/df: images and containers; volumes and build
 // cache empty until they exist. Both the legacy fields (API < 1.52) and
 // the per-type usage objects are sent.
 func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request, p params) error {
@@ -243,6 +287,23 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request, p params) err
 	if err != nil {
 		return err
 	}
+	ctrs, err := s.d.Containers(r.Context(), daemon.ListContainersOptions{All: true, Size: true})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	containers := make([]container.Summary, 0, len(ctrs))
+	cu := container.DiskUsage{TotalCount: int64(len(ctrs))}
+	for _, c := range ctrs {
+		containers = append(containers, toContainerSummary(c, now))
+		cu.TotalSize += c.SizeRw
+		if c.State.Running() {
+			cu.ActiveCount++
+		} else {
+			cu.Reclaimable += c.SizeRw
+		}
+	}
+	cu.Items = containers
 	images := make([]imagetypes.Summary, 0, len(u.Images))
 	var reclaimable, active int64
 	for _, iu := range u.Images {
@@ -269,13 +330,13 @@ func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request, p params) err
 	}{
 		LayersSize: u.LayersSize,
 		Images:     images,
-		Containers: []container.Summary{},
+		Containers: containers,
 		Volumes:    []volume.Volume{},
 		BuildCache: []build.CacheRecord{},
 	}
 	if !versionLess(p.version, "1.52") {
 		out.ImageUsage = &imagetypes.DiskUsage{ActiveCount: active, TotalCount: int64(len(images)), TotalSize: u.LayersSize, Reclaimable: reclaimable, Items: images}
-		out.ContainerUsage = &container.DiskUsage{}
+		out.ContainerUsage = &cu
 		out.VolumeUsage = &volume.DiskUsage{}
 		out.BuildCacheUsage = &build.DiskUsage{}
 	}
