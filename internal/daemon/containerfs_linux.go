@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/archive"
@@ -80,14 +81,23 @@ func (d *Daemon) openView(ctx context.Context, c *container.Container, running b
 		}
 		rootPath = dir
 	}
-	binds := slices.DeleteFunc(slices.Clone(c.Mounts), func(m container.Mount) bool {
+	if err := v.openAt(rootPath, c.Mounts); err != nil {
+		return nil, fmt.Errorf("container %s: file system view: %w", c.ID, err)
+	}
+	return v, nil
+}
+
+// openAt opens the view's namespace with the root at rootPath and the
+// volume and bind mounts of mounts attached.
+func (v *ctrView) openAt(rootPath string, mounts []container.Mount) error {
+	binds := slices.DeleteFunc(slices.Clone(mounts), func(m container.Mount) bool {
 		return m.Type != volume.TypeVolume && m.Type != volume.TypeBind
 	})
 	// Parents first, so that a mount inside another lands in it.
 	slices.SortStableFunc(binds, func(a, b container.Mount) int {
 		return strings.Count(path.Clean(a.Destination), "/") - strings.Count(path.Clean(b.Destination), "/")
 	})
-	err = inPrivateMountNS(func() error {
+	return inPrivateMountNS(func() error {
 		fd, err := unix.Open(rootPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return &os.PathError{Op: "open", Path: rootPath, Err: err}
@@ -105,24 +115,17 @@ func (d *Daemon) openView(ctx context.Context, c *container.Container, running b
 		v.ns = ns
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("container %s: file system view: %w", c.ID, err)
-	}
-	return v, nil
 }
 
 // checkMounted fails unless dir is a mount point (a running container's
 // root must be; mounting its layer a second time would share its upper
 // directory).
 func checkMounted(dir string) error {
-	var st, parent unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
+	mounted, err := mountinfo.Mounted(dir)
+	if err != nil {
 		return fmt.Errorf("root file system: %w", err)
 	}
-	if err := unix.Lstat(filepath.Dir(dir), &parent); err != nil {
-		return fmt.Errorf("root file system: %w", err)
-	}
-	if st.Dev == parent.Dev {
+	if !mounted {
 		return fmt.Errorf("root file system %s is not mounted: %w", dir, errdefs.ErrConflict)
 	}
 	return nil
