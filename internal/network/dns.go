@@ -8,19 +8,27 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/internal/network/dns"
+	"github.com/berth-project/berth/internal/network/firewall"
 )
 
 // startDNS starts the sandbox's embedded DNS server in its namespace. The
 // caller owns the sandbox (it is not ready, or mu is held).
 func (m *Manager) startDNS(ctx context.Context, sb *sandbox) error {
 	id := sb.rec.ContainerID
+	// Random ports, reached through 127.0.0.11:53 by a DNAT rule in the
+	// namespace: port 53 stays the container's.
 	srv, err := dns.Start(dns.Config{
 		NetNS:    sb.rec.NetNS,
-		Addr:     netip.AddrPortFrom(DNSAddr, 53),
+		Addr:     netip.AddrPortFrom(DNSAddr, 0),
 		Resolver: &peerResolver{m: m, containerID: id},
 		Upstream: func() []netip.AddrPort { return m.forwardTo(id) },
 	})
 	if err != nil {
+		return fmt.Errorf("embedded DNS of container %s: %w", id, err)
+	}
+	udp, tcp := srv.Ports()
+	if err := firewall.RedirectDNS(sb.rec.NetNS, DNSAddr, udp, tcp); err != nil {
+		srv.Close()
 		return fmt.Errorf("embedded DNS of container %s: %w", id, err)
 	}
 	sb.dns = srv

@@ -451,3 +451,29 @@ func TestConcurrentSandboxes(t *testing.T) {
 		e.assertGone(r.sb)
 	}
 }
+
+// TestContainerOwnsPort53 checks a container on a user-defined network can
+// run its own DNS server on port 53 while 127.0.0.11:53 still reaches the
+// embedded one.
+func TestContainerOwnsPort53(t *testing.T) {
+	e := newEnv(t)
+	e.createNetwork("dnsnet", network.CreateRequest{})
+	_, a := e.setup("a", SandboxRequest{NetworkMode: "dnsnet"})
+	_, b := e.setup("b", SandboxRequest{NetworkMode: "dnsnet"})
+	var pc net.PacketConn
+	var l net.Listener
+	if err := nettest.Do(a.NetNSPath, func() (err error) {
+		if pc, err = net.ListenPacket("udp", "0.0.0.0:53"); err != nil {
+			return err
+		}
+		l, err = net.Listen("tcp", "0.0.0.0:53")
+		return err
+	}); err != nil {
+		t.Fatalf("the container's own server on port 53: %v", err)
+	}
+	defer pc.Close()
+	defer l.Close()
+	if got, _ := resolve(t, a.NetNSPath, "b", dns.TypeA); !slices.Equal(got, []netip.Addr{b.Networks["dnsnet"].IPAddress}) {
+		t.Fatalf("a resolves b = %v", got)
+	}
+}

@@ -4,6 +4,11 @@
 // in berthd, so it is gone while berthd is down and is started again by
 // the network manager's Restore.
 //
+// Listening on port 53 itself would take that port from the container's
+// own processes, so the network manager listens on random ports and
+// redirects 127.0.0.11:53 to them with nftables inside the namespace (see
+// Config.Addr and Server.Ports), as Docker does.
+//
 // A query for A, AAAA or PTR that the Resolver knows (containers sharing a
 // network with the asking one: names, aliases, ID prefixes) is answered
 // here; a known name with another type gets an empty answer. Everything
@@ -50,7 +55,8 @@ type Config struct {
 	// NetNS is the path of the network namespace to listen in; "" means
 	// the caller's.
 	NetNS string
-	// Addr to listen on; the zero value means DefaultAddr.
+	// Addr to listen on; the zero value means DefaultAddr. With port 0,
+	// UDP and TCP each get a random port (see Server.Ports).
 	Addr netip.AddrPort
 	// Resolver answers for containers. Required.
 	Resolver Resolver
@@ -63,10 +69,11 @@ type Config struct {
 
 // Server is a running embedded DNS server.
 type Server struct {
-	cfg     Config
-	servers []*dns.Server
-	done    chan struct{}
-	once    sync.Once
+	cfg      Config
+	udp, tcp uint16
+	servers  []*dns.Server
+	done     chan struct{}
+	once     sync.Once
 }
 
 // Start opens the UDP and TCP sockets in the namespace and serves them
@@ -85,7 +92,8 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns: listen on %s in %s: %w", cfg.Addr, cfg.NetNS, err)
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, done: make(chan struct{}),
+		udp: uint16(pc.LocalAddr().(*net.UDPAddr).Port), tcp: uint16(l.Addr().(*net.TCPAddr).Port)}
 	s.servers = []*dns.Server{
 		{PacketConn: pc, Handler: s.handler("udp")},
 		{Listener: l, Handler: s.handler("tcp")},
@@ -117,8 +125,8 @@ func Start(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Addr returns the address the server listens on.
-func (s *Server) Addr() netip.AddrPort { return s.cfg.Addr }
+// Ports returns the UDP and TCP ports the server listens on.
+func (s *Server) Ports() (udp, tcp uint16) { return s.udp, s.tcp }
 
 // Close stops the server and closes its sockets, waiting a short while
 // for queries in flight.

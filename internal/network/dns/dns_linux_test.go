@@ -262,3 +262,30 @@ func TestParseReverse(t *testing.T) {
 		}
 	}
 }
+
+func TestRandomPorts(t *testing.T) {
+	path := newNS(t)
+	s, err := Start(Config{NetNS: path, Addr: netip.AddrPortFrom(DefaultAddr.Addr(), 0),
+		Resolver: &fakeResolver{names: map[string][]netip.Addr{"peer": {netip.MustParseAddr("10.1.2.5")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	udp, tcp := s.Ports()
+	if udp == 0 || tcp == 0 {
+		t.Fatalf("ports %d/%d", udp, tcp)
+	}
+	for network, port := range map[string]uint16{"udp": udp, "tcp": tcp} {
+		err := nettest.Do(path, func() error {
+			m := new(dns.Msg).SetQuestion("peer.", dns.TypeA)
+			r, _, err := (&dns.Client{Net: network, Timeout: 5 * time.Second}).Exchange(m, netip.AddrPortFrom(DefaultAddr.Addr(), port).String())
+			if err == nil && len(r.Answer) != 1 {
+				t.Errorf("%s: answers %v", network, r.Answer)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s on port %d: %v", network, port, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -442,5 +443,50 @@ func TestPortBatch(t *testing.T) {
 	}
 	if err := f.RemovePorts(a, b); err != nil {
 		t.Fatalf("remove twice: %v", err)
+	}
+}
+
+func TestRedirectDNS(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.NewNS(t)
+	runIn(t, ns, "ip", "link", "set", "lo", "up")
+	dnsAddr := netip.MustParseAddr("127.0.0.11")
+	// A TCP "server" on a random port of 127.0.0.11, reached on port 53.
+	srv := nettest.Listen(t, ns, "127.0.0.11:0", "dns")
+	port := uint16(srv.(*net.TCPAddr).Port)
+	if err := RedirectDNS(ns, dnsAddr, port+1, port+1); err != nil {
+		t.Fatal(err)
+	}
+	// Redirecting again replaces the rules (a daemon restart picks new
+	// ports).
+	if err := RedirectDNS(ns, dnsAddr, port, port); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nettest.Fetch(ns, "127.0.0.11:53", 5*time.Second); err != nil || got != "dns" {
+		t.Fatalf("127.0.0.11:53 inside = %q, %v", got, err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", filepath.Base(ns), "nft", "list", "table", "inet", DNSTable).CombinedOutput()
+	if err != nil || strings.Count(string(out), "dnat") != 2 {
+		t.Fatalf("table in the namespace:\n%s %v", out, err)
+	}
+	// Port 53 stays free for the container's own server.
+	if err := nettest.Do(ns, func() error {
+		l, err := net.Listen("tcp", "0.0.0.0:53")
+		if err == nil {
+			l.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("container cannot listen on port 53: %v", err)
+	}
+	// The host's tables are untouched.
+	if out, _ := exec.Command("nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), DNSTable) {
+		t.Fatalf("%s created in the host's namespace", DNSTable)
+	}
+	if err := RedirectDNS(ns, netip.MustParseAddr("::1"), 1, 1); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("IPv6 address: %v", err)
+	}
+	if err := RedirectDNS("/nonexistent", dnsAddr, 1, 1); err == nil {
+		t.Fatal("missing namespace accepted")
 	}
 }

@@ -4,6 +4,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/berth-project/berth/internal/errdefs"
 )
@@ -45,3 +46,6 @@ func (*Firewall) AddPorts(...PortMapping) error { return errNotLinux }
 
 // RemovePorts is only implemented on Linux.
 func (*Firewall) RemovePorts(...PortMapping) error { return errNotLinux }
+
+// RedirectDNS is only implemented on Linux.
+func RedirectDNS(string, netip.Addr, uint16, uint16) error { return errNotLinux }

@@ -73,23 +73,37 @@ func NewNS(t testing.TB) string {
 
 // Do runs fn on a thread that has joined the namespace at path. Sockets
 // fn creates stay in that namespace and may be used from any goroutine.
+// The thread returns to its own namespace afterwards, so it holds no
+// reference that would keep the namespace (and its veths) alive; if it
+// cannot, it exits with its goroutine instead of serving other code.
 func Do(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		// The thread is never unlocked: it exits with the goroutine
-		// instead of returning to the pool in another namespace.
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open the thread's netns: %w", err)
+			return
+		}
+		defer orig.Close()
 		ns, err := netns.GetFromPath(path)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("open netns %s: %w", path, err)
 			return
 		}
 		defer ns.Close()
 		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter netns %s: %w", path, err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
