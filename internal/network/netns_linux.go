@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/vishvananda/netlink"
@@ -177,4 +178,22 @@ func linkExists(name string) bool {
 	_, err := netlink.LinkByName(name)
 	var nf netlink.LinkNotFoundError
 	return !errors.As(err, &nf)
+}
+
+// enableForwarding turns on IPv4 forwarding, and IPv6 forwarding too when
+// asked, in the calling thread's network namespace.
+func enableForwarding(ipv6 bool) error {
+	paths := []string{"/proc/sys/net/ipv4/ip_forward"}
+	if ipv6 {
+		paths = append(paths, "/proc/sys/net/ipv6/conf/all/forwarding")
+	}
+	for _, p := range paths {
+		if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) == "1" {
+			continue
+		}
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("enable forwarding: %w", err)
+		}
+	}
+	return nil
 }

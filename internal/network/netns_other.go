@@ -26,3 +26,5 @@ func isNetNS(string) bool { return false }
 func reservePort(string, netip.Addr, uint16) (io.Closer, error) { return nil, errNotLinux }
 
 func linkExists(string) bool { return false }
+
+func enableForwarding(bool) error { return errNotLinux }

@@ -97,6 +97,12 @@ type Config struct {
 	// MTU of the default bridge and the default for new networks; 0 means
 	// 1500.
 	MTU int
+	// IPForward turns on IPv4 forwarding host-wide (and IPv6 forwarding
+	// once a network has IPv6), as dockerd's --ip-forward does. Outbound
+	// traffic needs it: the replies to masqueraded connections arrive on
+	// the uplink and are forwarded from there, and the bridges' own
+	// forwarding switch covers only the way out.
+	IPForward bool
 	// HostResolvConf and HostHosts are the host's resolver configuration
 	// and hosts file; "" means /etc/resolv.conf and /etc/hosts.
 	HostResolvConf string

@@ -89,6 +89,11 @@ func (m *Manager) Create(ctx context.Context, name string, req network.CreateReq
 	if err != nil {
 		return "", "", fmt.Errorf("network %s: %w", name, err)
 	}
+	if m.cfg.IPForward && rec.EnableIPv6 {
+		if err := enableForwarding(true); err != nil {
+			return "", "", fmt.Errorf("create network %s: %w", name, err)
+		}
+	}
 	if err := m.bringUp(n); err != nil {
 		m.bringDown(ctx, n)
 		return "", "", fmt.Errorf("create network %s: %w", name, err)
