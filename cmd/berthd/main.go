@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +57,34 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// poolList is the repeatable --default-address-pool flag.
+type poolList []daemon.AddressPool
+
+func (l *poolList) String() string { return fmt.Sprint(*l) }
+func (l *poolList) Set(v string) error {
+	var p daemon.AddressPool
+	for _, kv := range strings.Split(v, ",") {
+		k, val, _ := strings.Cut(kv, "=")
+		switch k {
+		case "base":
+			p.Base = val
+		case "size":
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return fmt.Errorf("invalid size %q", val)
+			}
+			p.Size = n
+		default:
+			return fmt.Errorf("unknown key %q (want base=CIDR,size=N)", k)
+		}
+	}
+	if p.Base == "" || p.Size == 0 {
+		return fmt.Errorf("want base=CIDR,size=N")
+	}
+	*l = append(*l, p)
+	return nil
+}
+
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("berthd", flag.ContinueOnError)
@@ -75,6 +104,10 @@ func parseFlags(args []string) (options, error) {
 	fs.Var(&insecure, "insecure-registry", "registry (host:port or CIDR) that may be reached without TLS verification (repeatable)")
 	fs.Var(&mirrors, "registry-mirror", "Docker Hub mirror (repeatable)")
 	fs.StringVar(&o.cfg.StorageDriver, "storage-driver", "", "storage driver: overlay or native (default overlay when the kernel supports it)")
+	fs.StringVar(&o.cfg.Bridge, "bridge", "", "Linux bridge of the default bridge network (default berth0)")
+	fs.StringVar(&o.cfg.BIP, "bip", "", "gateway address and prefix of the default bridge network, e.g. 172.18.0.1/16")
+	var pools poolList
+	fs.Var(&pools, "default-address-pool", "base=CIDR,size=N: where new networks take subnets from (repeatable)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -92,6 +125,7 @@ func parseFlags(args []string) (options, error) {
 		o.set["host"] = true
 	}
 	o.cfg.Hosts, o.cfg.InsecureRegistries, o.cfg.RegistryMirrors = hosts, insecure, mirrors
+	o.cfg.DefaultAddressPools = pools
 	return o, nil
 }
 

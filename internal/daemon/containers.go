@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"io"
 	"time"
 
@@ -183,39 +182,38 @@ type ExtractOptions struct {
 	CopyUIDGID bool
 }
 
-// compile-time check that the verbs exist with the documented signatures.
-var _ interface {
-	CreateContainer(context.Context, CreateContainerOptions) (CreateContainerResult, error)
-	StartContainer(context.Context, string) error
-	StopContainer(context.Context, string, StopOptions) error
-	RestartContainer(context.Context, string, StopOptions) error
-	KillContainer(context.Context, string, string) error
-	PauseContainer(context.Context, string) error
-	UnpauseContainer(context.Context, string) error
-	WaitContainer(context.Context, string, api.WaitCondition) (<-chan WaitResult, error)
-	RemoveContainer(context.Context, string, RemoveContainerOptions) error
-	RenameContainer(context.Context, string, string) error
-	UpdateContainer(context.Context, string, api.UpdateConfig) ([]string, error)
-	Containers(context.Context, ListContainersOptions) ([]ContainerView, error)
-	Container(context.Context, string, bool) (ContainerView, error)
-	ContainerLogs(context.Context, string, LogsOptions, func(LogEntry) error) (tty bool, err error)
-	AttachContainer(context.Context, string, AttachOptions) error
-	ResizeContainer(context.Context, string, uint, uint) error
-
-	// exec.go
-	CreateExec(context.Context, string, ExecCreateOptions) (string, error)
-	StartExec(context.Context, string, ExecStartOptions) error
-	ResizeExec(context.Context, string, uint, uint) error
-	InspectExec(context.Context, string) (ExecInfo, error)
-	// stats.go
-	ContainerStats(context.Context, string) (StatsSample, error)
-	TopContainer(context.Context, string, string) (api.TopResponse, error)
-	// containerfs.go
-	ContainerChanges(context.Context, string) ([]api.FilesystemChange, error)
-	StatContainerPath(context.Context, string, string) (PathStat, error)
-	ContainerArchive(context.Context, string, string) (io.ReadCloser, PathStat, error)
-	ExtractToContainer(context.Context, string, string, io.Reader, ExtractOptions) error
-	ExportContainer(context.Context, string, io.Writer) error
-	CommitContainer(context.Context, string, CommitContainerOptions) (string, error)
-	PruneContainers(context.Context, map[string][]string) (ContainerPruneReport, error)
-} = (*Daemon)(nil)
+// The container verbs, by file:
+//
+//	CreateContainer(context.Context, CreateContainerOptions) (CreateContainerResult, error)
+//	StartContainer(context.Context, string) error
+//	StopContainer(context.Context, string, StopOptions) error
+//	RestartContainer(context.Context, string, StopOptions) error
+//	KillContainer(context.Context, string, string) error
+//	PauseContainer(context.Context, string) error
+//	UnpauseContainer(context.Context, string) error
+//	WaitContainer(context.Context, string, api.WaitCondition) (<-chan WaitResult, error)
+//	RemoveContainer(context.Context, string, RemoveContainerOptions) error
+//	RenameContainer(context.Context, string, string) error
+//	UpdateContainer(context.Context, string, api.UpdateConfig) ([]string, error)
+//	Containers(context.Context, ListContainersOptions) ([]ContainerView, error)
+//	Container(context.Context, string, bool) (ContainerView, error)
+//	ContainerLogs(context.Context, string, LogsOptions, func(LogEntry) error) (tty bool, err error)
+//	AttachContainer(context.Context, string, AttachOptions) error
+//	ResizeContainer(context.Context, string, uint, uint) error
+//
+//	exec.go
+//	CreateExec(context.Context, string, ExecCreateOptions) (string, error)
+//	StartExec(context.Context, string, ExecStartOptions) error
+//	ResizeExec(context.Context, string, uint, uint) error
+//	InspectExec(context.Context, string) (ExecInfo, error)
+//	stats.go
+//	ContainerStats(context.Context, string) (StatsSample, error)
+//	TopContainer(context.Context, string, string) (api.TopResponse, error)
+//	containerfs.go
+//	ContainerChanges(context.Context, string) ([]api.FilesystemChange, error)
+//	StatContainerPath(context.Context, string, string) (PathStat, error)
+//	ContainerArchive(context.Context, string, string) (io.ReadCloser, PathStat, error)
+//	ExtractToContainer(context.Context, string, string, io.Reader, ExtractOptions) error
+//	ExportContainer(context.Context, string, io.Writer) error
+//	CommitContainer(context.Context, string, CommitContainerOptions) (string, error)
+//	PruneContainers(context.Context, map[string][]string) (ContainerPruneReport, error)

@@ -154,6 +154,21 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.restoreContainers(ctx)
+	err = d.vols.Reconcile(ctx, func(id string) bool {
+		_, err := d.ctrs.get(id)
+		return err == nil
+	}, func(id string) bool {
+		e, err := d.ctrs.get(id)
+		if err != nil {
+			return false
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.c.State.Running()
+	})
+	if err != nil {
+		log.G(ctx).Warn("reconcile volumes", "error", err)
+	}
 	log.G(ctx).Info("daemon ready", "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot, "storage-driver", d.driver)
 	return d, nil
 }

@@ -143,6 +143,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 		attach(cl)
 	}
 	e.attachers = nil
+	startedAt := time.Now().UTC()
 	if err := cl.Start(ctx); err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	c.State = container.State{
 		Status:    api.StateRunning,
 		Pid:       st.Pid,
-		StartedAt: time.Now().UTC(),
+		StartedAt: startedAt,
 		Health:    initialHealth(c),
 	}
 	c.HasBeenStarted = true
@@ -408,7 +409,7 @@ func (d *Daemon) stopLocked(ctx context.Context, e *ctrEntry, opts StopOptions) 
 	d.save(e)
 	e.mu.Unlock()
 	d.publishContainer("kill", c, map[string]string{"signal": fmt.Sprint(int(sig))})
-	if err := cl.Kill(ctx, sig, false); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+	if err := killOrGone(ctx, cl, sig, false); err != nil {
 		return fmt.Errorf("cannot stop container: %s: %w", c.ID, err)
 	}
 	if paused {
@@ -425,7 +426,7 @@ func (d *Daemon) stopLocked(ctx context.Context, e *ctrEntry, opts StopOptions) 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := cl.Kill(ctx, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		if err := killOrGone(ctx, cl, syscall.SIGKILL, true); err != nil {
 			return fmt.Errorf("cannot stop container: %s: %w", c.ID, err)
 		}
 	}
@@ -652,7 +653,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, opts RemoveCon
 		cl := e.shim
 		exits := e.exits
 		e.mu.Unlock()
-		if err := cl.Kill(ctx, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		if err := killOrGone(ctx, cl, syscall.SIGKILL, true); err != nil {
 			return fmt.Errorf("cannot remove container %q: could not kill: %w", "/"+c.Name, err)
 		}
 		cl.Resume(ctx) // a frozen process dies only once thawed
@@ -730,6 +731,20 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 	d.ctrs.release(old, c.ID)
 	d.publishContainer("rename", c, map[string]string{"oldName": "/" + old})
 	return nil
+}
+
+// killOrGone signals the container of cl; a failure because the
+// container already exited (or its shim is gone) is no error: the
+// monitor records that exit.
+func killOrGone(ctx context.Context, cl *shim.Client, sig syscall.Signal, all bool) error {
+	err := cl.Kill(ctx, sig, all)
+	if err == nil || errdefs.IsNotFound(err) || errdefs.IsUnavailable(err) {
+		return nil
+	}
+	if st, serr := cl.State(ctx); serr != nil || st.Status == shim.StatusStopped {
+		return nil
+	}
+	return err
 }
 
 // shuttingDown reports whether the daemon is closing.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ func cgroupsPath(id string) string { return "/berth/" + id }
 // buildSpec produces the OCI spec of c with its root at rootfs, joining
 // the namespaces in join (type -> path).
 func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs.LinuxNamespaceType]string) (*specs.Spec, error) {
-	return oci.Generate(oci.Input{
+	spec, err := oci.Generate(oci.Input{
 		ID:             c.ID,
 		Config:         c.Config,
 		HostConfig:     c.HostConfig,
@@ -41,6 +42,14 @@ func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs
 		InitPath:       d.cfg.InitPath,
 		CgroupsPath:    cgroupsPath(c.ID),
 	})
+	if err != nil {
+		return nil, err
+	}
+	if spec.Linux != nil {
+		// Shared or slave binds need a root that propagates as they do.
+		spec.Linux.RootfsPropagation = volume.RootfsPropagation(c.Mounts, spec.Linux.RootfsPropagation)
+	}
+	return spec, nil
 }
 
 // joinedNamespaces returns the namespaces c shares with other containers
@@ -141,7 +150,7 @@ func (d *Daemon) setupNetwork(ctx context.Context, c *container.Container) (stri
 		PortBindings:    hc.PortBindings,
 		PublishAllPorts: hc.PublishAllPorts,
 		ExposedPorts:    c.Config.ExposedPorts,
-		DNS:             addrStrings(hc.DNS),
+		DNS:             hc.DNS,
 		DNSSearch:       hc.DNSSearch,
 		DNSOptions:      hc.DNSOptions,
 		ExtraHosts:      hc.ExtraHosts,
@@ -173,17 +182,12 @@ func (d *Daemon) teardownNetwork(ctx context.Context, c *container.Container) {
 	c.Network.Ports = nil
 	for _, ep := range c.Network.Networks {
 		if ep != nil {
-			ep.IPAddress = ep.IPAddress[:0:0]
+			// A stopped container has no address, as Docker shows it.
+			ep.IPAddress, ep.Gateway, ep.IPPrefixLen = netip.Addr{}, netip.Addr{}, 0
+			ep.GlobalIPv6Address, ep.IPv6Gateway, ep.GlobalIPv6PrefixLen = netip.Addr{}, netip.Addr{}, 0
+			ep.EndpointID, ep.MacAddress = "", nil
 		}
 	}
-}
-
-func addrStrings[T fmt.Stringer](in []T) []string {
-	out := make([]string, len(in))
-	for i, a := range in {
-		out[i] = a.String()
-	}
-	return out
 }
 
 // resolveMounts resolves c's volumes, binds and volumes-from at create.

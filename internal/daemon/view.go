@@ -114,7 +114,7 @@ func checkFilterValue(k, v string) error {
 			return fmt.Errorf("invalid filter 'exited=%s': %w", v, errdefs.ErrInvalidArgument)
 		}
 	case "health":
-		switch v {
+		switch api.HealthStatus(v) {
 		case api.Starting, api.Healthy, api.Unhealthy, api.NoHealthcheck:
 		default:
 			return fmt.Errorf("unrecognized filter value for health: %s: %w", v, errdefs.ErrInvalidArgument)
@@ -152,7 +152,7 @@ func (d *Daemon) matchContainer(ctx context.Context, v ContainerView, f map[stri
 		any("ancestor", func(s string) bool { return d.isAncestor(ctx, s, v) }) &&
 		any("health", func(s string) bool {
 			if v.State.Health == nil {
-				return s == api.NoHealthcheck
+				return s == string(api.NoHealthcheck)
 			}
 			return string(v.State.Health.Status) == s
 		}) &&

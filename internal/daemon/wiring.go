@@ -53,7 +53,7 @@ func findBinaries(cfg *Config) error {
 // default bridge, one per bridge name otherwise, so that daemons with
 // different bridges (tests side by side) never share rules.
 func firewallTable(bridge string) string {
-	if bridge == "" || bridge == network.DefaultBridge {
+	if bridge == "" || bridge == network.DefaultBridgeName {
 		return "berth"
 	}
 	return "berth-" + bridge

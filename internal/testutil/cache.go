@@ -16,6 +16,7 @@ var cache struct {
 	mu       sync.Mutex
 	dir      string
 	runtime  string // built berth-runtime binary
+	binaries string // directory of built berth-runtime, berth-shim, berth-init
 	template string // template rootfs
 }
 

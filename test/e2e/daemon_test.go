@@ -45,7 +45,9 @@ func TestMain(m *testing.M) {
 }
 
 // berthdBinary returns $BERTH_BIN_DIR/berthd, or berthd built from
-// ./cmd/berthd into a temporary directory once per test binary.
+// ./cmd/berthd into a temporary directory once per test binary, with
+// berth-shim, berth-runtime and berth-init beside it (berthd looks for
+// them there).
 func berthdBinary(t testing.TB) string {
 	t.Helper()
 	if dir := os.Getenv("BERTH_BIN_DIR"); dir != "" {
@@ -61,10 +63,16 @@ func berthdBinary(t testing.TB) string {
 			return
 		}
 		berthdBin = filepath.Join(binDir, "berthd")
-		cmd := exec.Command("go", "build", "-o", berthdBin, "github.com/berth-project/berth/cmd/berthd")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build berthd: %v\n%s", err, out)
+		for _, prog := range []string{"berthd", "berth-shim", "berth-runtime", "berth-init", "berth"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, prog), "github.com/berth-project/berth/cmd/"+prog)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+			if prog == "berth-init" {
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", prog, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
@@ -81,6 +89,7 @@ type Daemon struct {
 	ExecRoot string
 	Socket   string
 	Host     string // "unix://" + Socket
+	Bridge   string // the default bridge network's Linux bridge
 	Args     []string
 	// Wrap, if set, is a command line that runs berthd (its path is
 	// appended, then Args); ExtraFiles are passed from descriptor 3 on.
@@ -131,8 +140,14 @@ func newDaemon(t *testing.T, args ...string) *Daemon {
 		Socket:   filepath.Join(dir, "berth.sock"),
 	}
 	d.Host = "unix://" + d.Socket
+	// Each daemon gets its own default bridge (and so its own nftables
+	// table), so that test daemons never share networking.
+	d.Bridge = "bt" + filepath.Base(dir)[len("berthd-"):]
+	if len(d.Bridge) > 15 {
+		d.Bridge = d.Bridge[:15]
+	}
 	d.Args = append([]string{"-H", d.Host, "--data-root", d.DataRoot, "--exec-root", d.ExecRoot,
-		"--config-file", filepath.Join(dir, "daemon.json"), "--log-level", "debug"}, args...)
+		"--config-file", filepath.Join(dir, "daemon.json"), "--log-level", "debug", "--bridge", d.Bridge}, args...)
 	return d
 }
 

@@ -1,0 +1,300 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	api "github.com/moby/moby/api/types/container"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+// testTimeout bounds each wait in these tests.
+const testTimeout = 30 * time.Second
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// create makes a busybox container running cmd.
+func (td *testDaemon) create(t *testing.T, name string, cfg *api.Config, hc *api.HostConfig) string {
+	t.Helper()
+	if cfg.Image == "" {
+		cfg.Image = "busybox"
+	}
+	res, err := td.CreateContainer(ctxT(t), CreateContainerOptions{Name: name, Config: cfg, HostConfig: hc})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	return res.ID
+}
+
+// waitFor waits on a WaitContainer channel with the test's deadline.
+func waitFor(t *testing.T, ch <-chan WaitResult) WaitResult {
+	t.Helper()
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			t.Fatal("wait channel closed without a result")
+		}
+		return r
+	case <-time.After(testTimeout):
+		t.Fatal("container did not exit in time")
+	}
+	return WaitResult{}
+}
+
+func (td *testDaemon) logs(t *testing.T, id string) (stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	_, err := td.ContainerLogs(ctxT(t), id, LogsOptions{Stdout: true, Stderr: true, Tail: -1}, func(l LogEntry) error {
+		if l.Stream == "stderr" {
+			errb.Write(l.Line)
+		} else {
+			out.Write(l.Line)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("logs: %v", err)
+	}
+	return out.String(), errb.String()
+}
+
+func TestRunWaitLogsRemove(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	id := td.create(t, "first", &api.Config{Cmd: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}}, nil)
+	v, err := td.Container(ctx, "first", false)
+	if err != nil || v.ID != id || v.State.Status != api.StateCreated || v.Path != "sh" {
+		t.Fatalf("inspect created: %+v %v", v.State, err)
+	}
+	if _, err := td.CreateContainer(ctx, CreateContainerOptions{Name: "/first", Config: &api.Config{Image: "busybox"}}); !errdefs.IsConflict(err) ||
+		!strings.Contains(err.Error(), `The container name "/first" is already in use`) {
+		t.Errorf("second create with the same name: %v", err)
+	}
+	ch, err := td.WaitContainer(ctx, id, api.WaitConditionNextExit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := td.StartContainer(ctx, id[:12]); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if r := waitFor(t, ch); r.ExitCode != 3 {
+		t.Errorf("exit code %d, want 3", r.ExitCode)
+	}
+	v, _ = td.Container(ctx, id, false)
+	if v.State.Status != api.StateExited || v.State.ExitCode != 3 || v.State.FinishedAt.Before(v.State.StartedAt) || v.State.Pid != 0 {
+		t.Errorf("state after exit: %+v", v.State)
+	}
+	if out, errOut := td.logs(t, id); out != "out\n" || errOut != "err\n" {
+		t.Errorf("logs: stdout %q stderr %q", out, errOut)
+	}
+	if err := td.StopContainer(ctx, id, StopOptions{}); !errdefs.IsNotModified(err) {
+		t.Errorf("stop of a stopped container: %v, want not modified", err)
+	}
+	if err := td.RemoveContainer(ctx, id, RemoveContainerOptions{}); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if _, err := td.Container(ctx, id, false); !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "No such container") {
+		t.Errorf("inspect after remove: %v", err)
+	}
+	for _, dir := range []string{td.ctrDir(id), td.bundleDir(id), td.shimDir(id)} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s left behind (%v)", dir, err)
+		}
+	}
+}
+
+func TestStopEscalatesToKill(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	id := td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"}}, nil)
+	if err := td.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := td.RemoveContainer(ctx, id, RemoveContainerOptions{}); !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "container is running") {
+		t.Errorf("remove of a running container: %v", err)
+	}
+	if err := td.StartContainer(ctx, id); !errdefs.IsNotModified(err) {
+		t.Errorf("second start: %v, want not modified", err)
+	}
+	one := 1
+	start := time.Now()
+	if err := td.StopContainer(ctx, id, StopOptions{Timeout: &one}); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("stop returned after %v, before its 1s grace period", el)
+	}
+	v, _ := td.Container(ctx, id, false)
+	if v.State.ExitCode != 137 || v.State.Status != api.StateExited {
+		t.Errorf("after stop: %+v, want exited 137", v.State)
+	}
+}
+
+func TestRestartPolicyOnFailure(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	_, sub := td.events.Subscribe(time.Time{})
+	defer sub.Close()
+	id := td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "exit 1"}},
+		&api.HostConfig{RestartPolicy: api.RestartPolicy{Name: api.RestartPolicyOnFailure, MaximumRetryCount: 2}})
+	if err := td.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for starts := 0; starts < 3; {
+		select {
+		case ev := <-sub.C:
+			if ev.Type == "container" && ev.Action == "start" && ev.ID == id {
+				starts++
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("saw %d starts, want 3", starts)
+		}
+	}
+	deadline := time.Now().Add(testTimeout)
+	for {
+		v, _ := td.Container(ctx, id, false)
+		if v.State.Status == api.StateExited && v.RestartCount == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s restarts %d, want exited after 2 restarts", v.State.Status, v.RestartCount)
+		}
+		ch, _ := td.WaitContainer(ctx, id, api.WaitConditionNotRunning)
+		waitFor(t, ch)
+	}
+}
+
+func TestAutoRemove(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	if _, err := td.CreateContainer(ctx, CreateContainerOptions{Config: &api.Config{Image: "busybox"},
+		HostConfig: &api.HostConfig{AutoRemove: true, RestartPolicy: api.RestartPolicy{Name: api.RestartPolicyAlways}}}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("--rm with a restart policy: %v", err)
+	}
+	id := td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "exit 5"}}, &api.HostConfig{AutoRemove: true})
+	ch, err := td.WaitContainer(ctx, id, api.WaitConditionRemoved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := td.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if r := waitFor(t, ch); r.ExitCode != 5 {
+		t.Errorf("exit code %d, want 5", r.ExitCode)
+	}
+	if _, err := td.Container(ctx, id, false); !errdefs.IsNotFound(err) {
+		t.Errorf("container still there after auto-remove: %v", err)
+	}
+}
+
+func TestAttachBeforeStart(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	id := td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "read line; echo got $line; echo bye >&2"}, OpenStdin: true, StdinOnce: true}, nil)
+	var out, errOut bytes.Buffer
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- td.AttachContainer(ctx, id, AttachOptions{Stdin: pr, Stdout: &out, Stderr: &errOut, Stream: true})
+	}()
+	// Start only once the attach is registered.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		e, _ := td.ctrs.get(id)
+		e.mu.Lock()
+		n := len(e.attachers)
+		e.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("attach never registered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := td.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	pw.Write([]byte("hello\n"))
+	pw.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("attach did not return")
+	}
+	if out.String() != "got hello\n" || errOut.String() != "bye\n" {
+		t.Errorf("attach got stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
+
+func TestLiveRestore(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	keep := td.create(t, "keep", &api.Config{Cmd: []string{"sh", "-c", "echo before; while true; do sleep 1; done"}}, nil)
+	gone := td.create(t, "gone", &api.Config{Cmd: []string{"sleep", "1000"}}, nil)
+	for _, id := range []string{keep, gone} {
+		if err := td.StartContainer(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _ := td.Container(ctx, keep, false)
+	keepPid := v.State.Pid
+	v, _ = td.Container(ctx, gone, false)
+	gonePid := v.State.Pid
+	goneExit := td.shimDir(gone) + "/exit.json"
+	if err := td.Close(); err != nil {
+		t.Fatal(err)
+	}
+	td.Daemon = nil
+	// While the daemon is down: one container keeps running, one is killed.
+	if err := syscall.Kill(keepPid, 0); err != nil {
+		t.Fatalf("container died with the daemon: %v", err)
+	}
+	if err := syscall.Kill(gonePid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Its shim records the exit even with no daemon to tell.
+	deadline := time.Now().Add(testTimeout)
+	for {
+		if _, err := os.Stat(goneExit); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("shim recorded no exit")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	td.open(t)
+	v, err := td.Container(ctx, keep, false)
+	if err != nil || v.State.Status != api.StateRunning || v.State.Pid != keepPid {
+		t.Fatalf("restored container: %+v %v", v.State, err)
+	}
+	v, _ = td.Container(ctx, gone, false)
+	if v.State.Status != api.StateExited || v.State.ExitCode != 137 {
+		t.Errorf("container killed while the daemon was down: %+v, want exited 137", v.State)
+	}
+	if out, _ := td.logs(t, keep); !strings.Contains(out, "before") {
+		t.Errorf("log after restore: %q", out)
+	}
+	ch, _ := td.WaitContainer(ctx, keep, api.WaitConditionNextExit)
+	if err := td.KillContainer(ctx, keep, "KILL"); err != nil {
+		t.Fatalf("kill after restore: %v", err)
+	}
+	if r := waitFor(t, ch); r.ExitCode != 137 {
+		t.Errorf("exit after restore: %d", r.ExitCode)
+	}
+}
