@@ -360,18 +360,21 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, opts StopOptions
 	}
 	e.op.Lock()
 	defer e.op.Unlock()
-	return d.stopLocked(ctx, e, opts)
+	return d.stopLocked(ctx, e, opts, true)
 }
 
-// stopLocked stops e; e.op is held.
-func (d *Daemon) stopLocked(ctx context.Context, e *ctrEntry, opts StopOptions) error {
+// stopLocked stops e; e.op is held. A manual stop (by a user, not by the
+// daemon's shutdown) keeps the restart policy from starting it again.
+func (d *Daemon) stopLocked(ctx context.Context, e *ctrEntry, opts StopOptions, manual bool) error {
 	e.mu.Lock()
 	c := e.c
 	if e.removed {
 		e.mu.Unlock()
 		return noSuchContainer(c.ID)
 	}
-	c.ManuallyStopped = true
+	if manual {
+		c.ManuallyStopped = true
+	}
 	if c.State.Status == api.StateRestarting {
 		e.cancelRestart()
 		d.save(e)
@@ -464,7 +467,7 @@ func (d *Daemon) RestartContainer(ctx context.Context, ref string, opts StopOpti
 	}
 	e.op.Lock()
 	defer e.op.Unlock()
-	if err := d.stopLocked(ctx, e, opts); err != nil && !errdefs.IsNotModified(err) {
+	if err := d.stopLocked(ctx, e, opts, true); err != nil && !errdefs.IsNotModified(err) {
 		return err
 	}
 	e.mu.Lock()
@@ -689,6 +692,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, opts RemoveCon
 		}
 	}
 	e.mu.Lock()
+	d.forgetExecs(e)
 	err = d.forget(e)
 	e.removed = true
 	e.broadcast()
@@ -729,6 +733,11 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 		return err
 	}
 	d.ctrs.release(old, c.ID)
+	if c.State.Running() {
+		if err := d.net.Rename(c.ID, name); err != nil {
+			log.G(ctx).Warn("rename container in its networks", "container", c.ID, "error", err)
+		}
+	}
 	d.publishContainer("rename", c, map[string]string{"oldName": "/" + old})
 	return nil
 }

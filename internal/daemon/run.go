@@ -34,7 +34,7 @@ func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs
 		Config:         c.Config,
 		HostConfig:     c.HostConfig,
 		Rootfs:         rootfs,
-		Mounts:         volume.SpecMounts(c.Mounts),
+		Mounts:         append(volume.SpecMounts(c.Mounts), sharedShm(join)...),
 		HostsPath:      c.Network.HostsPath,
 		ResolvConfPath: c.Network.ResolvConfPath,
 		HostnamePath:   c.Network.HostnamePath,
@@ -81,6 +81,17 @@ func (d *Daemon) joinedNamespaces(c *container.Container) (map[specs.LinuxNamesp
 		}
 	}
 	return join, nil
+}
+
+// sharedShm is the /dev/shm of the container whose IPC namespace join
+// shares: its tmpfs, reached through its init's root.
+func sharedShm(join map[specs.LinuxNamespaceType]string) []specs.Mount {
+	ns, ok := join[specs.IPCNamespace]
+	if !ok {
+		return nil
+	}
+	root := strings.TrimSuffix(ns, "/ns/ipc") + "/root/dev/shm"
+	return []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: root, Options: []string{"rbind", "rprivate"}}}
 }
 
 func nsFile(kind specs.LinuxNamespaceType) string {

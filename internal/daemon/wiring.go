@@ -112,7 +112,13 @@ func (d *Daemon) stopAll() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if err := d.StopContainer(ctx, id, StopOptions{}); err != nil && !errdefs.IsNotModified(err) {
+			e, err := d.ctrs.get(id)
+			if err != nil {
+				return
+			}
+			e.op.Lock()
+			defer e.op.Unlock()
+			if err := d.stopLocked(ctx, e, StopOptions{}, false); err != nil && !errdefs.IsNotModified(err) {
 				log.G(ctx).Warn("stop container at shutdown", "container", id, "error", err)
 			}
 		}()
