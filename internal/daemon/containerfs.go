@@ -355,7 +355,7 @@ func (d *Daemon) ContainerArchive(ctx context.Context, ref, p string) (io.ReadCl
 		}
 		pw.CloseWithError(err)
 	}()
-	d.publishContainer("archive-path", c, map[string]string{"path": p})
+	d.publishContainer("archive-path", c, nil)
 	return &archiveReader{PipeReader: pr, done: done}, st, nil
 }
 
@@ -410,7 +410,7 @@ func (d *Daemon) ExtractToContainer(ctx context.Context, ref, p string, r io.Rea
 	if err := v.extract(ctx, dir, r, xo); err != nil {
 		return cpError(err, p, ref)
 	}
-	d.publishContainer("extract-to-dir", c, map[string]string{"path": p})
+	d.publishContainer("extract-to-dir", c, nil)
 	return nil
 }
 

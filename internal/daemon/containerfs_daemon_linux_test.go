@@ -340,8 +340,13 @@ func TestContainerFSStopped(t *testing.T) {
 		t.Errorf("commit of a stopped container: %v", err)
 	}
 
-	// A read-only root file system takes files in its volumes only.
-	ro := td.fsContainer(t, "ro", "true", &api.HostConfig{ReadonlyRootfs: true})
+	// A read-only root file system takes files in its volumes only, and a
+	// read-only bind none.
+	ro := td.fsContainer(t, "ro", "true", &api.HostConfig{ReadonlyRootfs: true, Binds: []string{t.TempDir() + ":/robind:ro"}})
+	err = td.ExtractToContainer(ctx, ro, "/robind", cfsTarOf(t, &tar.Header{Typeflag: tar.TypeReg, Name: "x"}), ExtractOptions{})
+	if !errdefs.IsInvalidArgument(err) || !strings.HasPrefix(err.Error(), "mounted volume is marked read-only") {
+		t.Errorf("extract into a read-only bind: %v", err)
+	}
 	err = td.ExtractToContainer(ctx, ro, "/tmp", cfsTarOf(t, &tar.Header{Typeflag: tar.TypeReg, Name: "x"}), ExtractOptions{})
 	if !errdefs.IsInvalidArgument(err) || !strings.HasPrefix(err.Error(), "container rootfs is marked read-only") {
 		t.Errorf("extract into a read-only root: %v", err)
