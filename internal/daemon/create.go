@@ -188,12 +188,22 @@ func validateHostConfig(hc *api.HostConfig) error {
 	return nil
 }
 
-// logRotation returns the json-file rotation of a log config: max-size
-// (default 20m with the local driver, never for json-file) and max-file.
+// logRotation returns the rotation of a container's log: max-size and
+// max-file from its log options. Rotation is on by default (unlike
+// Docker's json-file driver, whose default log grows without bound): 20m
+// and 5 files for json-file and local alike, so a chatty container cannot
+// fill the disk.
 func logRotation(lc api.LogConfig) (maxSize int64, maxFile int, err error) {
-	maxFile = 1
-	if lc.Type == "local" {
-		maxSize, maxFile = 20<<20, 5
+	maxSize, maxFile = 20<<20, 5
+	_, sizeSet := lc.Config["max-size"]
+	_, fileSet := lc.Config["max-file"]
+	if lc.Type == "json-file" {
+		switch {
+		case fileSet && !sizeSet:
+			maxSize = 0 // refused below, as Docker refuses it
+		case sizeSet && !fileSet:
+			maxFile = 1 // Docker's json-file default once max-size is given
+		}
 	}
 	for k, v := range lc.Config {
 		switch k {
