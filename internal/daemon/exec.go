@@ -15,6 +15,7 @@ import (
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/container"
@@ -266,7 +267,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ref string, opts ExecCreateOpti
 // process exited and its output was copied (nil), when the client typed
 // the detach keys on stdin (ErrDetached: the process goes on) or when ctx
 // ends (the process goes on with its stdin closed).
-func (d *Daemon) StartExec(ctx context.Context, id string, opts ExecStartOptions) (err error) {
+func (d *Daemon) StartExec(ctx context.Context, id string, opts ExecStartOptions) error {
 	x, err := d.execs.get(id)
 	if err != nil {
 		return err
@@ -275,24 +276,24 @@ func (d *Daemon) StartExec(ctx context.Context, id string, opts ExecStartOptions
 	switch x.phase {
 	case execExited:
 		x.mu.Unlock()
-		//lint:ignore ST1005 Docker's wording
 		return fmt.Errorf("Error: Exec command %s has already run: %w", id, errdefs.ErrConflict)
 	case execStarting, execRunning:
 		x.mu.Unlock()
-		//lint:ignore ST1005 Docker's wording
 		return fmt.Errorf("Error: Exec command %s is already running: %w", id, errdefs.ErrConflict)
 	}
 	x.phase = execStarting
 	x.mu.Unlock()
 	e := x.ctr
+	running := false
 	defer func() {
-		if err != nil && x.end(execStartFailedCode, time.Now().UTC()) {
-			e.mu.Lock()
-			if e.execs[id] == x {
-				delete(e.execs, id)
-			}
-			e.mu.Unlock()
+		if running {
+			return
 		}
+		e.mu.Lock()
+		if x.end(execStartFailedCode, time.Now().UTC()) && e.execs[id] == x {
+			delete(e.execs, id)
+		}
+		e.mu.Unlock()
 	}()
 	cfg := x.cfg
 	keys, err := parseDetachKeys(cmpOr(opts.DetachKeys, cfg.DetachKeys))
@@ -375,6 +376,7 @@ func (d *Daemon) StartExec(ctx context.Context, id string, opts ExecStartOptions
 		closeGates()
 		return fmt.Errorf("exec %s in container %s: %w", id, x.ctrID, err)
 	}
+	running = true
 	st, serr := cl.ExecState(ctx, id)
 	x.mu.Lock()
 	if x.phase == execStarting {
@@ -425,15 +427,17 @@ func (d *Daemon) watchExec(x *execEntry, cl *shim.Client) {
 	if st.ExitedAt.IsZero() {
 		st.ExitedAt = time.Now()
 	}
+	// Under e.mu, so that the container no longer lists the exec once
+	// its start returns.
+	e := x.ctr
+	e.mu.Lock()
 	if x.end(st.Code, st.ExitedAt.UTC()) {
-		e := x.ctr
-		e.mu.Lock()
 		if e.execs[x.id] == x {
 			delete(e.execs, x.id)
 		}
 		d.publishContainer("exec_die", e.c, map[string]string{"execID": x.id, "exitCode": fmt.Sprint(st.Code)})
-		e.mu.Unlock()
 	}
+	e.mu.Unlock()
 	// Free the shim's record of it; a shim that is gone has none.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), 10*time.Second)
 	cl.ExecDelete(dctx, x.id)
@@ -522,9 +526,27 @@ func buildExecProcess(src execSource, cfg ExecCreateOptions, console *[2]uint) (
 	}
 	var all []string
 	if cfg.Privileged {
-		all = oci.AllCapabilities()
+		all = privilegedCaps()
 	}
 	return execProcess(base, src.ctrEnv, cfg, console, user, all), nil
+}
+
+// privilegedCaps is what a privileged exec gets: every capability the
+// kernel knows, less those the daemon's own bounding set lacks (the
+// runtime could not grant them: the exec would fail with EPERM).
+func privilegedCaps() []string {
+	byName := map[string]capability.Cap{}
+	for _, c := range capability.ListKnown() {
+		byName["CAP_"+strings.ToUpper(c.String())] = c
+	}
+	return slices.DeleteFunc(oci.AllCapabilities(), func(name string) bool {
+		c, ok := byName[name]
+		if !ok {
+			return false
+		}
+		held, err := capability.GetBound(c)
+		return err == nil && !held
+	})
 }
 
 // readRunProcess reads the process of the spec a container runs with.
