@@ -106,6 +106,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cfg.StorageDriver, "storage-driver", "", "storage driver: overlay or native (default overlay when the kernel supports it)")
 	fs.StringVar(&o.cfg.Bridge, "bridge", "", "Linux bridge of the default bridge network (default berth0)")
 	fs.StringVar(&o.cfg.BIP, "bip", "", "gateway address and prefix of the default bridge network, e.g. 172.18.0.1/16")
+	ipForward := fs.Bool("ip-forward", true, "turn on the host's IP forwarding so containers on bridges reach other networks")
+	fs.IntVar(&o.cfg.MTU, "mtu", 0, "MTU of the default bridge network (default 1500)")
 	var pools poolList
 	fs.Var(&pools, "default-address-pool", "base=CIDR,size=N: where new networks take subnets from (repeatable)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -126,6 +128,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	o.cfg.Hosts, o.cfg.InsecureRegistries, o.cfg.RegistryMirrors = hosts, insecure, mirrors
 	o.cfg.DefaultAddressPools = pools
+	o.cfg.IPForward = ipForward
 	return o, nil
 }
 

@@ -38,6 +38,12 @@ type Config struct {
 	BIP    string `json:"bip,omitempty"`
 	// DefaultAddressPools are where new networks' subnets come from.
 	DefaultAddressPools []AddressPool `json:"default-address-pools,omitempty"`
+	// IPForward turns on the host's IP forwarding, without which
+	// containers on bridges reach nothing outside the host (--ip-forward,
+	// on by default, as dockerd's).
+	IPForward *bool `json:"ip-forward,omitempty"`
+	// MTU is the default bridge's MTU (0: 1500).
+	MTU int `json:"mtu,omitempty"`
 
 	// ShimPath, RuntimePath and InitPath are the berth-shim, berth-runtime
 	// and berth-init binaries ("" finds them beside berthd, then in PATH).
@@ -68,6 +74,8 @@ var FileKeys = map[string]string{
 	"bridge":                "bridge",
 	"bip":                   "bip",
 	"default-address-pools": "default-address-pool",
+	"ip-forward":            "ip-forward",
+	"mtu":                   "mtu",
 }
 
 // LoadConfigFile reads the JSON configuration file at path and returns its
@@ -138,6 +146,10 @@ func (c Config) Merge(file Config, fileSet, flagSet map[string]bool) Config {
 			c.BIP = file.BIP
 		case "default-address-pools":
 			c.DefaultAddressPools = file.DefaultAddressPools
+		case "ip-forward":
+			c.IPForward = file.IPForward
+		case "mtu":
+			c.MTU = file.MTU
 		}
 	}
 	return c

@@ -33,7 +33,7 @@ func TestLoadConfigFile(t *testing.T) {
 		t.Errorf("keys set: %v", set)
 	}
 	for _, tc := range []struct{ data, msg string }{
-		{`{"debug": true, "bip": "x"}`, "unknown keys bip, debug"},
+		{`{"debug": true, "userland-proxy": false}`, "unknown keys debug, userland-proxy"},
 		{`{"hosts": "unix:///x"}`, "cannot unmarshal"},
 		{`{"hosts": [`, "unexpected end"},
 		{`[]`, "cannot unmarshal"},

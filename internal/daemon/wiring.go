@@ -76,6 +76,8 @@ func newNetworkManager(ctx context.Context, cfg Config, db *metadata.DB) (*netwo
 		BIP:                 cfg.BIP,
 		DefaultAddressPools: pools,
 		FirewallTable:       firewallTable(cfg.Bridge),
+		IPForward:           cfg.IPForward == nil || *cfg.IPForward,
+		MTU:                 cfg.MTU,
 	})
 }
 
