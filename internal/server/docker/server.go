@@ -154,6 +154,20 @@ func (s *Server) makeRoutes() []route {
 		s.handle(http.MethodPost, "/exec/{name}/start", s.startExec),
 		s.handle(http.MethodPost, "/exec/{name}/resize", s.resizeExec),
 		s.handle(http.MethodGet, "/exec/{name}/json", s.inspectExec),
+		// volumes.go
+		s.handle(http.MethodGet, "/volumes", s.listVolumes),
+		s.handle(http.MethodPost, "/volumes/create", s.createVolume),
+		s.handle(http.MethodPost, "/volumes/prune", s.pruneVolumes),
+		s.handle(http.MethodGet, "/volumes/{name}", s.inspectVolume),
+		s.handle(http.MethodDelete, "/volumes/{name}", s.removeVolume),
+		// networks.go
+		s.handle(http.MethodGet, "/networks", s.listNetworks),
+		s.handle(http.MethodPost, "/networks/create", s.createNetwork),
+		s.handle(http.MethodPost, "/networks/prune", s.pruneNetworks),
+		s.handle(http.MethodPost, "/networks/{name}/connect", s.connectNetwork),
+		s.handle(http.MethodPost, "/networks/{name}/disconnect", s.disconnectNetwork),
+		s.handle(http.MethodGet, "/networks/{name}", s.inspectNetwork),
+		s.handle(http.MethodDelete, "/networks/{name}", s.removeNetwork),
 	}
 }
 
