@@ -501,8 +501,8 @@ func (d *Daemon) CommitContainer(ctx context.Context, ref string, opts CommitCon
 		return "", err
 	}
 	attrs := map[string]string{"comment": opts.Comment, "imageID": id.String()}
-	if opts.Reference != "" {
-		name := familiar(opts.Reference)
+	if r, err := image.ParseReference(opts.Reference); err == nil && opts.Reference != "" {
+		name := image.FamiliarString(r)
 		attrs["imageRef"] = name
 		d.publishImage("tag", id.String(), name, id)
 	}

@@ -17,6 +17,8 @@ import (
 	api "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // These tests run busybox containers on a real daemon (newTestDaemon) and
@@ -32,6 +34,22 @@ var fsChanges = []api.FilesystemChange{
 	{Kind: api.ChangeModify, Path: "/bin"},
 	{Kind: api.ChangeDelete, Path: "/bin/ls"},
 	{Kind: api.ChangeAdd, Path: "/new"},
+}
+
+// fsChangesAfterCp is what docker diff shows after fsScript and the
+// extractions of checkCommonFS.
+var fsChangesAfterCp = []api.FilesystemChange{
+	{Kind: api.ChangeModify, Path: "/bin"},
+	{Kind: api.ChangeDelete, Path: "/bin/ls"},
+	{Kind: api.ChangeModify, Path: "/etc"},
+	{Kind: api.ChangeAdd, Path: "/etc/put.conf"},
+	{Kind: api.ChangeAdd, Path: "/new"},
+	{Kind: api.ChangeModify, Path: "/tmp"},
+	{Kind: api.ChangeAdd, Path: "/tmp/etclink"},
+	{Kind: api.ChangeAdd, Path: "/tmp/root.txt"},
+	// The refused archive's symlink came before its bad entry: like
+	// Docker, extraction is not atomic.
+	{Kind: api.ChangeAdd, Path: "/tmp/up"},
 }
 
 // cfsPoll calls cond until it holds or the test's deadline passes.
@@ -263,7 +281,8 @@ func TestContainerFSRunning(t *testing.T) {
 			t.Errorf("committed layer has the volume's content %s", p)
 		}
 	}
-	if evs := td.cfsEvents(start, "commit"); len(evs) != 1 || evs[0].Attributes["comment"] != "a snapshot" || evs[0].Attributes["imageID"] != imgID {
+	if evs := td.cfsEvents(start, "commit"); len(evs) != 1 || evs[0].Attributes["comment"] != "a snapshot" || evs[0].Attributes["imageID"] != imgID ||
+		evs[0].Attributes["imageRef"] != "committed:latest" {
 		t.Errorf("commit events: %+v", evs)
 	}
 	child := td.create(t, "child", &api.Config{Image: "committed"}, nil)
@@ -297,17 +316,7 @@ func TestContainerFSStopped(t *testing.T) {
 	}
 	td.checkCommonFS(t, "fs")
 	got, err := td.ContainerChanges(ctx, "fs")
-	want := append(slices.Clone(fsChanges[:2]),
-		api.FilesystemChange{Kind: api.ChangeModify, Path: "/etc"},
-		api.FilesystemChange{Kind: api.ChangeAdd, Path: "/etc/put.conf"},
-		fsChanges[2],
-		api.FilesystemChange{Kind: api.ChangeModify, Path: "/tmp"},
-		api.FilesystemChange{Kind: api.ChangeAdd, Path: "/tmp/etclink"},
-		api.FilesystemChange{Kind: api.ChangeAdd, Path: "/tmp/root.txt"},
-		// The refused archive's symlink came before its bad entry: like
-		// Docker, extraction is not atomic.
-		api.FilesystemChange{Kind: api.ChangeAdd, Path: "/tmp/up"},
-	)
+	want := fsChangesAfterCp
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("changes after cp:\n got %v\nwant %v (%v)", got, want, err)
 	}
@@ -417,5 +426,58 @@ func TestPruneContainers(t *testing.T) {
 	evs := td.cfsEvents(start, "prune")
 	if len(evs) != 4 || evs[3].Type != "container" || evs[3].Attributes["reclaimed"] != strconv.FormatUint(rep.SpaceReclaimed, 10) {
 		t.Errorf("prune events: %+v", evs)
+	}
+}
+
+// newNativeTestDaemon is newTestDaemon on the native storage driver.
+func newNativeTestDaemon(t *testing.T) *testDaemon {
+	t.Helper()
+	td := newTestDaemon(t)
+	if err := td.Close(); err != nil {
+		t.Fatal(err)
+	}
+	td.cfg.DataRoot = filepath.Join(td.dir, "data-native")
+	td.cfg.StorageDriver = "native"
+	td.open(t)
+	layer, err := testutil.BusyboxLayerTar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := td.ImportImage(ctxT(t), bytes.NewReader(layer), image.ImportOptions{Ref: "busybox:latest", Changes: []string{`CMD ["sh"]`}}); err != nil {
+		t.Fatal(err)
+	}
+	return td
+}
+
+// TestContainerFSNative runs the checks on the native driver, whose diff
+// compares full trees and whose layers are bind mounts.
+func TestContainerFSNative(t *testing.T) {
+	td := newNativeTestDaemon(t)
+	if td.StorageDriver() != DriverNative {
+		t.Fatalf("storage driver %s", td.StorageDriver())
+	}
+	ctx := ctxT(t)
+	id := td.fsContainer(t, "fs", fsScript+"; exec sleep 1000", nil)
+	if err := td.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	td.checkCommonFS(t, "fs")
+	if _, err := td.CommitContainer(ctx, "fs", CommitContainerOptions{Reference: "native-commit", Pause: true}); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if layer := td.layerEntries(t, "native-commit"); !slices.Contains(layer, "new") || !slices.Contains(layer, "bin/.wh.ls") {
+		t.Errorf("committed layer: %q", layer)
+	}
+	zero := 0
+	if err := td.StopContainer(ctx, id, StopOptions{Timeout: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	st, names, _, data := td.archiveOf(t, "fs", "/data/v.txt")
+	if st.Size != 4 || !slices.Equal(names, []string{"v.txt"}) || data["v.txt"] != "vol\n" {
+		t.Errorf("archive of the stopped container's volume: %+v %q", st, names)
+	}
+	got, err := td.ContainerChanges(ctx, "fs")
+	if err != nil || !reflect.DeepEqual(got, fsChangesAfterCp) {
+		t.Errorf("changes of the stopped container:\n got %v\nwant %v (%v)", got, fsChangesAfterCp, err)
 	}
 }
