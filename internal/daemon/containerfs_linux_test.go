@@ -259,6 +259,17 @@ func TestViewExtract(t *testing.T) {
 		}
 	}
 
+	// The container's user, looked up in its own /etc/passwd.
+	for spec, want := range map[string][2]int{"": {0, 0}, "berth": {1000, 1001}, "berth:staff": {1000, 1001}, "7:8": {7, 8}} {
+		uid, gid, err := v.user(spec)
+		if err != nil || uid != want[0] || gid != want[1] {
+			t.Errorf("user %q = %d:%d %v, want %v", spec, uid, gid, err, want)
+		}
+	}
+	if _, _, err := v.user("nobody-here"); err == nil {
+		t.Error("an unknown user name resolved")
+	}
+
 	// Docker's checks of the destination and of dir/non-dir overwrites.
 	if _, err := v.extractionDir("/etc/passwd"); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "extraction point is not a directory") {
 		t.Errorf("extract into a file: %v", err)
