@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
@@ -317,6 +318,8 @@ func cpError(err error, p, ref string) error {
 		return fileNotFound(p, ref)
 	case errdefs.IsInvalidArgument(err), errdefs.IsConflict(err), errdefs.IsNotImplemented(err):
 		return err
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("container %s: %s: %w: %w", ref, p, err, errdefs.ErrInvalidArgument)
 	}
 	return fmt.Errorf("container %s: %s: %w", ref, p, err)
 }

@@ -117,6 +117,9 @@ func (td *testDaemon) checkCommonFS(t *testing.T, ref string) {
 	if err != nil || st.Size != 4 {
 		t.Errorf("stat of a file in the volume: %+v %v", st, err)
 	}
+	if _, err := td.StatContainerPath(ctx, ref, "/new/"); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("stat of a file as a directory: %v", err)
+	}
 	_, err = td.StatContainerPath(ctx, ref, "/bin/ls")
 	if !errdefs.IsNotFound(err) || err.Error() != "Could not find the file /bin/ls in container "+ref+": not found" {
 		t.Errorf("stat of a deleted file: %v", err)
