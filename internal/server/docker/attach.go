@@ -47,6 +47,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request, p param
 		return err
 	}
 	defer h.close()
+	h.cancelOnHangup(ctx, cancel)
 	stdout, stderr := h.outputs(tty)
 	opts := daemon.AttachOptions{
 		Logs:       boolValue(r, "logs"),

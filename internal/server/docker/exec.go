@@ -64,6 +64,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request, p params) err
 		return err
 	}
 	defer h.close()
+	h.cancelOnHangup(ctx, cancel)
 	stdout, stderr := h.outputs(req.Tty)
 	if info.OpenStdin {
 		opts.Stdin = h.stdinReader()

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -136,6 +137,10 @@ type hijacked struct {
 	// in reads what the client sends: the bytes the HTTP server had
 	// already buffered, then the connection.
 	in io.Reader
+	// hangup is closed when the client closed the whole connection (see
+	// watchHangup); stopWatch ends that watch.
+	hangup    <-chan struct{}
+	stopWatch func()
 }
 
 // hijack takes over the connection of w and writes the response head as
@@ -166,6 +171,7 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 		return nil, fmt.Errorf("%s %s: write response head: %w", r.Method, r.URL.Path, err)
 	}
 	h := &hijacked{conn: conn, in: conn}
+	h.hangup, h.stopWatch = watchHangup(conn)
 	if n := rw.Reader.Buffered(); n > 0 {
 		early, _ := rw.Reader.Peek(n)
 		h.in = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
@@ -176,10 +182,28 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 // close ends the stream: the write side first, so the client reads every
 // byte sent and then EOF, then the whole connection.
 func (h *hijacked) close() {
+	h.stopWatch()
 	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 	_ = h.conn.Close()
+}
+
+// cancelOnHangup calls cancel when the client closes the whole
+// connection before ctx ends: a stream that waits (an attach before the
+// container starts, a silent process) then ends instead of holding the
+// connection.
+func (h *hijacked) cancelOnHangup(ctx context.Context, cancel context.CancelFunc) {
+	if h.hangup == nil {
+		return
+	}
+	go func() {
+		select {
+		case <-h.hangup:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 }
 
 // stdinReader is the client's input: it reports a read error of a

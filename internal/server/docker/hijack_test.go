@@ -278,3 +278,77 @@ func TestHijackUnsupported(t *testing.T) {
 }
 
 type nonHijacker struct{ http.ResponseWriter }
+
+// TestHijackHangup checks that closing only the write side (end of input)
+// keeps the stream, and closing the whole connection is seen as a
+// hang-up.
+func TestHijackHangup(t *testing.T) {
+	type result struct {
+		halfClosedHangup bool
+		hungUp           bool
+		err              error
+	}
+	res := make(chan result, 1)
+	clientRead, checked := make(chan struct{}), make(chan struct{})
+	sock := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, err := hijack(w, r, rawStreamType)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer h.close()
+		var out result
+		if _, out.err = io.ReadAll(h.stdinReader()); out.err != nil {
+			res <- out
+			return
+		}
+		// The input ended; the client still reads.
+		if _, out.err = io.WriteString(h.conn, "after eof\n"); out.err != nil {
+			res <- out
+			return
+		}
+		// By the time the client has read that, a watch that took the
+		// half-close for a hang-up would have fired.
+		<-clientRead
+		select {
+		case <-h.hangup:
+			out.halfClosedHangup = true
+		default:
+		}
+		close(checked)
+		select {
+		case <-h.hangup:
+			out.hungUp = true
+		case <-time.After(20 * time.Second):
+		}
+		res <- out
+	}))
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /containers/x/attach HTTP/1.1\r\nHost: api\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	br := bufio.NewReader(conn)
+	req, _ := http.NewRequest("POST", "/containers/x/attach", nil)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("response %v %v", resp, err)
+	}
+	conn.(*net.UnixConn).CloseWrite()
+	line, err := br.ReadString('\n')
+	if err != nil || line != "after eof\n" {
+		t.Fatalf("output after half-close: %q %v", line, err)
+	}
+	close(clientRead)
+	<-checked
+	conn.Close()
+	select {
+	case r := <-res:
+		if r.err != nil || r.halfClosedHangup || !r.hungUp {
+			t.Errorf("hang-up after the half-close %v, after the close %v, error %v", r.halfClosedHangup, r.hungUp, r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("handler did not end")
+	}
+}
