@@ -135,10 +135,15 @@ func (m *Manager) plan(req SandboxRequest) ([]plannedEndpoint, error) {
 		}
 		return nil
 	}
-	plan := []plannedEndpoint{{n: primary, settings: settings(primary, primary.rec.Name, primary.rec.ID, mode)}}
+	plan := []plannedEndpoint{{n: primary, settings: settings(primary, primary.rec.Name, primary.rec.ID, mode, network.NetworkDefault)}}
 	seen := map[string]string{primary.rec.ID: mode}
 	var others []plannedEndpoint
 	for key, s := range req.Endpoints {
+		if key == mode || key == network.NetworkDefault && primary.rec.Default {
+			// The CLI names the primary network as the mode does
+			// ("default" for the default bridge).
+			continue
+		}
 		n, err := m.lookupNetwork(key)
 		if err != nil {
 			return nil, err

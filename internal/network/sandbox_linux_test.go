@@ -29,7 +29,8 @@ func TestDefaultBridgeSandbox(t *testing.T) {
 		ExtraHosts:   []string{"db:192.0.2.10", "gw:host-gateway"},
 		DNSSearch:    []string{"corp.test"},
 	})
-	_, b := e.setup("client", SandboxRequest{})
+	// docker run names the default network "default" in its endpoints.
+	_, b := e.setup("client", SandboxRequest{NetworkMode: "default", Endpoints: map[string]*network.EndpointSettings{"default": {}}})
 
 	ea := a.Networks[NameBridge]
 	if ea == nil || len(a.Networks) != 1 {
