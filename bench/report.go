@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/berth-project/berth/bench/internal/timing"
 )
 
 func printHeader(rts []*runner, n, warmup int) {
@@ -40,7 +42,7 @@ func printResults(sc scenario, rts []*runner, results map[*runner][]time.Duratio
 	var baseline time.Duration
 	for _, rt := range rts {
 		if rt.name == "runc" && len(results[rt]) > 0 {
-			baseline = median(results[rt])
+			baseline = timing.Median(results[rt])
 		}
 	}
 	fmt.Printf("%s: %s\n", sc.name, sc.doc)
@@ -58,9 +60,9 @@ func printResults(sc scenario, rts []*runner, results map[*runner][]time.Duratio
 		}
 		ratio := "n/a"
 		if baseline > 0 {
-			ratio = fmt.Sprintf("%.2f", float64(median(d))/float64(baseline))
+			ratio = fmt.Sprintf("%.2f", float64(timing.Median(d))/float64(baseline))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t\n", rt.name, ms(median(d)), ms(percentile(d, 90)), ratio)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t\n", rt.name, ms(timing.Median(d)), ms(timing.Percentile(d, 90)), ratio)
 	}
 	w.Flush()
 	fmt.Println()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,6 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-project/berth/bench/internal/dockerd"
+	"github.com/berth-project/berth/bench/internal/timing"
+	"github.com/berth-project/berth/bench/internal/workdir"
 	"github.com/berth-project/berth/internal/image"
 )
 
@@ -58,7 +60,7 @@ type bench struct {
 	dir     string
 	n       int
 	reg     *benchRegistry
-	dk      *dockerd
+	dk      *dockerd.Daemon
 	big     *fixture // one layer, ~200 MB unpacked
 	ten     *fixture // ten layers, ~20 MB each
 	saved   *berthRoot
@@ -73,15 +75,19 @@ func (b *bench) setup(ctx context.Context, selected []scenario) error {
 	if b.reg, err = startRegistry(filepath.Join(b.dir, "registry")); err != nil {
 		return err
 	}
-	if b.dk, err = startDockerd(ctx, filepath.Join(b.dir, "docker")); err != nil {
+	// No bridge and no iptables, forwarding or masquerading: dockerd
+	// leaves the host network alone.
+	if b.dk, err = dockerd.Start(ctx, filepath.Join(b.dir, "docker"),
+		"--bridge=none", "--iptables=false", "--ip6tables=false",
+		"--ip-forward=false", "--ip-masq=false"); err != nil {
 		b.dk = nil
 		return err
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	cli, _ := b.dk.docker(ctx, "version", "--format", "{{.Client.Version}}")
+	cli, _ := b.dk.Docker(ctx, "version", "--format", "{{.Client.Version}}")
 	fmt.Printf("berth image bench: warm-up round, then measured rounds interleaved; sync before each run\n")
 	fmt.Printf("kernel %s, %d CPUs; dockerd %s (overlay2, own containerd), docker CLI %s; registry %s; data roots under %s\n",
-		strings.TrimSpace(string(kernel)), goruntime.NumCPU(), b.dk.version, strings.TrimSpace(string(cli)), b.reg.host, b.dir)
+		strings.TrimSpace(string(kernel)), goruntime.NumCPU(), b.dk.Version, strings.TrimSpace(string(cli)), b.reg.host, b.dir)
 	need := map[string]bool{}
 	for _, sc := range selected {
 		need[sc.name] = true
@@ -108,8 +114,8 @@ func (b *bench) setup(ctx context.Context, selected []scenario) error {
 
 func (b *bench) cleanup() error {
 	var errs []error
-	errs = append(errs, b.saved.close(), b.dk.stop(), b.reg.stop())
-	if err := unmountUnder(b.dir); err != nil {
+	errs = append(errs, b.saved.close(), b.dk.Stop(), b.reg.stop())
+	if err := workdir.UnmountUnder(b.dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(b.dir); err != nil {
@@ -207,7 +213,7 @@ func childCPU() time.Duration { return rusage(unix.RUSAGE_CHILDREN) }
 // dockerCPU is dockerd's CPU time (with its waited-for children, such as
 // the re-executed untar) plus childCPU.
 func (b *bench) dockerCPU() time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.dk.cmd.Process.Pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.dk.Pid()))
 	var ticks int64
 	if err == nil {
 		// The fields after the command name, which is in parentheses.
@@ -254,7 +260,7 @@ func (b *bench) dockerPull(ref string) *impl {
 		name:   "docker",
 		before: func(ctx context.Context) error { return b.dockerRemove(ctx, ref) },
 		op: func(ctx context.Context) error {
-			_, err := b.dk.docker(ctx, "pull", "-q", ref)
+			_, err := b.dk.Docker(ctx, "pull", "-q", ref)
 			return err
 		},
 		cpu: b.dockerCPU,
@@ -264,16 +270,16 @@ func (b *bench) dockerPull(ref string) *impl {
 // dockerRemove removes ref from dockerd, if it is there, and prunes
 // dangling images.
 func (b *bench) dockerRemove(ctx context.Context, ref string) error {
-	out, err := b.dk.docker(ctx, "images", "-q", ref)
+	out, err := b.dk.Docker(ctx, "images", "-q", ref)
 	if err != nil {
 		return err
 	}
 	if len(strings.TrimSpace(string(out))) > 0 {
-		if _, err := b.dk.docker(ctx, "rmi", ref); err != nil {
+		if _, err := b.dk.Docker(ctx, "rmi", ref); err != nil {
 			return err
 		}
 	}
-	_, err = b.dk.docker(ctx, "image", "prune", "-f")
+	_, err = b.dk.Docker(ctx, "image", "prune", "-f")
 	return err
 }
 
@@ -312,11 +318,11 @@ func pullTen(ctx context.Context, b *bench) (string, []*impl, error) {
 
 // dockerHas pulls ref into dockerd unless it is there.
 func (b *bench) dockerHas(ctx context.Context, ref string) error {
-	out, err := b.dk.docker(ctx, "images", "-q", ref)
+	out, err := b.dk.Docker(ctx, "images", "-q", ref)
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		return err
 	}
-	_, err = b.dk.docker(ctx, "pull", "-q", ref)
+	_, err = b.dk.Docker(ctx, "pull", "-q", ref)
 	return err
 }
 
@@ -330,7 +336,7 @@ func saveTen(ctx context.Context, b *bench) (string, []*impl, error) {
 		name:   "docker",
 		before: func(ctx context.Context) error { file = b.path("docker-save") + ".tar"; return nil },
 		op: func(ctx context.Context) error {
-			_, err := b.dk.docker(ctx, "save", "-o", file, b.ten.ref)
+			_, err := b.dk.Docker(ctx, "save", "-o", file, b.ten.ref)
 			return err
 		},
 		after: func(ctx context.Context) error { return os.Remove(file) },
@@ -349,7 +355,7 @@ func loadTen(ctx context.Context, b *bench) (string, []*impl, error) {
 	}
 	if b.archive == "" {
 		b.archive = filepath.Join(b.dir, "ten-docker-save.tar")
-		if _, err := b.dk.docker(ctx, "save", "-o", b.archive, b.ten.ref); err != nil {
+		if _, err := b.dk.Docker(ctx, "save", "-o", b.archive, b.ten.ref); err != nil {
 			return "", nil, err
 		}
 	}
@@ -362,7 +368,7 @@ func loadTen(ctx context.Context, b *bench) (string, []*impl, error) {
 		name:   "docker",
 		before: func(ctx context.Context) error { return b.dockerRemove(ctx, b.ten.ref) },
 		op: func(ctx context.Context) error {
-			_, err := b.dk.docker(ctx, "load", "-q", "-i", b.archive)
+			_, err := b.dk.Docker(ctx, "load", "-q", "-i", b.archive)
 			return err
 		},
 		cpu: b.dockerCPU,
@@ -376,7 +382,7 @@ func printResults(name, doc string, impls []*impl) {
 	var baseline time.Duration
 	for _, im := range impls {
 		if im.name == "docker" && len(im.wall) > 0 {
-			baseline = median(im.wall)
+			baseline = timing.Median(im.wall)
 		}
 	}
 	fmt.Printf("%s: %s\n", name, doc)
@@ -393,9 +399,9 @@ func printResults(name, doc string, impls []*impl) {
 		}
 		ratio := "n/a"
 		if baseline > 0 {
-			ratio = fmt.Sprintf("%.2f", float64(median(im.wall))/float64(baseline))
+			ratio = fmt.Sprintf("%.2f", float64(timing.Median(im.wall))/float64(baseline))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\n", im.name, ms(median(im.wall)), ms(percentile(im.wall, 90)), ms(median(im.cpuTimes)), ratio)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\n", im.name, ms(timing.Median(im.wall)), ms(timing.Percentile(im.wall, 90)), ms(timing.Median(im.cpuTimes)), ratio)
 	}
 	w.Flush()
 	fmt.Println()
@@ -403,28 +409,4 @@ func printResults(name, doc string, impls []*impl) {
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
-}
-
-// median returns the median of d (the mean of the two middle values for an
-// even count), or 0 for none.
-func median(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(d))
-	mid := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[mid]
-	}
-	return (s[mid-1] + s[mid]) / 2
-}
-
-// percentile returns the p-th percentile of d by the nearest-rank method.
-func percentile(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(d))
-	rank := max((p*len(s)+99)/100, 1)
-	return s[rank-1]
 }

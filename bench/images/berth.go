@@ -8,8 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/berth-project/berth/bench/internal/workdir"
 	"github.com/berth-project/berth/internal/content"
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/metadata"
@@ -65,37 +64,11 @@ func (b *berthRoot) close() error {
 	if b.db != nil {
 		errs = append(errs, b.db.Close())
 	}
-	if err := unmountUnder(b.dir); err != nil {
+	if err := workdir.UnmountUnder(b.dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(b.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove berth root: %w", err))
 	}
 	return errors.Join(errs...)
-}
-
-// fsTopdirFlag is FS_TOPDIR_FL (chattr +T): ext4's Orlov allocator puts
-// each directory made in such a directory in a block group of its own
-// choosing, away from its parent's.
-const fsTopdirFlag = 0x20000
-
-// spreadChildren sets FS_TOPDIR_FL on dir, so that every data root (and
-// every docker layer directory) made in it lands in a block group of its
-// own. On an ext4 without a journal, creating a file scans the inodes of
-// its group deleted in the last minute, one by one, for every create; in
-// the group of a tree the bench has just removed that costs about half a
-// millisecond per file and would measure the bench's own clean-up instead
-// of the implementations. Other file systems ignore the flag or refuse it,
-// which is fine.
-func spreadChildren(dir string) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetInt(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		return
-	}
-	_ = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, flags|fsTopdirFlag)
 }

@@ -59,6 +59,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+
+	"github.com/berth-project/berth/bench/internal/workdir"
 )
 
 func main() {
@@ -93,7 +95,7 @@ func run(ctx context.Context, n int, parent, cpuprofile string, selected []scena
 	if err != nil {
 		return fmt.Errorf("make work directory: %w", err)
 	}
-	spreadChildren(dir)
+	workdir.SpreadChildren(dir)
 	b := &bench{dir: dir, n: n}
 	defer func() {
 		if cerr := b.cleanup(); cerr != nil {

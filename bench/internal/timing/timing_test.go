@@ -1,4 +1,4 @@
-package main
+package timing
 
 import (
 	"testing"
@@ -25,11 +25,11 @@ func TestMedianAndPercentile(t *testing.T) {
 		{ms(11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1), 6 * time.Millisecond, 10 * time.Millisecond},
 	} {
 		in := append([]time.Duration(nil), tc.in...)
-		if got := median(in); got != tc.median {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.median)
+		if got := Median(in); got != tc.median {
+			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.median)
 		}
-		if got := percentile(in, 90); got != tc.p90 {
-			t.Errorf("percentile(%v, 90) = %v, want %v", tc.in, got, tc.p90)
+		if got := Percentile(in, 90); got != tc.p90 {
+			t.Errorf("Percentile(%v, 90) = %v, want %v", tc.in, got, tc.p90)
 		}
 		for i := range in {
 			if in[i] != tc.in[i] {
