@@ -1,17 +1,13 @@
 package docker
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	api "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-project/berth/internal/daemon"
 	"github.com/berth-project/berth/internal/errdefs"
-	"github.com/berth-project/berth/internal/log"
 )
 
 // attachContainer answers POST /containers/{name}/attach?stream=&logs=
@@ -64,19 +60,8 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request, p param
 		opts.Stderr = stderr
 	}
 	err = s.d.AttachContainer(ctx, p.name, opts)
-	reportStreamEnd(ctx, stdout, "Error attaching: %s\n", err)
+	h.finish(ctx, stdout, "Error attaching: %s\n", err)
 	return nil
-}
-
-// reportStreamEnd writes the error that ended a hijacked stream into the
-// stream, as Docker does (the status line went out long ago). A detach or
-// the end of ctx is no error.
-func reportStreamEnd(ctx context.Context, out io.Writer, format string, err error) {
-	if err == nil || errors.Is(err, daemon.ErrDetached) || ctx.Err() != nil {
-		return
-	}
-	log.G(ctx).Debug("stream ended with an error", "error", err)
-	_, _ = fmt.Fprintf(out, format, errorMessage(err))
 }
 
 // attachWebsocket answers GET /containers/{name}/attach/ws: berth has no

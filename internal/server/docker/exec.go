@@ -76,7 +76,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request, p params) err
 		opts.Stderr = stderr
 	}
 	err = s.d.StartExec(ctx, p.name, opts)
-	reportStreamEnd(ctx, stdout, "%s\r\n", err)
+	h.finish(ctx, stdout, "%s\r\n", err)
 	return nil
 }
 

@@ -11,9 +11,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/berth-project/berth/internal/daemon"
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/log"
 )
 
 // This file holds the raw streams of attach, exec start and logs: taking
@@ -141,6 +144,16 @@ type hijacked struct {
 	// watchHangup); stopWatch ends that watch.
 	hangup    <-chan struct{}
 	stopWatch func()
+	// what names the stream in logs; sent counts the bytes written to it.
+	what string
+	sent atomic.Int64
+}
+
+// Write writes p to the client and counts it.
+func (h *hijacked) Write(p []byte) (int, error) {
+	n, err := h.conn.Write(p)
+	h.sent.Add(int64(n))
+	return n, err
 }
 
 // hijack takes over the connection of w and writes the response head as
@@ -170,7 +183,7 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 		conn.Close()
 		return nil, fmt.Errorf("%s %s: write response head: %w", r.Method, r.URL.Path, err)
 	}
-	h := &hijacked{conn: conn, in: conn}
+	h := &hijacked{conn: conn, in: conn, what: r.Method + " " + r.URL.Path}
 	h.hangup, h.stopWatch = watchHangup(conn)
 	if n := rw.Reader.Buffered(); n > 0 {
 		early, _ := rw.Reader.Peek(n)
@@ -262,6 +275,17 @@ func badDetachKeys(s string) error {
 // outputs returns the output writers of a hijacked stream: framed
 // without a TTY, raw with one.
 func (h *hijacked) outputs(tty bool) (stdout, stderr io.Writer) {
-	o, e, _ := outputWriters(h.conn, !tty)
+	o, e, _ := outputWriters(h, !tty)
 	return o, e
+}
+
+// finish logs how the stream ended and writes an error that ended it into
+// the stream, as Docker does (the status line went out long ago). A
+// detach or the end of ctx is no error.
+func (h *hijacked) finish(ctx context.Context, out io.Writer, format string, err error) {
+	log.G(ctx).Debug("stream ended", "stream", h.what, "sent", h.sent.Load(), "error", err)
+	if err == nil || errors.Is(err, daemon.ErrDetached) || ctx.Err() != nil {
+		return
+	}
+	_, _ = fmt.Fprintf(out, format, errorMessage(err))
 }
