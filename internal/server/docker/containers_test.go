@@ -151,3 +151,20 @@ func TestEventContainerFilter(t *testing.T) {
 		t.Error("an image event passed a container filter")
 	}
 }
+
+func TestEventLegacyFields(t *testing.T) {
+	ev := daemon.Event{Type: "container", Action: "die", ID: "c1", Attributes: map[string]string{"image": "busybox", "exitCode": "2"}}
+	old := jsonMap(t, toEvent(ev, "1.29"))
+	if old["status"] != "die" || old["id"] != "c1" || old["from"] != "busybox" || old["Action"] != "die" || old["Type"] != "container" {
+		t.Errorf("API 1.29 container event: %v", old)
+	}
+	if m := jsonMap(t, toEvent(daemon.Event{Type: "image", Action: "pull", ID: "busybox:latest"}, "1.50")); m["status"] != "pull" || m["id"] != "busybox:latest" || m["from"] != nil {
+		t.Errorf("API 1.50 image event: %v", m)
+	}
+	if m := jsonMap(t, toEvent(daemon.Event{Type: "network", Action: "connect", ID: "n1"}, "1.50")); m["status"] != nil || m["id"] != nil {
+		t.Errorf("network event with legacy fields: %v", m)
+	}
+	if m := jsonMap(t, toEvent(ev, "1.52")); m["status"] != nil || m["id"] != nil || m["from"] != nil {
+		t.Errorf("API 1.52 event with legacy fields: %v", m)
+	}
+}

@@ -167,7 +167,7 @@ func registryConfig(si daemon.SystemInfo) *registrytypes.ServiceConfig {
 // events streams events matching the type, event and image filters: the
 // kept ones since "since", then new ones until "until" (or until the
 // client goes away or the server shuts down).
-func (s *Server) events(w http.ResponseWriter, r *http.Request, _ params) error {
+func (s *Server) events(w http.ResponseWriter, r *http.Request, p params) error {
 	q := r.URL.Query()
 	var since, until time.Time
 	var err error
@@ -203,7 +203,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ params) error 
 		if !filter.Match(ev) || !matchEventContainer(f["container"], ev) || !allLabels(f["label"], ev.Attributes) {
 			return true
 		}
-		if err := enc.Encode(toEvent(ev)); err != nil {
+		if err := enc.Encode(toEvent(ev, p.version)); err != nil {
 			return false
 		}
 		if flusher != nil {

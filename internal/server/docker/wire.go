@@ -149,7 +149,28 @@ func toDeleteResponses(rs []image.Removed) []imagetypes.DeleteResponse {
 	return out
 }
 
-func toEvent(ev daemon.Event) events.Message {
+// eventMessage is an /events line. Before API 1.52 container and image
+// events also carry the deprecated status, id and from fields, which
+// clients older than API 1.30 read to wait for a container.
+type eventMessage struct {
+	Status string `json:"status,omitempty"`
+	ID     string `json:"id,omitempty"`
+	From   string `json:"from,omitempty"`
+	events.Message
+}
+
+func toEvent(ev daemon.Event, version string) eventMessage {
+	out := eventMessage{Message: toEventMessage(ev)}
+	if versionLess(version, "1.52") && (ev.Type == string(events.ContainerEventType) || ev.Type == string(events.ImageEventType)) {
+		out.Status, out.ID = ev.Action, ev.ID
+		if ev.Type == string(events.ContainerEventType) {
+			out.From = ev.Attributes["image"]
+		}
+	}
+	return out
+}
+
+func toEventMessage(ev daemon.Event) events.Message {
 	return events.Message{
 		Type:     events.Type(ev.Type),
 		Action:   events.Action(ev.Action),
