@@ -1,0 +1,266 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-project/berth/bench/internal/dockerd"
+	"github.com/berth-project/berth/bench/internal/workdir"
+	"github.com/berth-project/berth/internal/testutil"
+)
+
+// imageRef is the tag the busybox layer is imported as, in both daemons.
+const imageRef = "bench/busybox:engine"
+
+// engine is one daemon as the scenarios drive it: through the docker CLI
+// or the Engine API, with its processes for the memory figures.
+type engine struct {
+	name string // "berth" or "docker"
+	cli  dockerd.CLI
+	api  *apiClient
+	// daemons returns the daemon's own processes by name (berthd;
+	// dockerd and containerd); shim says whether a command line is one of
+	// its container shims.
+	daemons func() []namedPid
+	shim    func(argv []string) bool
+}
+
+type namedPid struct {
+	name string
+	pid  int
+}
+
+// options are the command line's settings.
+type options struct {
+	runs, warmup, rounds, count int
+	scenarios                   []scenario
+	binDir, parent, logLevel    string
+	timeout                     time.Duration
+}
+
+// bench holds what one bench run made.
+type bench struct {
+	opts    options
+	dir     string
+	suffix  string // random, in the bridge names, cgroup parent and label
+	label   string // "org.berth.bench.engine=<suffix>", on every container
+	berth   *berthd
+	docker  *refDocker
+	engines []*engine // berth first
+	idle    map[string]memSample
+}
+
+// newBench makes the work directory under parent.
+func newBench(opts options) (*bench, error) {
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return nil, err
+	}
+	b := &bench{opts: opts, suffix: hex.EncodeToString(r[:])[:6], idle: map[string]memSample{}}
+	b.label = "org.berth.bench.engine=" + b.suffix
+	var err error
+	if b.dir, err = os.MkdirTemp(opts.parent, "bbe-"); err != nil {
+		return nil, fmt.Errorf("make work directory: %w", err)
+	}
+	workdir.SpreadChildren(b.dir)
+	return b, nil
+}
+
+// setup builds the berth binaries unless given, starts both daemons,
+// imports the busybox image into both and samples their idle memory.
+func (b *bench) setup(ctx context.Context) error {
+	binDir := b.opts.binDir
+	if binDir == "" {
+		binDir = filepath.Join(b.dir, "bin")
+		start := time.Now()
+		if err := buildBerth(ctx, binDir); err != nil {
+			return err
+		}
+		fmt.Printf("built berth into %s in %.1fs (make build)\n", binDir, time.Since(start).Seconds())
+	}
+	var err error
+	// The bench's bridges: berthd's default bridge (its nftables table is
+	// berth-<bridge>) and dockerd's, both unique to this run.
+	if b.berth, err = startBerthd(ctx, filepath.Join(b.dir, "berth"), binDir, "bbe"+b.suffix, b.opts.logLevel); err != nil {
+		b.berth = nil
+		return err
+	}
+	if b.docker, err = startDocker(ctx, filepath.Join(b.dir, "docker"), "bbd"+b.suffix, "/bbe-"+b.suffix); err != nil {
+		b.docker = nil
+		return err
+	}
+	be, de := b.berth, b.docker
+	b.engines = []*engine{
+		{
+			name: "berth", cli: be.cli, api: be.api, shim: be.shimOf,
+			daemons: func() []namedPid { return []namedPid{{"berthd", be.cmd.Process.Pid}} },
+		},
+		{
+			name: "docker", cli: de.CLI(), api: de.api, shim: de.shimOf,
+			daemons: func() []namedPid {
+				ps := []namedPid{{"dockerd", de.Pid()}}
+				if pid := de.ContainerdPid(); pid != 0 {
+					ps = append(ps, namedPid{"containerd", pid})
+				}
+				return ps
+			},
+		},
+	}
+	layer, err := testutil.BusyboxLayerTar()
+	if err != nil {
+		return fmt.Errorf("busybox layer: %w", err)
+	}
+	tarPath := filepath.Join(b.dir, "busybox.tar")
+	if err := os.WriteFile(tarPath, layer, 0o600); err != nil {
+		return err
+	}
+	for _, e := range b.engines {
+		if _, err := e.cli.Run(ctx, "import", tarPath, imageRef); err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	cliVersion, _ := b.engines[1].cli.Run(ctx, "version", "--format", "{{.Client.Version}}")
+	fmt.Printf("berth engine bench: %d CPUs, kernel %s; docker CLI %s (%s) drives both daemons, only -H differs\n",
+		goruntime.NumCPU(), strings.TrimSpace(string(kernel)), strings.TrimSpace(string(cliVersion)), dockerd.CLIBinary)
+	fmt.Printf("berth:  %s (%s), bridge %s, log level %s\n", be.version, filepath.Join(binDir, "berthd"), be.bridge, b.opts.logLevel)
+	fmt.Printf("docker: dockerd %s with its own containerd (overlay2), bridge %s (%s) without iptables, forwarding or masquerading\n",
+		de.Version, de.bridge, de.subnet)
+	fmt.Printf("image %s: `docker import` of testutil.BusyboxLayerTar (%d KiB) into both; roots under %s\n",
+		imageRef, len(layer)>>10, b.dir)
+	for _, e := range b.engines {
+		m, err := b.sampleMemory(ctx, e)
+		if err != nil {
+			return err
+		}
+		b.idle[e.name] = m
+	}
+	fmt.Println()
+	return nil
+}
+
+// buildBerth builds the berth programs into dir with the Makefile's own
+// flags (static, stripped berth-runtime and berth-shim), from the module
+// the bench runs in.
+func buildBerth(ctx context.Context, dir string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "make", "-C", root, "--no-print-directory", "build", "BIN="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// moduleRoot finds the directory of go.mod from the working directory up.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run the bench from the berth module or pass -bin")
+		}
+		dir = parent
+	}
+}
+
+// cleanup removes every container the bench made, stops both daemons and
+// removes what they leave (mounts, bridges, berthd's nftables table,
+// dockerd's cgroup parent) and the work directory.
+func (b *bench) cleanup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for _, e := range b.engines {
+		if err := b.removeAll(ctx, e); err != nil {
+			errs = append(errs, fmt.Errorf("%s: remove containers: %w", e.name, err))
+		}
+	}
+	errs = append(errs, b.berth.stop(), b.docker.stop())
+	if err := workdir.UnmountUnder(b.dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(b.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeAll force-removes every container of e with the bench's label,
+// some at a time, and waits until their shims are gone.
+func (b *bench) removeAll(ctx context.Context, e *engine) error {
+	cs, err := e.api.list(ctx, b.label)
+	if err != nil {
+		return err
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	for _, c := range cs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := e.api.remove(ctx, c.ID, true); err != nil && !strings.Contains(err.Error(), "404") {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return waitFor(ctx, 60*time.Second, "shims of removed containers to exit", func() (bool, error) {
+		pids, err := pidsOf(e.shim)
+		return len(pids) == 0, err
+	})
+}
+
+// waitFor polls cond every 20ms until it holds, it fails, ctx ends or
+// limit passes.
+func waitFor(ctx context.Context, limit time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("wait for %s: not after %s", what, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,174 @@
+//go:build linux
+
+// Command engine compares berthd's containers with Docker's on this
+// machine (issue 4's performance requirements).
+//
+//	go run ./bench/engine [-bin bin] [-n 30] [-warmup 3] [-rounds 3] [-count 50] [-scenario run-cli-none,...]
+//
+// It starts, each with its own data root, exec root, socket and daemon.json
+// in a work directory under -dir (default /var/tmp, see bench/images for
+// why not /tmp):
+//
+//   - berthd from -bin (default: `make build` into the work directory),
+//     with a default bridge named bbe<random> and so an nftables table of
+//     its own, berth-bbe<random>;
+//   - Debian's dockerd (docker.io 20.10) with its own containerd, whose
+//     default network is a bridge the bench makes (bbd<random>, on a free
+//     /24 of 10.231.0.0/16) and which runs with --iptables=false
+//     --ip6tables=false --ip-forward=false --ip-masq=false and a cgroup
+//     parent of its own, so that it leaves the host's firewall alone. Its
+//     default network therefore has no NAT or filter rules while berth's
+//     has its nftables rules: the "none" scenarios compare like with like.
+//
+// The same busybox layer (testutil.BusyboxLayerTar) is `docker import`ed
+// into both as bench/busybox:engine. Both daemons are driven by the same
+// docker CLI binary with the same environment (only -H differs), and
+// separately through the Engine API directly (net/http on the socket,
+// API v1.41), which leaves out the CLI's own start-up.
+//
+// Scenarios (all by default, in this order):
+//
+//	run-cli-none      docker run --rm --network none IMG true
+//	run-api-none      create, start, wait, remove of `true`, each timed
+//	run-cli-default   docker run --rm IMG true (default network)
+//	run-api-default   the API run on the default network
+//	many-cli-none     -count `docker run -d --network none IMG sleep 1000`
+//	                  processes at once; the wall time until all returned
+//	                  (each returns once its container runs)
+//	many-api-none     -count concurrent create+start API calls
+//	many-cli-default  and many-api-default: the same on the default network
+//
+// One-container scenarios run -warmup unmeasured then -n measured runs per
+// engine, interleaved berth, docker, berth, docker...; "many" scenarios
+// run one unmeasured round then -rounds measured ones. After each round
+// of a "many" scenario, once the engine is idle (its daemons and shims
+// used at most 20ms of CPU in a second), the bench records the RSS and
+// PSS of berthd, or dockerd and containerd, and of every container shim
+// (berth-shim; containerd-shim-runc-v2), then removes the containers.
+// It prints per scenario the median and p90 of each engine and the ratio
+// of medians, the memory table, and issue 4's targets, met or missed. An
+// engine that fails a scenario drops out of it with its error and the
+// bench goes on; the exit status is 1 if anything failed.
+//
+// Everything it made is removed when it ends, also on error or Ctrl-C:
+// containers, both daemons (SIGTERM, then a wait), containerd, the mounts
+// under the work directory (berthd's netns directory among them), both
+// bridges, berthd's nftables table, dockerd's cgroup parent and the work
+// directory.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var o options
+	flag.IntVar(&o.runs, "n", 30, "measured runs per engine of each one-container scenario")
+	flag.IntVar(&o.warmup, "warmup", 3, "unmeasured runs per engine before them")
+	flag.IntVar(&o.rounds, "rounds", 3, "measured rounds per engine of each many-container scenario")
+	flag.IntVar(&o.count, "count", 50, "containers started at once in a many-container round")
+	only := flag.String("scenario", "", "comma-separated scenarios to run (default all: "+scenarioNames()+")")
+	flag.StringVar(&o.binDir, "bin", "", "directory holding berthd, berth-shim, berth-runtime and berth-init (default: make build into the work directory)")
+	flag.StringVar(&o.parent, "dir", "/var/tmp", "directory to make the work directory in")
+	flag.StringVar(&o.logLevel, "berthd-log-level", "info", "berthd's --log-level (debug logs each API request's duration in the work directory's berth/berthd.log)")
+	flag.DurationVar(&o.timeout, "timeout", time.Minute, "limit of one container's run (five times it for a many-container round)")
+	flag.Parse()
+	if flag.NArg() > 0 || o.runs < 1 || o.warmup < 0 || o.rounds < 1 || o.count < 1 || o.timeout <= 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	var err error
+	if o.scenarios, err = selectScenarios(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/engine:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/engine: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("the bench runs berthd and dockerd: run it as root")
+	}
+	if o.binDir != "" {
+		for _, p := range []string{"berthd", "berth-shim", "berth-runtime", "berth-init"} {
+			if _, err := os.Stat(o.binDir + "/" + p); err != nil {
+				return fmt.Errorf("-bin: %w", err)
+			}
+		}
+	}
+	b, err := newBench(o)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.cleanup(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	all := map[string][]*result{}
+	var failed []string
+	for _, sc := range o.scenarios {
+		results := b.runScenario(ctx, sc)
+		all[sc.name] = results
+		b.printScenario(sc, results)
+		for _, r := range results {
+			if r.err != nil {
+				failed = append(failed, sc.name+"/"+r.engine)
+			}
+		}
+	}
+	b.printMemory(all)
+	b.printTargets(all)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func scenarioNames() string {
+	var names []string
+	for _, s := range allScenarios {
+		names = append(names, s.name)
+	}
+	return strings.Join(names, ",")
+}
+
+func selectScenarios(list string) ([]scenario, error) {
+	if list == "" || list == "all" {
+		return allScenarios, nil
+	}
+	var out []scenario
+	for _, name := range strings.Split(list, ",") {
+		found := false
+		for _, s := range allScenarios {
+			if s.name == strings.TrimSpace(name) {
+				out = append(out, s)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
+		}
+	}
+	return out, nil
+}
