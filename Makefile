@@ -45,6 +45,7 @@ test: deps build lint
 bench: deps build
 	$(GO) run ./bench -runtime $(CURDIR)/$(BIN)/berth-runtime
 	$(GO) run ./bench/images
+	$(GO) run ./bench/engine -bin $(CURDIR)/$(BIN)
 
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(BIN)/berth-runtime
