@@ -61,34 +61,48 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, opts AttachOpt
 	e.mu.Lock()
 	tty, openStdin, stdinOnce := e.c.Config.Tty, e.c.Config.OpenStdin, e.c.Config.StdinOnce
 	e.mu.Unlock()
-	if opts.Logs {
-		_, err := d.ContainerLogs(ctx, ref, LogsOptions{Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, Tail: -1}, func(l LogEntry) error {
-			w := opts.Stdout
-			if l.Stream == "stderr" && !tty {
-				w = opts.Stderr
-			}
-			if w == nil {
-				return nil
-			}
-			_, err := w.Write(l.Line)
-			return err
-		})
-		if err != nil && !errdefs.IsNotImplemented(err) {
-			return err
+	attached := func() {
+		if opts.Attached != nil {
+			opts.Attached()
 		}
 	}
-	if !opts.Stream {
+	replay := func() error {
+		if opts.Logs {
+			_, err := d.ContainerLogs(ctx, ref, LogsOptions{Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, Tail: -1}, func(l LogEntry) error {
+				w := opts.Stdout
+				if l.Stream == "stderr" && !tty {
+					w = opts.Stderr
+				}
+				if w == nil {
+					return nil
+				}
+				_, err := w.Write(l.Line)
+				return err
+			})
+			if err != nil && !errdefs.IsNotImplemented(err) {
+				return err
+			}
+		}
 		return nil
+	}
+	if !opts.Stream {
+		attached()
+		return replay()
 	}
 	keys, err := parseDetachKeys(opts.DetachKeys)
 	if err != nil {
 		return err
 	}
+	if !tty {
+		keys = nil // Docker honours detach keys only with a TTY
+	}
 	aopts := shim.AttachOptions{
 		Stdin:     opts.Stdin != nil && openStdin,
 		Stdout:    opts.Stdout != nil,
 		Stderr:    opts.Stderr != nil && !tty,
-		StdinOnce: stdinOnce,
+		// With a TTY, the client's EOF must not close the container's
+		// stdin (a detach would end `run -it`), as in Docker.
+		StdinOnce: stdinOnce && !tty,
 	}
 	type streams struct {
 		in       io.WriteCloser
@@ -112,6 +126,10 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, opts AttachOpt
 	} else {
 		e.attachers = append(e.attachers, attach)
 		e.mu.Unlock()
+	}
+	attached()
+	if err := replay(); err != nil {
+		return err
 	}
 	var s streams
 	select {

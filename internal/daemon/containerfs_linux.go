@@ -81,10 +81,29 @@ func (d *Daemon) openView(ctx context.Context, c *container.Container, running b
 		}
 		rootPath = dir
 	}
-	if err := v.openAt(rootPath, c.Mounts); err != nil {
+	mounts := c.Mounts
+	if running {
+		// The container sees its own hosts, hostname and resolv.conf.
+		mounts = append(slices.Clone(mounts), networkFileMounts(c)...)
+	}
+	if err := v.openAt(rootPath, mounts); err != nil {
 		return nil, fmt.Errorf("container %s: file system view: %w", c.ID, err)
 	}
 	return v, nil
+}
+
+// networkFileMounts are the files berth binds over /etc in a running
+// container, as bind mounts.
+func networkFileMounts(c *container.Container) []container.Mount {
+	var out []container.Mount
+	for _, f := range []struct{ src, dst string }{
+		{c.Network.HostsPath, "/etc/hosts"}, {c.Network.HostnamePath, "/etc/hostname"}, {c.Network.ResolvConfPath, "/etc/resolv.conf"},
+	} {
+		if f.src != "" {
+			out = append(out, container.Mount{Type: volume.TypeBind, Source: f.src, Destination: f.dst, RW: !c.HostConfig.ReadonlyRootfs})
+		}
+	}
+	return out
 }
 
 // openAt opens the view's namespace with the root at rootPath and the

@@ -105,8 +105,13 @@ type AttachOptions struct {
 	// Logs replays the log before the live output; Stream attaches to
 	// the live streams (without it, only Logs is served).
 	Logs, Stream bool
-	// DetachKeys override the default ctrl-p,ctrl-q.
+	// DetachKeys override the default ctrl-p,ctrl-q (with a TTY only, as
+	// Docker: without one, stdin is copied as it is).
 	DetachKeys string
+	// Attached, if set, is called once the attach is registered and
+	// before any output is written: a client may start the container
+	// from then on without missing output.
+	Attached func()
 }
 
 // ErrDetached is returned by Attach and StartExec when the client typed

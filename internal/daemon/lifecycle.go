@@ -29,32 +29,49 @@ const startTimeout = 2 * time.Minute
 const defaultStopTimeout = 10
 
 // StartContainer starts a created or stopped container. Starting a running
-// one is ErrNotModified.
+// one is ErrNotModified. A container made with auto-remove that fails to
+// start is removed, as Docker does (its waiters see it go).
 func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 	e, err := d.ctrs.get(ref)
 	if err != nil {
 		return err
 	}
+	autoRemove, err := d.start(ctx, e, ref)
+	if err != nil && autoRemove {
+		e.mu.Lock()
+		id := e.c.ID
+		e.mu.Unlock()
+		if rerr := d.RemoveContainer(context.WithoutCancel(ctx), id, RemoveContainerOptions{Force: true, Volumes: true}); rerr != nil && !errdefs.IsNotFound(rerr) {
+			log.G(ctx).Warn("remove container after its failed start", "container", id, "error", rerr)
+		}
+	}
+	return err
+}
+
+// start is StartContainer under e's locks; it reports whether the
+// container auto-removes.
+func (d *Daemon) start(ctx context.Context, e *ctrEntry, ref string) (bool, error) {
 	e.op.Lock()
 	defer e.op.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.removed {
-		return noSuchContainer(ref)
+		return false, noSuchContainer(ref)
 	}
+	autoRemove := e.c.HostConfig.AutoRemove
 	switch e.c.State.Status {
 	case api.StateRunning:
-		return fmt.Errorf("container %s is already running: %w", e.c.ID, errdefs.ErrNotModified)
+		return false, fmt.Errorf("container %s is already running: %w", e.c.ID, errdefs.ErrNotModified)
 	case api.StatePaused:
-		return fmt.Errorf("cannot start a paused container, try unpause instead: %w", errdefs.ErrConflict)
+		return false, fmt.Errorf("cannot start a paused container, try unpause instead: %w", errdefs.ErrConflict)
 	case api.StateRemoving, api.StateDead:
-		return fmt.Errorf("container is marked for removal and cannot be started: %w", errdefs.ErrConflict)
+		return false, fmt.Errorf("container is marked for removal and cannot be started: %w", errdefs.ErrConflict)
 	case api.StateRestarting:
 		e.cancelRestart()
 	}
 	e.c.ManuallyStopped = false
 	e.c.RestartCount = 0
-	return d.startLocked(ctx, e)
+	return autoRemove, d.startLocked(ctx, e)
 }
 
 // startLocked mounts the container's root, sets up its network and mounts,

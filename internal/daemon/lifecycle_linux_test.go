@@ -205,23 +205,19 @@ func TestAttachBeforeStart(t *testing.T) {
 	var out, errOut bytes.Buffer
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	registered := make(chan struct{})
 	go func() {
-		done <- td.AttachContainer(ctx, id, AttachOptions{Stdin: pr, Stdout: &out, Stderr: &errOut, Stream: true})
+		done <- td.AttachContainer(ctx, id, AttachOptions{Stdin: pr, Stdout: &out, Stderr: &errOut, Stream: true,
+			Attached: func() { close(registered) }})
 	}()
-	// Start only once the attach is registered.
-	deadline := time.Now().Add(testTimeout)
-	for {
-		e, _ := td.ctrs.get(id)
-		e.mu.Lock()
-		n := len(e.attachers)
-		e.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("attach never registered")
-		}
-		time.Sleep(5 * time.Millisecond)
+	// Start only once the attach says it is registered, as a client that
+	// waits for the response head does.
+	select {
+	case <-registered:
+	case err := <-done:
+		t.Fatalf("attach ended before it registered: %v", err)
+	case <-time.After(testTimeout):
+		t.Fatal("attach never registered")
 	}
 	if err := td.StartContainer(ctx, id); err != nil {
 		t.Fatal(err)

@@ -38,7 +38,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request, p param
 	tty := v.Config != nil && v.Config.Tty
 	ctx, cancel := s.streamContext(r)
 	defer cancel()
-	h, err := hijack(w, r, streamContentType(tty, p.version))
+	h, err := hijackQuiet(w, r, streamContentType(tty, p.version))
 	if err != nil {
 		return err
 	}
@@ -49,6 +49,9 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request, p param
 		Logs:       boolValue(r, "logs"),
 		Stream:     boolValue(r, "stream"),
 		DetachKeys: detachKeys,
+		// The client starts the container once it reads the head: send
+		// it only when the attach is registered, so no output is missed.
+		Attached: func() { _ = h.sendHead() },
 	}
 	if boolValue(r, "stdin") {
 		opts.Stdin = h.stdinReader()

@@ -147,10 +147,28 @@ type hijacked struct {
 	// what names the stream in logs; sent counts the bytes written to it.
 	what string
 	sent atomic.Int64
+	// head is the response head, sent once by sendHead (before the first
+	// byte of the stream at the latest).
+	head     []byte
+	headOnce sync.Once
+	headErr  error
+}
+
+// sendHead writes the response head if it has not been written yet.
+func (h *hijacked) sendHead() error {
+	h.headOnce.Do(func() {
+		if _, err := h.conn.Write(h.head); err != nil {
+			h.headErr = fmt.Errorf("%s: write response head: %w", h.what, err)
+		}
+	})
+	return h.headErr
 }
 
 // Write writes p to the client and counts it.
 func (h *hijacked) Write(p []byte) (int, error) {
+	if err := h.sendHead(); err != nil {
+		return 0, err
+	}
 	n, err := h.conn.Write(p)
 	h.sent.Add(int64(n))
 	return n, err
@@ -162,6 +180,22 @@ func (h *hijacked) Write(p []byte) (int, error) {
 // stream type; then the headers set so far (Server, API-Version...).
 // After it returns, the caller owns the connection and must close it.
 func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijacked, error) {
+	h, err := hijackQuiet(w, r, contentType)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.sendHead(); err != nil {
+		h.conn.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// hijackQuiet takes over the connection like hijack but leaves the
+// response head unsent until sendHead, the first Write or close: an
+// attach sends it only once the daemon registered the attach, because
+// the client starts the container as soon as it reads it.
+func hijackQuiet(w http.ResponseWriter, r *http.Request, contentType string) (*hijacked, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, fmt.Errorf("%s %s: the connection cannot be hijacked: %w", r.Method, r.URL.Path, errdefs.ErrNotImplemented)
@@ -179,11 +213,7 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 	}
 	_ = w.Header().WriteSubset(&head, map[string]bool{"Content-Type": true, "Content-Length": true, "Connection": true, "Upgrade": true})
 	head.WriteString("\r\n")
-	if _, err := conn.Write(head.Bytes()); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%s %s: write response head: %w", r.Method, r.URL.Path, err)
-	}
-	h := &hijacked{conn: conn, in: conn, what: r.Method + " " + r.URL.Path}
+	h := &hijacked{conn: conn, in: conn, what: r.Method + " " + r.URL.Path, head: head.Bytes()}
 	h.hangup, h.stopWatch = watchHangup(conn)
 	if n := rw.Reader.Buffered(); n > 0 {
 		early, _ := rw.Reader.Peek(n)
@@ -195,6 +225,7 @@ func hijack(w http.ResponseWriter, r *http.Request, contentType string) (*hijack
 // close ends the stream: the write side first, so the client reads every
 // byte sent and then EOF, then the whole connection.
 func (h *hijacked) close() {
+	_ = h.sendHead()
 	h.stopWatch()
 	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
