@@ -97,9 +97,9 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, opts AttachOpt
 		keys = nil // Docker honours detach keys only with a TTY
 	}
 	aopts := shim.AttachOptions{
-		Stdin:     opts.Stdin != nil && openStdin,
-		Stdout:    opts.Stdout != nil,
-		Stderr:    opts.Stderr != nil && !tty,
+		Stdin:  opts.Stdin != nil && openStdin,
+		Stdout: opts.Stdout != nil,
+		Stderr: opts.Stderr != nil && !tty,
 		// With a TTY, the client's EOF must not close the container's
 		// stdin (a detach would end `run -it`), as in Docker.
 		StdinOnce: stdinOnce && !tty,
