@@ -10,6 +10,7 @@ import (
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/container"
 	"github.com/berth-project/berth/internal/errdefs"
@@ -155,7 +156,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	// Produce the spec once now, so that what start would refuse (an
 	// unknown user, a bad capability) is refused at create, as Docker does.
 	err = snapshot.WithTempMount(ctx, mounts, func(root string) error {
-		_, err := d.buildSpec(c, root, nil)
+		_, err := d.buildSpec(c, root, createJoins(c.HostConfig))
 		return err
 	})
 	if err != nil {
@@ -172,6 +173,23 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	d.ctrs.add(e)
 	d.publishContainer("create", c, nil)
 	return CreateContainerResult{ID: id, Warnings: warnings}, nil
+}
+
+// createJoins stands in for the namespaces shared with other containers
+// (network, pid and ipc modes "container:<ref>"), which are found only at
+// start, so that the spec can be checked at create.
+func createJoins(hc *api.HostConfig) map[specs.LinuxNamespaceType]string {
+	join := map[specs.LinuxNamespaceType]string{}
+	if hc.NetworkMode.IsContainer() {
+		join[specs.NetworkNamespace] = "/proc/self/ns/net"
+	}
+	if hc.PidMode.IsContainer() {
+		join[specs.PIDNamespace] = "/proc/self/ns/pid"
+	}
+	if hc.IpcMode.IsContainer() {
+		join[specs.IPCNamespace] = "/proc/self/ns/ipc"
+	}
+	return join
 }
 
 // validateHostConfig refuses combinations Docker refuses at create.
