@@ -1,15 +1,16 @@
-// Command berth is a placeholder until its issue lands; it prints its version.
+// Command berth is the command line client of berthd, with Docker's
+// commands and flags. The work is done in internal/cli.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/berth-project/berth/internal/cli/commands"
 )
 
 // version is set at build time from git describe.
 var version = "dev"
 
 func main() {
-	fmt.Fprintf(os.Stderr, "berth %s: not implemented yet\n", version)
-	os.Exit(1)
+	os.Exit(commands.Main(os.Args[1:], version))
 }

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// StatsOptions are the options of stats.
+type StatsOptions struct {
+	All, NoStream, NoTrunc bool
+	Format                 string
+	Containers             []string
+}
+
+const defaultStatsTable = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+
+var statsHeaders = map[string]string{
+	"ID": "CONTAINER ID", "Name": "NAME", "Container": "CONTAINER", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
+	"MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+}
+
+// StatsRow is one container's usage as stats templates see it.
+type StatsRow struct {
+	container, id, name        string
+	cpu, mem, memLimit, memPct float64
+	netRx, netTx, blkR, blkW   float64
+	pids                       uint64
+	trunc                      bool
+}
+
+// MarshalJSON is what {{json .}} prints.
+func (r *StatsRow) MarshalJSON() ([]byte, error) { return rowJSON(r) }
+
+// Container is the container as named on the command line.
+func (r *StatsRow) Container() string { return r.container }
+
+// ID is the container's ID.
+func (r *StatsRow) ID() string {
+	if r.trunc {
+		return shortID(r.id)
+	}
+	return r.id
+}
+
+// Name is the container's name.
+func (r *StatsRow) Name() string { return strings.TrimPrefix(r.name, "/") }
+
+// CPUPerc is the CPU use in percent of one CPU.
+func (r *StatsRow) CPUPerc() string { return fmt.Sprintf("%.2f%%", r.cpu) }
+
+// MemUsage is the memory used and the limit.
+func (r *StatsRow) MemUsage() string {
+	return units.BytesSize(r.mem) + " / " + units.BytesSize(r.memLimit)
+}
+
+// MemPerc is the memory used in percent of the limit.
+func (r *StatsRow) MemPerc() string { return fmt.Sprintf("%.2f%%", r.memPct) }
+
+// NetIO is the bytes received and sent.
+func (r *StatsRow) NetIO() string {
+	return units.HumanSizeWithPrecision(r.netRx, 3) + " / " + units.HumanSizeWithPrecision(r.netTx, 3)
+}
+
+// BlockIO is the bytes read and written on block devices.
+func (r *StatsRow) BlockIO() string {
+	return units.HumanSizeWithPrecision(r.blkR, 3) + " / " + units.HumanSizeWithPrecision(r.blkW, 3)
+}
+
+// PIDs is the number of processes.
+func (r *StatsRow) PIDs() string { return fmt.Sprint(r.pids) }
+
+// statsRow computes a row from a stats sample, as docker stats does.
+func statsRow(name string, s *container.StatsResponse, trunc bool) *StatsRow {
+	r := &StatsRow{container: name, id: s.ID, name: s.Name, trunc: trunc}
+	cpuDelta := float64(s.CPUStats.CPUUsage.TotalUsage) - float64(s.PreCPUStats.CPUUsage.TotalUsage)
+	sysDelta := float64(s.CPUStats.SystemUsage) - float64(s.PreCPUStats.SystemUsage)
+	online := float64(s.CPUStats.OnlineCPUs)
+	if online == 0 {
+		online = float64(len(s.CPUStats.CPUUsage.PercpuUsage))
+	}
+	if sysDelta > 0 && cpuDelta > 0 {
+		r.cpu = cpuDelta / sysDelta * online * 100
+	}
+	mem := float64(s.MemoryStats.Usage)
+	for _, k := range []string{"total_inactive_file", "inactive_file"} {
+		if v, ok := s.MemoryStats.Stats[k]; ok && float64(v) < mem {
+			mem -= float64(v)
+			break
+		}
+	}
+	r.mem, r.memLimit = mem, float64(s.MemoryStats.Limit)
+	if r.memLimit > 0 {
+		r.memPct = mem / r.memLimit * 100
+	}
+	for _, n := range s.Networks {
+		r.netRx += float64(n.RxBytes)
+		r.netTx += float64(n.TxBytes)
+	}
+	for _, e := range s.BlkioStats.IoServiceBytesRecursive {
+		switch strings.ToLower(e.Op) {
+		case "read":
+			r.blkR += float64(e.Value)
+		case "write":
+			r.blkW += float64(e.Value)
+		}
+	}
+	r.pids = s.PidsStats.Current
+	return r
+}
+
+// Stats prints containers' resource usage: once with --no-stream, else
+// refreshed every second until interrupted.
+func (c *CLI) Stats(ctx context.Context, o StatsOptions) error {
+	f := Formatter{Format: o.Format, DefaultTable: defaultStatsTable, Headers: statsHeaders}
+	if err := f.ParseFormat(); err != nil {
+		return err
+	}
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	names := o.Containers
+	if len(names) == 0 {
+		list, err := cl.ContainerList(ctx, client.ContainerListOptions{All: o.All})
+		if err != nil {
+			return c.daemonError(err)
+		}
+		for _, s := range list.Items {
+			names = append(names, shortID(s.ID))
+		}
+	}
+	var (
+		mu   sync.Mutex
+		rows = make([]*StatsRow, len(names))
+		errs = make([]error, len(names))
+		wg   sync.WaitGroup
+	)
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := cl.ContainerStats(ctx, name, client.ContainerStatsOptions{Stream: !o.NoStream})
+			if err != nil {
+				mu.Lock()
+				errs[i] = c.daemonError(err)
+				mu.Unlock()
+				return
+			}
+			defer res.Body.Close()
+			dec := json.NewDecoder(res.Body)
+			for {
+				var s container.StatsResponse
+				if err := dec.Decode(&s); err != nil {
+					if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+						mu.Lock()
+						errs[i] = fmt.Errorf("stats of %s: %w", name, err)
+						mu.Unlock()
+					}
+					return
+				}
+				mu.Lock()
+				rows[i] = statsRow(name, &s, !o.NoTrunc)
+				mu.Unlock()
+				if o.NoStream {
+					return
+				}
+			}
+		}()
+	}
+	render := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		var list []any
+		for _, r := range rows {
+			if r != nil {
+				list = append(list, r)
+			}
+		}
+		return f.Write(c.Out, list)
+	}
+	if o.NoStream {
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return render()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			for _, err := range errs {
+				if err != nil {
+					return err
+				}
+			}
+			return render()
+		case <-tick.C:
+			if c.Out.IsTerminal() {
+				fmt.Fprint(c.Out, "\033[2J\033[H")
+			}
+			if err := render(); err != nil {
+				return err
+			}
+		}
+	}
+}
