@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // dockerCLI is the docker client the tests drive.
@@ -36,11 +38,18 @@ var (
 	binDir    string
 )
 
+// tempDirs are directories the tests share, removed by TestMain.
+var tempDirs []string
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	for _, d := range tempDirs {
+		os.RemoveAll(d)
+	}
+	testutil.CleanupCache()
 	os.Exit(code)
 }
 
@@ -100,6 +109,7 @@ type Daemon struct {
 	SocketKept bool
 
 	cmd    *exec.Cmd
+	killed bool // the test killed berthd: its exit status is no failure
 	log    *lockedBuffer
 	exited chan struct{}
 	err    error // Wait's result, valid once exited is closed
@@ -132,7 +142,6 @@ func newDaemon(t *testing.T, args ...string) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	d := &Daemon{
 		Dir:      dir,
 		DataRoot: filepath.Join(dir, "data"),
@@ -146,6 +155,12 @@ func newDaemon(t *testing.T, args ...string) *Daemon {
 	if len(d.Bridge) > 15 {
 		d.Bridge = d.Bridge[:15]
 	}
+	// Registered first, this runs after stop: whatever a daemon that
+	// failed to start or was killed left on the host goes too.
+	t.Cleanup(func() {
+		d.cleanupHost(t)
+		os.RemoveAll(dir)
+	})
 	d.Args = append([]string{"-H", d.Host, "--data-root", d.DataRoot, "--exec-root", d.ExecRoot,
 		"--config-file", filepath.Join(dir, "daemon.json"), "--log-level", "debug", "--bridge", d.Bridge}, args...)
 	return d
@@ -172,6 +187,7 @@ func startDaemon(t *testing.T, args ...string) *Daemon {
 func (d *Daemon) start(t *testing.T) error {
 	t.Helper()
 	notifyPath := filepath.Join(d.Dir, "notify.sock")
+	os.Remove(notifyPath) // a killed predecessor's
 	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
 	if err != nil {
 		return err
@@ -244,7 +260,10 @@ func (d *Daemon) signal(t *testing.T, sig syscall.Signal) {
 }
 
 // stop sends SIGTERM, waits for the exit and checks that it was clean: exit
-// status 0 and no mount left under the daemon's directory.
+// status 0 (unless the test killed it), no container's shim still running,
+// and, once what a daemon keeps for live restore (its network namespace
+// directory, bridge and firewall table) is removed, no mount left under
+// the daemon's directory.
 func (d *Daemon) stop(t *testing.T) {
 	t.Helper()
 	defer d.notify.Close()
@@ -261,9 +280,14 @@ func (d *Daemon) stop(t *testing.T) {
 			return
 		}
 	}
-	if d.err != nil {
+	if d.err != nil && !d.killed {
 		t.Errorf("berthd exited with %v\nlog:\n%s", d.err, d.log)
 	}
+	for _, p := range d.shims(t) {
+		t.Errorf("container shim %d still runs after berthd exited (the test did not remove its container): %s", p.pid, p.cmdline)
+		p.kill(t, d)
+	}
+	d.cleanupHost(t)
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(d.Dir))
 	if err != nil {
 		t.Errorf("read mounts: %v", err)
