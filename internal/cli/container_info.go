@@ -19,11 +19,12 @@ import (
 
 // InspectOptions are the options of inspect and the inspect subcommands.
 type InspectOptions struct {
-	Format  string
-	Size    bool
-	Type    string // container, image, network, volume, or "" for any
-	Verbose bool   // network inspect -v
-	Names   []string
+	Format   string
+	Size     bool
+	Type     string // container, image, network, volume, or "" for any
+	Verbose  bool   // network inspect -v
+	Platform string // image inspect --platform
+	Names    []string
 }
 
 // Inspect prints low-level information on objects of any type (or of
@@ -84,7 +85,15 @@ func (c *CLI) inspectOne(ctx context.Context, cl *client.Client, o InspectOption
 		}
 	}
 	if try("image") {
-		r, err := cl.ImageInspect(ctx, name)
+		var opts []client.ImageInspectOption
+		if o.Platform != "" {
+			p, err := ParsePlatform(o.Platform)
+			if err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, client.ImageInspectWithPlatform(&p))
+		}
+		r, err := cl.ImageInspect(ctx, name, opts...)
 		if err == nil || !cerrdefs.IsNotFound(err) || o.Type != "" {
 			return r.InspectResponse, nil, err
 		}

@@ -32,7 +32,11 @@ func (a *app) containerGroup() *cobra.Command {
 }
 
 func (a *app) newRunCommand() *cobra.Command {
-	o := &cli.RunOptions{ContainerOptions: cli.NewContainerOptions()}
+	return a.runCommand(&cli.RunOptions{ContainerOptions: cli.NewContainerOptions()})
+}
+
+// runCommand is berth run filling o (tests parse flags into their own).
+func (a *app) runCommand(o *cli.RunOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create and run a new container from an image",

@@ -200,6 +200,7 @@ func (a *app) newImageInspectCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&o.Format, "format", "f", "", inspectFormatHelp)
+	cmd.Flags().StringVar(&o.Platform, "platform", "", "Inspect a specific platform of the multi-platform image")
 	return cmd
 }
 
