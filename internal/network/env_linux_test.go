@@ -150,8 +150,12 @@ func (e *env) cleanup() {
 		t.Errorf("delete firewall table: %v", err)
 	}
 	for name := range e.hostIfs {
-		if _, err := netlink.LinkByName(name); err == nil {
+		if l, err := netlink.LinkByName(name); err == nil {
 			t.Errorf("veth %s left behind", name)
+			// Deleting one end deletes the pair.
+			if err := netlink.LinkDel(l); err != nil {
+				t.Errorf("delete veth %s: %v", name, err)
+			}
 		}
 	}
 	for b := range e.bridges {

@@ -19,7 +19,8 @@ import (
 // checked and repaired, their host ports reserved again and their DNS
 // servers restarted. Those of other containers are torn down, and so is
 // what no record explains: namespace files in <ExecRoot>/netns and veths
-// on berth's bridges. Finally berth's nftables table is rebuilt, in one
+// on berth's bridges, and berth's veth pairs left with both ends on the
+// host. Finally berth's nftables table is rebuilt, in one
 // transaction, with exactly the rules of the networks and kept ports. Call
 // it once, right after New. Errors are collected; Restore does all it can.
 func (m *Manager) Restore(ctx context.Context, running map[string]bool) error {
@@ -106,7 +107,9 @@ func (m *Manager) Restore(ctx context.Context, running map[string]bool) error {
 			continue
 		}
 		for _, name := range names {
-			if keptIfs[name] || !strings.HasPrefix(name, "veth") {
+			// Host ends are named by bridge.HostIfName, or "veth" and 11
+			// hex digits by berths before it.
+			if keptIfs[name] || !bridge.IsHostIfName(name) && !strings.HasPrefix(name, "veth") {
 				continue
 			}
 			log.G(ctx).Info("network: removing a stray veth", "interface", name, "bridge", n.rec.Bridge)
@@ -114,6 +117,15 @@ func (m *Manager) Restore(ctx context.Context, running map[string]bool) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	// Pairs with both ends on the host are no container's (see
+	// bridge.RemoveStrayPairs), whichever daemon left them.
+	removed, err := bridge.RemoveStrayPairs()
+	for _, name := range removed {
+		log.G(ctx).Info("network: removed a stray veth pair", "interface", name)
+	}
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := m.fw.Sync(m.firewallNetworks(), ports); err != nil {
 		errs = append(errs, err)

@@ -144,20 +144,24 @@ func TestRestore(t *testing.T) {
 	nettest.Listen(t, a.NetNSPath, ":80", "a")
 
 	// Leftovers of a crash: a namespace file and a veth on the bridge
-	// that no record explains.
+	// (named as berths before HostIfPrefix did) that no record explains,
+	// and a pair of berth's naming with both ends on the host, on no
+	// bridge. The cleanup deletes them if Restore does not.
 	stray := filepath.Join(e.cfg.ExecRoot, "netns", "stray")
 	if err := newNetNS(stray); err != nil {
 		t.Fatal(err)
 	}
 	e.netnses[stray] = true
-	strayIf := "veth" + nettest.RandName("")[:11]
-	e.hostIfs[strayIf] = true
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: strayIf}, PeerName: nettest.RandName("p")}
-	if err := netlink.LinkAdd(veth); err != nil {
-		t.Fatal(err)
+	strayIf, strayPair := "veth"+nettest.RandName("")[:11], bridge.HostIfName(newID())
+	for _, name := range []string{strayIf, strayPair} {
+		e.hostIfs[name] = true
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: nettest.RandName("p")}
+		if err := netlink.LinkAdd(veth); err != nil {
+			t.Fatal(err)
+		}
 	}
 	br, _ := netlink.LinkByName(e.cfg.BridgeName)
-	if err := netlink.LinkSetMaster(veth, br); err != nil {
+	if err := netlink.LinkSetMaster(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: strayIf}}, br); err != nil {
 		t.Fatal(err)
 	}
 	// d's namespace vanished while the daemon was down.
@@ -189,8 +193,10 @@ func TestRestore(t *testing.T) {
 	if _, err := os.Stat(stray); err == nil {
 		t.Fatal("stray namespace file kept")
 	}
-	if _, err := netlink.LinkByName(strayIf); err == nil {
-		t.Fatal("stray veth kept")
+	for _, name := range []string{strayIf, strayPair} {
+		if _, err := netlink.LinkByName(name); err == nil {
+			t.Fatalf("stray veth %s kept", name)
+		}
 	}
 	if got, ok := e.m.Sandbox(idA); !ok || got.Ports[p80][0].HostPort != a.Ports[p80][0].HostPort {
 		t.Fatalf("a after restore = %+v, %v", got, ok)

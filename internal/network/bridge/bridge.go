@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
+	"strings"
 )
 
 // DefaultMTU is the MTU used when none is configured.
@@ -56,12 +57,31 @@ type Endpoint struct {
 	MTU int
 }
 
+// HostIfPrefix begins the name of every host end of a veth pair berth
+// makes (see HostIfName), so that berth's veths are told apart from other
+// software's, in `ip link` and when leftovers are cleaned up.
+const HostIfPrefix = "berth"
+
 // HostIfName derives the host-side veth name from an endpoint's ID, so the
-// daemon finds the same interface again after a restart: "veth" and 11 hex
-// digits of the ID's SHA-256.
+// daemon finds the same interface again after a restart: HostIfPrefix and
+// 10 hex digits of the ID's SHA-256 (15 bytes, the most a name can have).
 func HostIfName(endpointID string) string {
 	sum := sha256.Sum256([]byte(endpointID))
-	return "veth" + hex.EncodeToString(sum[:])[:11]
+	return HostIfPrefix + hex.EncodeToString(sum[:])[:10]
+}
+
+// IsHostIfName reports whether name has the form HostIfName gives.
+func IsHostIfName(name string) bool {
+	rest, ok := strings.CutPrefix(name, HostIfPrefix)
+	if !ok || len(rest) != 10 {
+		return false
+	}
+	for _, r := range rest {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // MACFromIP derives a locally administered MAC from an IPv4 address the

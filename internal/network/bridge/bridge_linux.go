@@ -385,6 +385,34 @@ func Detach(hostIfName string) error {
 	return nil
 }
 
+// RemoveStrayPairs deletes the veth pairs of the calling thread's
+// namespace whose one end has a name of HostIfName's form and whose peer is
+// in the same namespace. Attach creates the container's end directly in
+// the container's namespace, so berth never has such a pair in use: it is
+// a leftover (of a test, or of a berth that made the pair in two steps)
+// and no container's. It returns the names of the ends deleted.
+func RemoveStrayPairs() ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", classify(err))
+	}
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		veth, ok := l.(*netlink.Veth)
+		if !ok || !IsHostIfName(veth.Name) || veth.NetNsID >= 0 || veth.ParentIndex == 0 {
+			// Not berth's, or its peer is in another namespace.
+			continue
+		}
+		if err := netlink.LinkDel(veth); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete stray veth pair %s: %w", veth.Name, classify(err)))
+			continue
+		}
+		removed = append(removed, veth.Name)
+	}
+	return removed, errors.Join(errs...)
+}
+
 func checkName(name string) error {
 	if name == "" || len(name) > 15 || name == "." || name == ".." || strings.ContainsAny(name, "/ \t\n:") {
 		return fmt.Errorf("invalid interface name %q: %w", name, errdefs.ErrInvalidArgument)

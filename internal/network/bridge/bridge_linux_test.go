@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -340,3 +341,44 @@ func handleIn(t *testing.T, path string) *netlink.Handle {
 }
 
 func nsName(path string) string { return path[strings.LastIndex(path, "/")+1:] }
+
+// TestRemoveStrayPairs runs in namespaces of its own: a pair named as
+// berth names host ends with both ends in one namespace goes; a berth
+// end whose peer is in another namespace and a pair named otherwise stay.
+func TestRemoveStrayPairs(t *testing.T) {
+	nettest.RequireRoot(t)
+	host, other := nettest.NewNS(t), nettest.NewNS(t)
+	stray, kept, foreign := HostIfName(nettest.RandName("")), HostIfName(nettest.RandName("")), nettest.RandName("vbt")
+	var removed []string
+	err := nettest.Do(host, func() error {
+		ons, err := netns.GetFromPath(other)
+		if err != nil {
+			return err
+		}
+		defer ons.Close()
+		for _, v := range []*netlink.Veth{
+			{LinkAttrs: netlink.LinkAttrs{Name: stray}, PeerName: nettest.RandName("p")},
+			{LinkAttrs: netlink.LinkAttrs{Name: kept}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ons))},
+			{LinkAttrs: netlink.LinkAttrs{Name: foreign}, PeerName: nettest.RandName("p")},
+		} {
+			if err := netlink.LinkAdd(v); err != nil {
+				return fmt.Errorf("add %s: %w", v.Name, err)
+			}
+		}
+		if removed, err = RemoveStrayPairs(); err != nil {
+			return err
+		}
+		for name, want := range map[string]bool{stray: false, kept: true, foreign: true} {
+			if _, err := netlink.LinkByName(name); (err == nil) != want {
+				t.Errorf("%s present = %v, want %v", name, err == nil, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != stray {
+		t.Fatalf("removed %v, want [%s]", removed, stray)
+	}
+}

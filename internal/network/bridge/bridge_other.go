@@ -28,3 +28,6 @@ func Attach(string, Endpoint) error { return errNotLinux }
 
 // Detach is only implemented on Linux.
 func Detach(string) error { return errNotLinux }
+
+// RemoveStrayPairs is only implemented on Linux.
+func RemoveStrayPairs() ([]string, error) { return nil, errNotLinux }

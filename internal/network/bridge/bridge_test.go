@@ -16,7 +16,15 @@ func TestMACFromIP(t *testing.T) {
 
 func TestHostIfName(t *testing.T) {
 	a, b := HostIfName("abc"), HostIfName("abd")
-	if len(a) != 15 || a[:4] != "veth" || a == b || a != HostIfName("abc") {
+	if len(a) != 15 || a[:5] != "berth" || a == b || a != HostIfName("abc") {
 		t.Fatalf("HostIfName: %q %q", a, b)
+	}
+	if !IsHostIfName(a) {
+		t.Fatalf("IsHostIfName(%q) = false", a)
+	}
+	for _, name := range []string{"berth0", "berth", "veth0123456789a", "berth0123456789a", "berth012345678g", "Berth0123456789", "br-0123456789ab"} {
+		if IsHostIfName(name) {
+			t.Errorf("IsHostIfName(%q) = true", name)
+		}
 	}
 }
