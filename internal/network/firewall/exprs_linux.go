@@ -11,6 +11,14 @@ import (
 // This file builds the nftables expressions the rules are made of; each
 // function returns what the `nft` syntax in its comment compiles to.
 
+// The kind of the input and output interfaces ("bridge", "veth"...), as
+// rtnetlink names it; golang.org/x/sys lacks these keys (linux/
+// netfilter/nf_tables.h: NFT_META_IIFKIND, NFT_META_OIFKIND).
+const (
+	metaKeyIIFKIND expr.MetaKey = 26
+	metaKeyOIFKIND expr.MetaKey = 27
+)
+
 // ifname pads an interface name the way the kernel compares it.
 func ifname(n string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)

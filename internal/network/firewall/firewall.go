@@ -12,6 +12,9 @@
 //	chain forward          internal networks: nothing in or out of the
 //	                       bridge; other networks: no traffic between
 //	                       bridges unless it was DNATed to a published port
+//	chain forward-guard    when the daemon asks (SetForwardGuard): drop
+//	                       forwarded packets that neither enter nor leave
+//	                       a bridge
 //	chain prerouting,      packets for a local address go to chain ports
 //	chain output
 //	chain ports            one DNAT rule per published port

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
@@ -22,14 +23,19 @@ const (
 	chainOutput  = "output"
 	chainPorts   = "ports"
 	chainPost    = "postrouting"
+	chainGuard   = "forward-guard"
 
 	commentStatic = "static"
+	commentGuard  = "forward guard"
 )
 
 // Firewall edits berth's nftables table. It is safe for concurrent use.
 type Firewall struct {
 	mu    sync.Mutex
 	table *nftables.Table
+	// guard4 and guard6 tell which families the forward guard covers
+	// (SetForwardGuard); Sync keeps it.
+	guard4, guard6 bool
 }
 
 // New returns a Firewall for the table of that name ("" means
@@ -126,6 +132,66 @@ func (f *Firewall) Cleanup() error {
 		return fmt.Errorf("firewall: delete table %s: %w", f.table.Name, classify(err))
 	}
 	return nil
+}
+
+// SetForwardGuard makes the forward guard cover IPv4 and IPv6 forwarding
+// as asked, in one transaction; the table must exist (Init). The guard
+// drops forwarded packets that neither enter nor leave a bridge: the
+// daemon asks for it for the families whose forwarding it turned on
+// itself, so that the host, which forwarded nothing before, forwards only
+// containers' traffic and not, say, between two uplinks. It is a drop in
+// berth's own table and so final for every table; any bridge counts (not
+// only berth's) so that the containers of other engines and of other berth
+// daemons, whose bridged traffic passes the forward hook too when
+// br_netfilter is loaded, keep working. Sync keeps the guard.
+func (f *Firewall) SetForwardGuard(ipv4, ipv6 bool) error {
+	f.mu.Lock()
+	f.guard4, f.guard6 = ipv4, ipv6
+	f.mu.Unlock()
+	return f.edit("set the forward guard", func(c *nftables.Conn) error {
+		if err := f.delRules(c, chainForward, func(s string) bool { return s == commentGuard }); err != nil {
+			return err
+		}
+		guard := c.AddChain(&nftables.Chain{Name: chainGuard, Table: f.table})
+		c.FlushChain(guard)
+		f.guardRules(c, guard)
+		return nil
+	})
+}
+
+// guardRules queues the guard chain's rules and the forward chain's jumps
+// to it, for the families f.guard4 and f.guard6 name:
+//
+//	chain forward-guard { meta iifkind "bridge" return
+//	                      meta oifkind "bridge" return
+//	                      drop }
+//	chain forward       { meta nfproto ipv4 jump forward-guard }
+//
+// An interface without a kind (a physical NIC) fails the kind match, so
+// its packets reach the drop.
+func (f *Firewall) guardRules(c *nftables.Conn, guard *nftables.Chain) {
+	t := f.table
+	tag := comment(commentGuard)
+	for _, key := range []expr.MetaKey{metaKeyIIFKIND, metaKeyOIFKIND} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: guard, UserData: tag, Exprs: []expr.Any{
+			&expr.Meta{Key: key, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("bridge")},
+			verdict(expr.VerdictReturn)}})
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: guard, UserData: tag, Exprs: []expr.Any{verdict(expr.VerdictDrop)}})
+	fwd := &nftables.Chain{Name: chainForward, Table: t}
+	for _, fam := range []struct {
+		on    bool
+		proto byte
+	}{{f.guard4, unix.NFPROTO_IPV4}, {f.guard6, unix.NFPROTO_IPV6}} {
+		if !fam.on {
+			continue
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, UserData: tag, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{fam.proto}},
+			jump(chainGuard)}})
+	}
 }
 
 // AddNetwork installs a network's rules, replacing any it had, in one
@@ -266,7 +332,9 @@ func (f *Firewall) edit(what string, fn func(c *nftables.Conn) error) error {
 // of networks and ports.
 func (f *Firewall) build(c *nftables.Conn, networks []Network, ports []PortMapping) error {
 	t := c.AddTable(f.table)
-	set := &nftables.Set{Table: t, Name: setBridges, KeyType: nftables.TypeIFName}
+	// Names are strings in host byte order, which nft needs told to
+	// print them.
+	set := &nftables.Set{Table: t, Name: setBridges, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
 	var elems []nftables.SetElement
 	for _, n := range networks {
 		elems = append(elems, nftables.SetElement{Key: ifname(n.Bridge)})
@@ -284,6 +352,7 @@ func (f *Firewall) build(c *nftables.Conn, networks []Network, ports []PortMappi
 	out := base(chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
 	post := base(chainPost, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	c.AddChain(&nftables.Chain{Name: chainPorts, Table: t})
+	f.guardRules(c, c.AddChain(&nftables.Chain{Name: chainGuard, Table: t}))
 
 	static := comment(commentStatic)
 	loop := mustPrefix("127.0.0.0/8")

@@ -490,3 +490,129 @@ func TestRedirectDNS(t *testing.T) {
 		t.Fatal("missing namespace accepted")
 	}
 }
+
+// TestForwardGuard runs in namespaces of its own, never on the host: a
+// "router" namespace with forwarding on, two uplinks to namespaces left
+// and right, and a bridge with a container. The guard stops forwarding
+// between the uplinks and lets the container's traffic through both ways;
+// Sync keeps it and SetForwardGuard(false, false) lifts it.
+func TestForwardGuard(t *testing.T) {
+	nettest.RequireRoot(t)
+	router, left, right := nettest.NewNS(t), nettest.NewNS(t), nettest.NewNS(t)
+	subL, subR, subB := nettest.Subnet(t, testPool), nettest.Subnet(t, testPool), nettest.Subnet(t, testPool)
+	nth := func(p netip.Prefix, i int) netip.Addr {
+		a := p.Addr()
+		for range i {
+			a = a.Next()
+		}
+		return a
+	}
+	pfx := func(p netip.Prefix, i int) string { return netip.PrefixFrom(nth(p, i), p.Bits()).String() }
+	brName, ctr, ctr2 := nettest.RandName("bt"), nettest.NewNS(t), nettest.NewNS(t)
+	var f *Firewall
+	in := func(fn func() error) {
+		t.Helper()
+		if err := nettest.Do(router, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in(func() error {
+		for _, up := range []struct {
+			ns  string
+			sub netip.Prefix
+		}{{left, subL}, {right, subR}} {
+			peer, err := netns.GetFromPath(up.ns)
+			if err != nil {
+				return err
+			}
+			name := "up" + filepath.Base(up.ns)[len("btns"):][:6]
+			err = netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(peer))})
+			peer.Close()
+			if err != nil {
+				return err
+			}
+			l, err := netlink.LinkByName(name)
+			if err != nil {
+				return err
+			}
+			addr, _ := netlink.ParseAddr(pfx(up.sub, 1))
+			if err := netlink.AddrAdd(l, addr); err != nil {
+				return err
+			}
+			if err := netlink.LinkSetUp(l); err != nil {
+				return err
+			}
+		}
+		if err := bridge.Create(bridge.Config{Name: brName, Addrs: []netip.Prefix{netip.MustParsePrefix(pfx(subB, 1))}}); err != nil {
+			return err
+		}
+		for i, ns := range []string{ctr, ctr2} {
+			if err := bridge.Attach(brName, bridge.Endpoint{HostIfName: nettest.RandName("vbt"), NetNS: ns,
+				Addrs: []netip.Prefix{netip.MustParsePrefix(pfx(subB, 2+i))}, Gateways: []netip.Addr{nth(subB, 1)}}); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		var err error
+		if f, err = New(nettest.RandName("berthtest")); err != nil {
+			return err
+		}
+		return f.Init()
+	})
+	for _, up := range []struct {
+		ns  string
+		sub netip.Prefix
+	}{{left, subL}, {right, subR}} {
+		runIn(t, up.ns, "ip", "addr", "add", pfx(up.sub, 2), "dev", "eth0")
+		runIn(t, up.ns, "ip", "link", "set", "eth0", "up")
+		runIn(t, up.ns, "ip", "route", "add", "default", "via", nth(up.sub, 1).String())
+	}
+	nettest.Listen(t, right, ":80", "right")
+	nettest.Listen(t, ctr, ":80", "ctr")
+	toRight, toCtr := hostPort(nth(subR, 2), 80), hostPort(nth(subB, 2), 80)
+	reach := func(what, from, to, want string, ok bool) {
+		t.Helper()
+		wait := 5 * time.Second
+		if !ok {
+			wait = blocked
+		}
+		got, err := nettest.Fetch(from, to, wait)
+		if ok && (err != nil || got != want) {
+			t.Fatalf("%s: %q, %v; want %q", what, got, err, want)
+		}
+		if !ok && err == nil {
+			t.Fatalf("%s: got through (%q)", what, got)
+		}
+	}
+	reach("left -> right without the guard", left, toRight, "right", true)
+
+	in(func() error { return f.SetForwardGuard(true, false) })
+	reach("left -> right with the guard", left, toRight, "", false)
+	reach("container -> right", ctr, toRight, "right", true)
+	reach("right -> container", right, toCtr, "ctr", true)
+	reach("container -> container", ctr2, toCtr, "ctr", true)
+	var table string
+	in(func() error {
+		// Twice: the rules are replaced, not doubled; Sync keeps them.
+		if err := f.SetForwardGuard(true, false); err != nil {
+			return err
+		}
+		if err := f.Sync(nil, nil); err != nil {
+			return err
+		}
+		out, err := exec.Command("nft", "list", "table", "inet", f.Table()).CombinedOutput()
+		table = string(out)
+		return err
+	})
+	if n := strings.Count(table, "jump "+chainGuard); n != 1 || !strings.Contains(table, `iifkind "bridge" return`) {
+		t.Fatalf("guard rules after SetForwardGuard and Sync (%d jumps):\n%s", n, table)
+	}
+	reach("left -> right after Sync", left, toRight, "", false)
+	in(func() error { return f.SetForwardGuard(false, true) })
+	reach("left -> right with only the IPv6 guard", left, toRight, "right", true)
+	in(func() error { return f.SetForwardGuard(false, false) })
+	reach("left -> right with the guard lifted", left, toRight, "right", true)
+	in(f.Cleanup)
+}

@@ -29,6 +29,9 @@ func (*Firewall) Sync([]Network, []PortMapping) error { return errNotLinux }
 // Cleanup is only implemented on Linux.
 func (*Firewall) Cleanup() error { return errNotLinux }
 
+// SetForwardGuard is only implemented on Linux.
+func (*Firewall) SetForwardGuard(bool, bool) error { return errNotLinux }
+
 // AddNetwork is only implemented on Linux.
 func (*Firewall) AddNetwork(Network) error { return errNotLinux }
 
