@@ -108,14 +108,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := prepareNetNSDir(m.netnsDir()); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	if cfg.IPForward {
-		ipv6 := false
-		for _, n := range m.networks {
-			ipv6 = ipv6 || n.rec.EnableIPv6
-		}
-		if err := enableForwarding(ipv6); err != nil {
-			return nil, fmt.Errorf("network: %w", err)
-		}
+	ipv6 := false
+	for _, n := range m.networks {
+		ipv6 = ipv6 || n.rec.EnableIPv6
+	}
+	if err := m.forwarding(ctx, ipv6); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
 	}
 	return m, nil
 }

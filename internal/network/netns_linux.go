@@ -180,20 +180,32 @@ func linkExists(name string) bool {
 	return !errors.As(err, &nf)
 }
 
-// enableForwarding turns on IPv4 forwarding, and IPv6 forwarding too when
-// asked, in the calling thread's network namespace.
-func enableForwarding(ipv6 bool) error {
-	paths := []string{"/proc/sys/net/ipv4/ip_forward"}
+// turnOnForwarding turns on IPv4 forwarding (IPv6 forwarding with ipv6)
+// in the calling thread's network namespace and reports whether it was
+// off.
+func turnOnForwarding(ipv6 bool) (bool, error) {
+	p := "/proc/sys/net/ipv4/ip_forward"
 	if ipv6 {
-		paths = append(paths, "/proc/sys/net/ipv6/conf/all/forwarding")
+		p = "/proc/sys/net/ipv6/conf/all/forwarding"
 	}
-	for _, p := range paths {
-		if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) == "1" {
-			continue
-		}
-		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
-			return fmt.Errorf("enable forwarding: %w", err)
-		}
+	cur, err := os.ReadFile(p)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", p, err)
 	}
-	return nil
+	if strings.TrimSpace(string(cur)) == "1" {
+		return false, nil
+	}
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		return false, fmt.Errorf("enable forwarding: %w", err)
+	}
+	return true, nil
+}
+
+// bootID identifies the host's current boot.
+func bootID() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("read boot id: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -27,4 +27,6 @@ func reservePort(string, netip.Addr, uint16) (io.Closer, error) { return nil, er
 
 func linkExists(string) bool { return false }
 
-func enableForwarding(bool) error { return errNotLinux }
+func turnOnForwarding(bool) (bool, error) { return false, errNotLinux }
+
+func bootID() (string, error) { return "", errNotLinux }

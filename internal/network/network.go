@@ -101,7 +101,11 @@ type Config struct {
 	// once a network has IPv6), as dockerd's --ip-forward does. Outbound
 	// traffic needs it: the replies to masqueraded connections arrive on
 	// the uplink and are forwarded from there, and the bridges' own
-	// forwarding switch covers only the way out.
+	// forwarding switch covers only the way out. When forwarding was off,
+	// berth records that it turned it on and keeps a forward guard in its
+	// table (see firewall.SetForwardGuard), as Docker sets the FORWARD
+	// policy to drop: the host then forwards only what enters or leaves
+	// a bridge.
 	IPForward bool
 	// HostResolvConf and HostHosts are the host's resolver configuration
 	// and hosts file; "" means /etc/resolv.conf and /etc/hosts.

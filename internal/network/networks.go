@@ -90,7 +90,7 @@ func (m *Manager) Create(ctx context.Context, name string, req network.CreateReq
 		return "", "", fmt.Errorf("network %s: %w", name, err)
 	}
 	if m.cfg.IPForward && rec.EnableIPv6 {
-		if err := enableForwarding(true); err != nil {
+		if err := m.forwarding(ctx, true); err != nil {
 			return "", "", fmt.Errorf("create network %s: %w", name, err)
 		}
 	}
