@@ -8,7 +8,9 @@
 //
 //	set bridges            the bridges of berth's networks
 //	chain raw-prerouting   drop packets from a bridge to 127.0.0.0/8 (so
-//	                       route_localnet on a bridge opens nothing)
+//	                       route_localnet on a bridge opens nothing), and
+//	                       packets to a network's subnet that do not come
+//	                       from its bridge (no direct routing from outside)
 //	chain forward          internal networks: nothing in or out of the
 //	                       bridge; other networks: no traffic between
 //	                       bridges unless it was DNATed to a published port

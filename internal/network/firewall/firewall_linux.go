@@ -382,8 +382,18 @@ func (f *Firewall) networkRules(c *nftables.Conn, n Network, setID uint32) {
 	t := f.table
 	fwd := &nftables.Chain{Name: chainForward, Table: t}
 	post := &nftables.Chain{Name: chainPost, Table: t}
+	raw := &nftables.Chain{Name: chainRaw, Table: t}
 	tag := comment(netComment(n.Bridge))
 	drop := []expr.Any{verdict(expr.VerdictDrop)}
+	for _, s := range n.Subnets {
+		// No direct routing to the containers from elsewhere, as Docker
+		// 28: what is not published is not reachable from the network.
+		// Published ports are DNATed later (raw comes first) and replies
+		// to masqueraded traffic are addressed to the host then.
+		// iifname != BR ip daddr SUBNET drop
+		c.AddRule(&nftables.Rule{Table: t, Chain: raw, UserData: tag, Exprs: concat(
+			matchIfname(expr.MetaKeyIIFNAME, n.Bridge, false), matchPrefix(s, false), drop)})
+	}
 	if n.Internal {
 		// Inserted at the head so no later accept can let them through.
 		// iifname BR oifname != BR drop; oifname BR iifname != BR drop
@@ -427,7 +437,7 @@ func (f *Firewall) portRule(c *nftables.Conn, p PortMapping) {
 func (f *Firewall) delNetwork(c *nftables.Conn, bridge string) error {
 	want := netComment(bridge)
 	match := func(comment string) bool { return comment == want }
-	for _, ch := range []string{chainForward, chainPost} {
+	for _, ch := range []string{chainRaw, chainForward, chainPost} {
 		if err := f.delRules(c, ch, match); err != nil {
 			return err
 		}

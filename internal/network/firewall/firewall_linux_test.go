@@ -278,7 +278,26 @@ func TestMasquerade(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns1, _ := n.container(t, 2)
+	outside, hostIP, outsideIP := newOutside(t)
+	nettest.Listen(t, outside, ":80", "")
 
+	if got, err := nettest.Fetch(ns1, hostPort(outsideIP, 80), 5*time.Second); err != nil || got != hostIP.String() {
+		t.Fatalf("container -> outside = %q, %v; want to be seen as %s", got, err, hostIP)
+	}
+	if err := f.RemoveNetwork(n.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nettest.Fetch(ns1, hostPort(outsideIP, 80), blocked); err == nil {
+		t.Fatalf("reached the outside without masquerading (seen as %q)", got)
+	}
+}
+
+// newOutside puts an "outside" host in a namespace of its own, joined to
+// the host by a veth pair whose host end forwards (replies come in on the
+// uplink and are forwarded to a bridge); it returns the namespace, the
+// host's address on the link and the outside's.
+func newOutside(t *testing.T) (string, netip.Addr, netip.Addr) {
+	t.Helper()
 	uplink := nettest.Subnet(t, testPool)
 	hostIP, outsideIP := uplink.Addr().Next(), uplink.Addr().Next().Next()
 	outside := nettest.NewNS(t)
@@ -295,23 +314,46 @@ func TestMasquerade(t *testing.T) {
 	t.Cleanup(func() { _ = netlink.LinkDel(veth) })
 	runIn(t, "", "ip", "addr", "add", netip.PrefixFrom(hostIP, uplink.Bits()).String(), "dev", hostEnd)
 	runIn(t, "", "ip", "link", "set", hostEnd, "up")
-	// Replies come in on the uplink and are forwarded to the bridge.
 	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+hostEnd+"/forwarding", []byte("1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	runIn(t, outside, "ip", "addr", "add", netip.PrefixFrom(outsideIP, uplink.Bits()).String(), "dev", "eth0")
 	runIn(t, outside, "ip", "link", "set", "eth0", "up")
 	runIn(t, outside, "ip", "link", "set", "lo", "up")
-	nettest.Listen(t, outside, ":80", "")
+	return outside, hostIP, outsideIP
+}
 
-	if got, err := nettest.Fetch(ns1, hostPort(outsideIP, 80), 5*time.Second); err != nil || got != hostIP.String() {
-		t.Fatalf("container -> outside = %q, %v; want to be seen as %s", got, err, hostIP)
+// TestNoDirectRouting checks that an outside host routing to a
+// container's address through the host reaches it only through a
+// published port once the network's rules are in, as with Docker 28.
+func TestNoDirectRouting(t *testing.T) {
+	f := newFirewall(t)
+	n := newNet(t, false)
+	ns1, ip1 := n.container(t, 2)
+	nettest.Listen(t, ns1, ":80", "c")
+	outside, hostIP, _ := newOutside(t)
+	runIn(t, outside, "ip", "route", "add", n.subnet.String(), "via", hostIP.String())
+	if got, err := nettest.Fetch(outside, hostPort(ip1, 80), 5*time.Second); err != nil || got != "c" {
+		t.Fatalf("before rules: %q, %v", got, err)
+	}
+	if err := f.AddNetwork(n.Network); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nettest.Fetch(outside, hostPort(ip1, 80), blocked); err == nil {
+		t.Fatalf("outside reached the container directly: %q", got)
+	}
+	port := freePort(t)
+	if err := f.AddPort(PortMapping{HostPort: port, ContainerIP: ip1, ContainerPort: 80}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nettest.Fetch(outside, hostPort(hostIP, port), 5*time.Second); err != nil || got != "c" {
+		t.Fatalf("published port from outside: %q, %v", got, err)
 	}
 	if err := f.RemoveNetwork(n.Bridge); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := nettest.Fetch(ns1, hostPort(outsideIP, 80), blocked); err == nil {
-		t.Fatalf("reached the outside without masquerading (seen as %q)", got)
+	if out := listTable(t, f); strings.Contains(out, n.Bridge) {
+		t.Fatalf("network rules left after RemoveNetwork:\n%s", out)
 	}
 }
 
