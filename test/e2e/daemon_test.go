@@ -259,6 +259,34 @@ func (d *Daemon) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// kill kills berthd with SIGKILL, as a crash would, and waits for it to
+// exit; its containers keep running under their shims.
+func (d *Daemon) kill(t *testing.T) {
+	t.Helper()
+	d.killed = true
+	d.cmd.Process.Kill()
+	select {
+	case <-d.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("berthd did not exit within %v of SIGKILL", stopTimeout)
+	}
+	d.notify.Close()
+}
+
+// restart starts a new berthd on the directories and arguments of d,
+// which has exited (kill or stop), and registers its stop as startDaemon
+// does.
+func (d *Daemon) restart(t *testing.T) *Daemon {
+	t.Helper()
+	n := &Daemon{Dir: d.Dir, DataRoot: d.DataRoot, ExecRoot: d.ExecRoot, Socket: d.Socket, Host: d.Host, Bridge: d.Bridge,
+		Args: d.Args, Wrap: d.Wrap, ExtraFiles: d.ExtraFiles, SocketKept: d.SocketKept}
+	if err := n.start(t); err != nil {
+		t.Fatalf("restart berthd: %v\nlog:\n%s", err, n.log)
+	}
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
 // stop sends SIGTERM, waits for the exit and checks that it was clean: exit
 // status 0 (unless the test killed it), no container's shim still running,
 // and, once what a daemon keeps for live restore (its network namespace
