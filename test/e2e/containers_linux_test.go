@@ -255,6 +255,28 @@ func TestRunOptions(t *testing.T) {
 		}
 	})
 
+	t.Run("bind mounts", func(t *testing.T) {
+		c := e.cli(t)
+		dir := t.TempDir()
+		c.ok("run", "-d", "--name", "mnt", "-v", dir+":/data:ro", "-v", dir+":/rw", "--tmpfs", "/scratch", "busybox", "sleep", "1000")
+		defer c.ok("rm", "-f", "mnt")
+		want := `[{"Type":"bind","Source":"` + dir + `","Destination":"/data","Mode":"ro","RW":false,"Propagation":"rprivate"},` +
+			`{"Type":"bind","Source":"` + dir + `","Destination":"/rw","Mode":"","RW":true,"Propagation":"rprivate"}]`
+		if got := c.inspect("{{json .Mounts}}", "mnt"); got != want {
+			t.Errorf("Mounts:\n got %s\nwant %s", got, want)
+		}
+		c.ok("exec", "mnt", "sh", "-c", "echo through > /rw/f && touch /scratch/t")
+		if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "through\n" {
+			t.Errorf("file written through the bind mount: %q (%v)", b, err)
+		}
+		if r := c.run("", "exec", "mnt", "touch", "/data/g"); r.ExitCode != 1 || !strings.Contains(r.Stderr, "Read-only file system") {
+			t.Errorf("write to a read-only bind mount: %s", r)
+		}
+		if out := c.ok("exec", "mnt", "sh", "-c", "grep ' /scratch ' /proc/mounts | cut -d' ' -f3"); out != "tmpfs\n" {
+			t.Errorf("--tmpfs /scratch: %q", out)
+		}
+	})
+
 	t.Run("network", func(t *testing.T) {
 		e.requireNetwork(t)
 		c := e.cli(t)
@@ -346,4 +368,72 @@ func TestPsFormat(t *testing.T) {
 	if e.isBerth() && v.Networks != "bridge" {
 		t.Errorf("ps Networks of a container on the default bridge: %q", v.Networks)
 	}
+}
+
+// TestRunErrors checks docker run's refusals: exit code 125, Docker's
+// message, and no container left behind.
+func TestRunErrors(t *testing.T) {
+	t.Parallel()
+	e := startEngine(t)
+	c := e.cli(t)
+	c.ok("create", "--name", "taken", "busybox")
+	defer c.ok("rm", "taken")
+	id := c.id("taken")
+
+	// No registry answers on 127.0.0.1:1: the pull fails at once, without
+	// any traffic off the machine.
+	stderr := c.failWith(e, 125, `Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused`, "run", "--rm", "127.0.0.1:1/nope/img:1", "true")
+	if !strings.HasPrefix(stderr, "Unable to find image '127.0.0.1:1/nope/img:1' locally\n") {
+		t.Errorf("docker run of a missing image: %q", stderr)
+	}
+	c.failWith(e, 1, "No such image: 127.0.0.1:1/nope/img:1", "create", "--pull", "never", "127.0.0.1:1/nope/img:1")
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--name", "taken"}, `Conflict. The container name "/taken" is already in use by container "` + id +
+			`". You have to remove (or rename) that container to be able to reuse that name.`},
+		{[]string{"--name", "a b"}, "Invalid container name (a b), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
+		{[]string{"--name", "-bad"}, "Invalid container name (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
+		{[]string{"--name", "x"}, "Invalid container name (x), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
+		{[]string{"--rm", "--restart", "always"}, "docker: conflicting options: cannot specify both --restart and --rm"},
+		{[]string{"--memory", "1k"}, "Minimum memory limit allowed is 6MB"},
+		{[]string{"--cpus", "100"}, "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"},
+		{[]string{"-w", "relative"}, "the working directory 'relative' is invalid, it needs to be an absolute path"},
+		{[]string{"-u", "nosuchuser"}, "unable to find user nosuchuser: no matching entries in passwd file"},
+		{[]string{"-v", "/tmp:/x:zz"}, "invalid mode: zz"},
+		{[]string{"--cap-add", "NOPE"}, "unknown capability: \"CAP_NOPE\""},
+	} {
+		if tc.args[0] == "--cpus" && numCPU() != 2 {
+			continue
+		}
+		args := append(append([]string{"run", "--rm"}, tc.args...), "busybox", "true")
+		if tc.args[0] == "--rm" {
+			args = append([]string{"run"}, tc.args...)
+			args = append(args, "busybox", "true")
+		}
+		c.failWith(e, 125, tc.msg, args...)
+	}
+	if out := c.ok("ps", "-a", "--format", "{{.Names}}"); out != "taken\n" {
+		t.Errorf("refused runs left containers: %q", out)
+	}
+}
+
+// numCPU is the number of CPUs docker run --cpus is checked against.
+func numCPU() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, _ := strconv.Atoi(lo)
+		z := a
+		if found {
+			z, _ = strconv.Atoi(hi)
+		}
+		n += z - a + 1
+	}
+	return n
 }
