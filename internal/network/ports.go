@@ -229,10 +229,10 @@ func (m *Manager) pickHostPort(r portReq, maps []firewall.PortMapping, pending [
 			h, err := reservePort(mp.Proto, mp.HostIP, port)
 			if err != nil {
 				if errors.Is(err, errAddrInUse) {
-					lastErr = bindError(mp, r, "address already in use", errdefs.ErrConflict)
+					lastErr = hostBindError(mp, "address already in use", errdefs.ErrConflict)
 				} else {
 					// Not a busy port: another port would fail alike.
-					lastErr = bindError(mp, r, err.Error(), errdefs.ErrInvalidArgument)
+					lastErr = hostBindError(mp, err.Error(), errdefs.ErrInvalidArgument)
 				}
 				ok = false
 				break
@@ -271,6 +271,13 @@ func bindError(mp firewall.PortMapping, r portReq, why string, class error) erro
 	}
 	//lint:ignore ST1005 Docker's wording, which scripts match
 	return fmt.Errorf("Bind for %s:%s failed: %s: %w", host, port, why, class)
+}
+
+// hostBindError is Docker's message (since 28) for a host port that a
+// host process holds: the mapping as host:port:container:port/proto.
+func hostBindError(mp firewall.PortMapping, why string, class error) error {
+	return fmt.Errorf("failed to bind host port for %s:%s/%s: %s: %w", netip.AddrPortFrom(mp.HostIP, mp.HostPort),
+		netip.AddrPortFrom(mp.ContainerIP, mp.ContainerPort), mp.Proto, why, class)
 }
 
 // portMap renders a sandbox's ports as inspect shows them.

@@ -94,6 +94,10 @@ func TestBindErrorWording(t *testing.T) {
 	if got := bindError(mp, portReq{lo: 8000, hi: 8010}, "port is already allocated", errdefs.ErrConflict).Error(); got != "Bind for [::]:8000-8010 failed: port is already allocated: conflict" {
 		t.Errorf("message = %q", got)
 	}
+	mp = firewall.PortMapping{Proto: "udp", HostIP: netip.IPv4Unspecified(), HostPort: 53, ContainerIP: netip.MustParseAddr("172.18.0.2"), ContainerPort: 5353}
+	if got := hostBindError(mp, "address already in use", errdefs.ErrConflict).Error(); got != "failed to bind host port for 0.0.0.0:53:172.18.0.2:5353/udp: address already in use: conflict" {
+		t.Errorf("message = %q", got)
+	}
 }
 
 func TestFilters(t *testing.T) {

@@ -195,7 +195,7 @@ func TestPortConflicts(t *testing.T) {
 	defer l.Close()
 	busy := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	_, _, err = e.trySetup("c", SandboxRequest{PortBindings: network.PortMap{p80: {{HostPort: busy}}}})
-	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "Bind for 0.0.0.0:"+busy+" failed") {
+	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "failed to bind host port for 0.0.0.0:"+busy+":") || !strings.Contains(err.Error(), "/tcp: address already in use") {
 		t.Fatalf("port of a host process: %v", err)
 	}
 
