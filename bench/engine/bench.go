@@ -44,10 +44,10 @@ type namedPid struct {
 
 // options are the command line's settings.
 type options struct {
-	runs, warmup, rounds, count int
-	scenarios                   []scenario
-	binDir, parent, logLevel    string
-	timeout                     time.Duration
+	runs, warmup, rounds, count, trace int
+	scenarios                          []scenario
+	binDir, parent, logLevel           string
+	timeout                            time.Duration
 }
 
 // bench holds what one bench run made.
@@ -81,14 +81,17 @@ func newBench(opts options) (*bench, error) {
 // setup builds the berth binaries unless given, starts both daemons,
 // imports the busybox image into both and samples their idle memory.
 func (b *bench) setup(ctx context.Context) error {
-	binDir := b.opts.binDir
-	if binDir == "" {
-		binDir = filepath.Join(b.dir, "bin")
+	// The bench runs its own copy of the binaries: a rebuild of -bin
+	// during the run (make build by someone else) must not change them.
+	binDir := filepath.Join(b.dir, "bin")
+	if b.opts.binDir == "" {
 		start := time.Now()
 		if err := buildBerth(ctx, binDir); err != nil {
 			return err
 		}
 		fmt.Printf("built berth into %s in %.1fs (make build)\n", binDir, time.Since(start).Seconds())
+	} else if err := copyBinaries(b.opts.binDir, binDir); err != nil {
+		return err
 	}
 	var err error
 	// The bench's bridges: berthd's default bridge (its nftables table is
@@ -135,7 +138,11 @@ func (b *bench) setup(ctx context.Context) error {
 	cliVersion, _ := b.engines[1].cli.Run(ctx, "version", "--format", "{{.Client.Version}}")
 	fmt.Printf("berth engine bench: %d CPUs, kernel %s; docker CLI %s (%s) drives both daemons, only -H differs\n",
 		goruntime.NumCPU(), strings.TrimSpace(string(kernel)), strings.TrimSpace(string(cliVersion)), dockerd.CLIBinary)
-	fmt.Printf("berth:  %s (%s), bridge %s, log level %s\n", be.version, filepath.Join(binDir, "berthd"), be.bridge, b.opts.logLevel)
+	from := b.opts.binDir
+	if from == "" {
+		from = "make build"
+	}
+	fmt.Printf("berth:  %s (binaries from %s), bridge %s, log level %s\n", be.version, from, be.bridge, b.opts.logLevel)
 	fmt.Printf("docker: dockerd %s with its own containerd (overlay2), bridge %s (%s) without iptables, forwarding or masquerading\n",
 		de.Version, de.bridge, de.subnet)
 	fmt.Printf("image %s: `docker import` of testutil.BusyboxLayerTar (%d KiB) into both; roots under %s\n",
@@ -162,6 +169,26 @@ func buildBerth(ctx context.Context, dir string) error {
 	cmd := exec.CommandContext(ctx, "make", "-C", root, "--no-print-directory", "build", "BIN="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("make build: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// berthBinaries are the programs berthd runs (berth-init only for --init).
+var berthBinaries = []string{"berthd", "berth-shim", "berth-runtime", "berth-init"}
+
+// copyBinaries copies berthBinaries from src into dst.
+func copyBinaries(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, p := range berthBinaries {
+		data, err := os.ReadFile(filepath.Join(src, p))
+		if err != nil {
+			return fmt.Errorf("-bin: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, p), data, 0o755); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -9,7 +9,8 @@
 // in a work directory under -dir (default /var/tmp, see bench/images for
 // why not /tmp):
 //
-//   - berthd from -bin (default: `make build` into the work directory),
+//   - berthd from a copy of -bin in the work directory (default: `make
+//     build` into it), so that a rebuild during the run changes nothing,
 //     with a default bridge named bbe<random> and so an nftables table of
 //     its own, berth-bbe<random>;
 //   - Debian's dockerd (docker.io 20.10) with its own containerd, whose
@@ -28,6 +29,9 @@
 //
 // Scenarios (all by default, in this order):
 //
+//	cli-floor         docker version: the CLI's own start-up and a round
+//	                  trip, no container (the part of every CLI figure
+//	                  that no daemon can save)
 //	run-cli-none      docker run --rm --network none IMG true
 //	run-api-none      create, start, wait, remove of `true`, each timed
 //	run-cli-default   docker run --rm IMG true (default network)
@@ -49,6 +53,15 @@
 // of medians, the memory table, and issue 4's targets, met or missed. An
 // engine that fails a scenario drops out of it with its error and the
 // bench goes on; the exit status is 1 if anything failed.
+//
+// With -berthd-log-level debug it prints, per scenario, berthd's own time
+// for each kind of request (create, attach, start, wait, delete...) from
+// its log. With -trace N it then runs N create, start, wait, remove runs of `true`
+// (--network none) per engine under `perf record` of the scheduler's
+// fork, exec and exit tracepoints and prints each engine's median time
+// line: when, after the start request, each process of the daemon's tree
+// (shim, runtime create/start/delete, the container's init and process,
+// hooks) was exec'd and exited, and when each API answer came back.
 //
 // Everything it made is removed when it ends, also on error or Ctrl-C:
 // containers, both daemons (SIGTERM, then a wait), containerd, the mounts
@@ -78,10 +91,11 @@ func main() {
 	only := flag.String("scenario", "", "comma-separated scenarios to run (default all: "+scenarioNames()+")")
 	flag.StringVar(&o.binDir, "bin", "", "directory holding berthd, berth-shim, berth-runtime and berth-init (default: make build into the work directory)")
 	flag.StringVar(&o.parent, "dir", "/var/tmp", "directory to make the work directory in")
-	flag.StringVar(&o.logLevel, "berthd-log-level", "info", "berthd's --log-level (debug logs each API request's duration in the work directory's berth/berthd.log)")
+	flag.StringVar(&o.logLevel, "berthd-log-level", "info", "berthd's --log-level; debug makes the bench print berthd's time per request and scenario from its log")
+	flag.IntVar(&o.trace, "trace", 0, "after the scenarios, trace this many API runs per engine with perf (exec and exit of every process of the daemon's tree)")
 	flag.DurationVar(&o.timeout, "timeout", time.Minute, "limit of one container's run (five times it for a many-container round)")
 	flag.Parse()
-	if flag.NArg() > 0 || o.runs < 1 || o.warmup < 0 || o.rounds < 1 || o.count < 1 || o.timeout <= 0 {
+	if flag.NArg() > 0 || o.runs < 1 || o.warmup < 0 || o.rounds < 1 || o.count < 1 || o.trace < 0 || o.timeout <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -103,13 +117,6 @@ func run(ctx context.Context, o options) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("the bench runs berthd and dockerd: run it as root")
 	}
-	if o.binDir != "" {
-		for _, p := range []string{"berthd", "berth-shim", "berth-runtime", "berth-init"} {
-			if _, err := os.Stat(o.binDir + "/" + p); err != nil {
-				return fmt.Errorf("-bin: %w", err)
-			}
-		}
-	}
 	b, err := newBench(o)
 	if err != nil {
 		return err
@@ -124,14 +131,28 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	all := map[string][]*result{}
 	var failed []string
+	var windows []window
 	for _, sc := range o.scenarios {
+		start := time.Now()
 		results := b.runScenario(ctx, sc)
+		windows = append(windows, window{sc.name, start, time.Now()})
 		all[sc.name] = results
 		b.printScenario(sc, results)
 		for _, r := range results {
 			if r.err != nil {
 				failed = append(failed, sc.name+"/"+r.engine)
 			}
+		}
+	}
+	if o.logLevel == "debug" {
+		if err := b.printRequests(windows); err != nil {
+			fmt.Printf("berthd's request times: %v\n\n", err)
+		}
+	}
+	if o.trace > 0 && ctx.Err() == nil {
+		if err := b.trace(ctx, o.trace); err != nil {
+			fmt.Printf("trace FAILED: %v\n\n", err)
+			failed = append(failed, "trace")
 		}
 	}
 	b.printMemory(all)

@@ -27,6 +27,9 @@ func (b *bench) describe(sc scenario) string {
 	if sc.network == "default" {
 		net = "default network"
 	}
+	if sc.floor {
+		return fmt.Sprintf("`docker version` (the CLI's start-up, _ping and one request: no container), %d runs per engine after %d warm-up", b.opts.runs, b.opts.warmup)
+	}
 	if sc.many {
 		how := "`docker run -d IMG sleep 1000` processes"
 		if sc.client == "api" {
@@ -170,7 +173,7 @@ func (b *bench) printTargets(all map[string][]*result) {
 	}
 	for _, sc := range allScenarios {
 		rs := all[sc.name]
-		if rs == nil {
+		if rs == nil || sc.floor {
 			continue
 		}
 		q := ratioOf(sc, rs[0], rs[1])

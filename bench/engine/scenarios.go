@@ -17,9 +17,11 @@ type scenario struct {
 	client  string // "cli": the docker CLI; "api": net/http on the socket
 	network string // "none" or "default" (no --network: the default bridge)
 	many    bool   // start count containers at once instead of one run --rm
+	floor   bool   // no container: `docker version`, the CLI's own cost
 }
 
 var allScenarios = []scenario{
+	{name: "cli-floor", client: "cli", floor: true},
 	{name: "run-cli-none", client: "cli", network: "none"},
 	{name: "run-api-none", client: "api", network: "none"},
 	{name: "run-cli-default", client: "cli", network: "default"},
@@ -89,16 +91,19 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) []*result {
 
 // once runs one container running `true` to its end and removes it:
 // `docker run --rm` through the CLI, or create, start, wait and remove
-// through the API, each phase timed.
+// through the API, each phase timed; or, for the floor, `docker version`.
 func (b *bench) once(ctx context.Context, e *engine, sc scenario, res *result, record bool) error {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.timeout)
 	defer cancel()
 	if sc.client == "cli" {
-		args := []string{"run", "--rm", "--label", b.label}
-		if sc.network == "none" {
-			args = append(args, "--network", "none")
+		args := []string{"version", "--format", "{{.Server.Version}}"}
+		if !sc.floor {
+			args = []string{"run", "--rm", "--label", b.label}
+			if sc.network == "none" {
+				args = append(args, "--network", "none")
+			}
+			args = append(args, imageRef, "true")
 		}
-		args = append(args, imageRef, "true")
 		start := time.Now()
 		_, err := e.cli.Run(ctx, args...)
 		wall := time.Since(start)
