@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 
 	"github.com/berth-project/berth/internal/cli"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 )
 
 // app holds what every command needs: the global options, the streams,
@@ -31,10 +29,10 @@ type app struct {
 
 // Main runs berth with args (without the program name) on the process's
 // stdio and returns the exit status.
+// Signals keep their default action unless a command takes them over
+// (run and attach pass them on to the container).
 func Main(args []string, version string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM)
-	defer stop()
-	return Run(ctx, args, os.Stdin, os.Stdout, os.Stderr, version)
+	return Run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr, version)
 }
 
 // Run runs berth with args on the given streams and returns the exit
