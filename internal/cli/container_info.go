@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,7 +86,8 @@ func (c *CLI) inspectOne(ctx context.Context, cl *client.Client, o InspectOption
 		}
 	}
 	if try("image") {
-		var opts []client.ImageInspectOption
+		var raw bytes.Buffer
+		opts := []client.ImageInspectOption{client.ImageInspectWithRawResponse(&raw)}
 		if o.Platform != "" {
 			p, err := ParsePlatform(o.Platform)
 			if err != nil {
@@ -95,7 +97,7 @@ func (c *CLI) inspectOne(ctx context.Context, cl *client.Client, o InspectOption
 		}
 		r, err := cl.ImageInspect(ctx, name, opts...)
 		if err == nil || !cerrdefs.IsNotFound(err) || o.Type != "" {
-			return r.InspectResponse, nil, err
+			return r.InspectResponse, raw.Bytes(), err
 		}
 	}
 	if try("volume") {

@@ -60,7 +60,7 @@ func (c *CLI) Images(ctx context.Context, o ImagesOptions) error {
 	if err != nil {
 		return c.daemonError(err)
 	}
-	digests := o.Digests || strings.Contains(o.Format, ".Digest") || o.Format == FormatJSON
+	digests := o.Digests || strings.Contains(o.Format, ".Digest")
 	var rows []any
 	for _, img := range res.Items {
 		for _, r := range imageRows(img, digests, !o.NoTrunc) {
@@ -185,7 +185,7 @@ func (r *ImageRow) CreatedAt() string {
 func (r *ImageRow) Size() string { return units.HumanSizeWithPrecision(float64(r.i.Size), 3) }
 
 // VirtualSize is the image's size (a legacy name).
-func (r *ImageRow) VirtualSize() string { return r.Size() }
+func (r *ImageRow) VirtualSize() string { return units.HumanSize(float64(r.i.Size)) }
 
 // Containers counts the containers using the image.
 func (r *ImageRow) Containers() string {

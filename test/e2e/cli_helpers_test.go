@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -121,8 +122,27 @@ func (c *berthCLI) same(args ...string) result {
 	return b
 }
 
+// sameLines is same for output whose line order is not defined (docker
+// lists the names of one image in map order): a header line stays first,
+// the other lines are compared as sets.
+func (c *berthCLI) sameLines(args ...string) {
+	c.t.Helper()
+	b := c.run("", args...)
+	d := c.docker.run("", args...)
+	norm := func(s string) string {
+		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+		if len(lines) > 1 {
+			sort.Strings(lines[1:])
+		}
+		return strings.Join(lines, "\n")
+	}
+	if b.ExitCode != d.ExitCode || norm(b.Stdout) != norm(d.Stdout) {
+		c.t.Errorf("%s: berth and docker differ\nberth: %s\ndocker: %s", strings.Join(args, " "), b, d)
+	}
+}
+
 // sameJSON runs args with both CLIs and compares their output as JSON
-// values (so key order and spacing do not matter).
+// values (so key order, spacing and the order of lines do not matter).
 func (c *berthCLI) sameJSON(args ...string) {
 	c.t.Helper()
 	decode := func(who, s string) []any {
@@ -135,6 +155,11 @@ func (c *berthCLI) sameJSON(args ...string) {
 			}
 			vs = append(vs, v)
 		}
+		sort.Slice(vs, func(i, j int) bool {
+			x, _ := json.Marshal(vs[i])
+			y, _ := json.Marshal(vs[j])
+			return string(x) < string(y)
+		})
 		return vs
 	}
 	b := decode("berth", c.ok(args...))
