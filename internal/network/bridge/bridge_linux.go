@@ -130,7 +130,7 @@ func Ports(name string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: %w", name, classify(err))
 	}
-	links, err := netlink.LinkList()
+	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: list links: %w", name, classify(err))
 	}
@@ -150,7 +150,7 @@ func Addrs(name string) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: %w", name, classify(err))
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("bridge %s: list addresses: %w", name, classify(err))
 	}
@@ -392,7 +392,7 @@ func Detach(hostIfName string) error {
 // a leftover (of a test, or of a berth that made the pair in two steps)
 // and no container's. It returns the names of the ends deleted.
 func RemoveStrayPairs() ([]string, error) {
-	links, err := netlink.LinkList()
+	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", classify(err))
 	}
@@ -411,6 +411,20 @@ func RemoveStrayPairs() ([]string, error) {
 		removed = append(removed, veth.Name)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// retryDump runs a netlink dump again while the kernel says it was
+// interrupted by a concurrent change (its result may then be incomplete),
+// which happens on a host where interfaces come and go.
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	var out T
+	var err error
+	for range 10 {
+		if out, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return out, err
 }
 
 func checkName(name string) error {

@@ -382,3 +382,59 @@ func TestRemoveStrayPairs(t *testing.T) {
 		t.Fatalf("removed %v, want [%s]", removed, stray)
 	}
 }
+
+// TestPortsWhileLinksChange lists a bridge's ports while interfaces come
+// and go in the same namespace (one of its own): a link dump the kernel
+// marks interrupted is run again rather than failing the listing.
+func TestPortsWhileLinksChange(t *testing.T) {
+	nettest.RequireRoot(t)
+	ns := nettest.NewNS(t)
+	name := nettest.RandName("bt")
+	// Enough links that a dump takes several messages, between which
+	// the kernel sees the changes.
+	if err := nettest.Do(ns, func() error {
+		for i := range 100 {
+			if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("vmany%d", i)}, PeerName: fmt.Sprintf("pmany%d", i)}); err != nil {
+				return err
+			}
+		}
+		return Create(Config{Name: name})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		churned <- nettest.Do(ns, func() error {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return nil
+				default:
+				}
+				v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("vchurn%d", i%4)}, PeerName: fmt.Sprintf("pchurn%d", i%4)}
+				if err := netlink.LinkAdd(v); err != nil {
+					return err
+				}
+				if err := netlink.LinkDel(v); err != nil {
+					return err
+				}
+			}
+		})
+	}()
+	err := nettest.Do(ns, func() error {
+		for range 30 {
+			if _, err := Ports(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	close(stop)
+	if cerr := <-churned; cerr != nil {
+		t.Fatalf("churn: %v", cerr)
+	}
+	if err != nil {
+		t.Fatalf("Ports while links change: %v", err)
+	}
+}
