@@ -49,6 +49,7 @@ bench: deps build
 
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(BIN)/berth-runtime
+	@scripts/demo-daemon.sh $(CURDIR)/$(BIN)
 
 clean:
 	rm -rf $(BIN)
