@@ -51,7 +51,7 @@ type VolumeLsOptions struct {
 }
 
 var volumeHeaders = map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
-	"Labels": "LABELS", "Label": "LABEL", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP"}
+	"Labels": "LABELS", "Label": "LABEL", "Links": "LINKS", "Size": "SIZE", "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"}
 
 // VolumeRow is one volume as templates see it.
 type VolumeRow struct{ v volume.Volume }
@@ -96,8 +96,11 @@ func (r *VolumeRow) Size() string {
 // Availability is a cluster volume's availability ("N/A" here).
 func (r *VolumeRow) Availability() string { return "N/A" }
 
-// Group is a cluster volume's group (empty here).
-func (r *VolumeRow) Group() string { return "" }
+// Group is a cluster volume's group ("N/A" here).
+func (r *VolumeRow) Group() string { return "N/A" }
+
+// Status is a cluster volume's status ("N/A" here).
+func (r *VolumeRow) Status() string { return "N/A" }
 
 // VolumeLs lists volumes.
 func (c *CLI) VolumeLs(ctx context.Context, o VolumeLsOptions) error {
