@@ -86,9 +86,19 @@ func TestAttachAndLogs(t *testing.T) {
 		s := c.startPTY("run", "-it", "--name", "it", "busybox", "sh")
 		defer c.ok("rm", "-f", "it")
 		s.expect("/ # ")
-		s.send("tty; stty size; echo $HOSTNAME-$TERM\r")
-		s.expect("/dev/pts/0")
-		s.expect("24 80")
+		if e.isBerth() {
+			// The CLI sends the terminal's size with the create (API
+			// 1.42 and later): right from the start.
+			s.send("tty; stty size; echo $HOSTNAME-$TERM\r")
+			s.expect("/dev/pts/0")
+			s.expect("24 80")
+		} else {
+			// dockerd 20.10 (API 1.41) gets the size by a resize
+			// after the start, which races with the shell.
+			s.send(`tty; until [ "$(stty size 2>&1)" = "24 80" ]; do sleep 0.05; done; echo size-$((24*80)); echo $HOSTNAME-$TERM` + "\r")
+			s.expect("/dev/pts/0")
+			s.expect("size-1920")
+		}
 		s.expect("-xterm")
 		s.send("exit 3\r")
 		if code := s.wait(); code != 3 {
