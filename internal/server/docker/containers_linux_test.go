@@ -238,7 +238,7 @@ func TestRunFlow(t *testing.T) {
 	}
 	var list []api.Summary
 	json.Unmarshal(c.must(200, "GET", `/v1.50/containers/json?all=1&filters={"label":["role=test"]}`, ""), &list)
-	if len(list) != 1 || list[0].ID != id || !strings.HasPrefix(list[0].Status, "Exited (3) ") || list[0].Command != "sh -c cat; echo err >&2; exit 3" || list[0].Image != "busybox" {
+	if len(list) != 1 || list[0].ID != id || !strings.HasPrefix(list[0].Status, "Exited (3) ") || list[0].Command != "sh -c 'cat; echo err >&2; exit 3'" || list[0].Image != "busybox" {
 		t.Errorf("list: %+v", list)
 	}
 

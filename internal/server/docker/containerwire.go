@@ -95,12 +95,16 @@ func healthWord(s api.HealthStatus) string {
 }
 
 // commandString is docker ps's Command: the path and arguments joined by
-// spaces.
+// spaces, an argument with a space in single quotes as Docker shows it.
 func commandString(path string, args []string) string {
-	if len(args) == 0 {
-		return path
+	parts := []string{path}
+	for _, a := range args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
 	}
-	return path + " " + strings.Join(args, " ")
+	return strings.Join(parts, " ")
 }
 
 // dockerTime formats a time as inspect does; the zero time is

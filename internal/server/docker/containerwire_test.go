@@ -141,7 +141,7 @@ func TestContainerSummaryWire(t *testing.T) {
 		"Names":   []any{"/web"},
 		"Image":   "busybox",
 		"ImageID": "sha256:aaaa",
-		"Command": "sh -c echo hi",
+		"Command": "sh -c 'echo hi'",
 		"Created": float64(v.Created.Unix()),
 		"Labels":  map[string]any{},
 		"State":   "running",
