@@ -169,6 +169,18 @@ func (c *CLI) ConfigFile() (*configfile.ConfigFile, error) {
 	return cf, nil
 }
 
+// configFormat is the --format to use: the flag, else the config.json
+// default picked by pick (psFormat, imagesFormat...), else "".
+func (c *CLI) configFormat(flag string, pick func(cf *configfile.ConfigFile) string) string {
+	if flag != "" {
+		return flag
+	}
+	if cf, err := c.ConfigFile(); err == nil {
+		return pick(cf)
+	}
+	return ""
+}
+
 // daemonError turns a connection failure into a message that says which
 // socket was tried and how to start the daemon; other errors pass through.
 func (c *CLI) daemonError(err error) error {

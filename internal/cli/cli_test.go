@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/moby/moby/api/types/events"
 )
 
@@ -112,5 +114,40 @@ func TestPrintEvent(t *testing.T) {
 	}
 	if !strings.HasSuffix(buf.String(), " container start abc (image=busybox, name=web)\n") || !strings.Contains(buf.String(), ".000000006") {
 		t.Errorf("event line %q", buf.String())
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `{"psFormat": "{{.Names}}", "detachKeys": "ctrl-x,x", "auths": {"127.0.0.1:5000": {"auth": "dTpw"}}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(io.NopCloser(strings.NewReader("")), io.Discard, io.Discard, GlobalOptions{ConfigDir: dir}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.configFormat("", func(cf *configfile.ConfigFile) string { return cf.PsFormat }); f != "{{.Names}}" {
+		t.Errorf("psFormat from config.json: %q", f)
+	}
+	if f := c.configFormat("json", func(cf *configfile.ConfigFile) string { return cf.PsFormat }); f != "json" {
+		t.Errorf("the flag does not win over config.json: %q", f)
+	}
+	if k := c.detachKeys(""); k != "ctrl-x,x" {
+		t.Errorf("detachKeys from config.json: %q", k)
+	}
+	a, err := c.authConfig("127.0.0.1:5000")
+	if err != nil || a.Username != "u" || a.Password != "p" {
+		t.Errorf("credentials from config.json: %+v %v", a, err)
+	}
+	if a, err := c.authConfig("docker.io"); err != nil || a.Username != "" {
+		t.Errorf("credentials of another registry: %+v %v", a, err)
+	}
+	// A broken config.json is an error naming the directory.
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "config.json"), []byte("{nope"), 0o600)
+	c, _ = New(io.NopCloser(strings.NewReader("")), io.Discard, io.Discard, GlobalOptions{ConfigDir: bad}, "test")
+	if _, err := c.ConfigFile(); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("broken config.json: %v", err)
 	}
 }

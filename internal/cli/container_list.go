@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -37,6 +38,7 @@ var psHeaders = map[string]string{
 
 // Ps lists containers.
 func (c *CLI) Ps(ctx context.Context, o PsOptions) error {
+	o.Format = c.configFormat(o.Format, func(cf *configfile.ConfigFile) string { return cf.PsFormat })
 	f := Formatter{Format: o.Format, DefaultTable: defaultPsTable, Headers: psHeaders,
 		Quiet: o.Quiet, QuietTemplate: "{{.ID}}"}
 	if o.Size && (o.Format == "" || o.Format == FormatTable) {

@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"github.com/moby/term"
 )
 
 // RunOptions are the options of berth run: those of create plus how to
@@ -140,6 +141,9 @@ func (c *CLI) Run(ctx context.Context, o *RunOptions) error {
 		cc.HostConfig.ConsoleSize = [2]uint{h, w}
 	}
 	detachKeys := c.detachKeys(o.DetachKeys)
+	if _, err := term.ToBytes(detachKeys); err != nil {
+		return &StatusError{StatusCode: 125, Status: fmt.Sprintf("invalid detach keys (%s) provided", detachKeys)}
+	}
 
 	id, err := c.createContainer(ctx, o.ContainerOptions, cc)
 	if err != nil {

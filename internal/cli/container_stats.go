@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -121,6 +122,7 @@ func statsRow(name string, s *container.StatsResponse, trunc bool) *StatsRow {
 // Stats prints containers' resource usage: once with --no-stream, else
 // refreshed every second until interrupted.
 func (c *CLI) Stats(ctx context.Context, o StatsOptions) error {
+	o.Format = c.configFormat(o.Format, func(cf *configfile.ConfigFile) string { return cf.StatsFormat })
 	f := Formatter{Format: o.Format, DefaultTable: defaultStatsTable, Headers: statsHeaders}
 	if err := f.ParseFormat(); err != nil {
 		return err

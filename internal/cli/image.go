@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
@@ -37,6 +38,7 @@ var imageHeaders = map[string]string{
 
 // Images lists images.
 func (c *CLI) Images(ctx context.Context, o ImagesOptions) error {
+	o.Format = c.configFormat(o.Format, func(cf *configfile.ConfigFile) string { return cf.ImagesFormat })
 	table := "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 	if o.Digests {
 		table = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"

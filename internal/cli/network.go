@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
@@ -204,6 +205,7 @@ func (r *NetworkRow) CreatedAt() string { return r.n.Created.String() }
 
 // NetworkLs lists networks.
 func (c *CLI) NetworkLs(ctx context.Context, o NetworkLsOptions) error {
+	o.Format = c.configFormat(o.Format, func(cf *configfile.ConfigFile) string { return cf.NetworksFormat })
 	f := Formatter{Format: o.Format, DefaultTable: "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", Headers: networkHeaders,
 		Quiet: o.Quiet, QuietTemplate: "{{.ID}}"}
 	if err := f.ParseFormat(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
@@ -104,6 +105,7 @@ func (r *VolumeRow) Status() string { return "N/A" }
 
 // VolumeLs lists volumes.
 func (c *CLI) VolumeLs(ctx context.Context, o VolumeLsOptions) error {
+	o.Format = c.configFormat(o.Format, func(cf *configfile.ConfigFile) string { return cf.VolumesFormat })
 	f := Formatter{Format: o.Format, DefaultTable: "{{.Driver}}\t{{.Name}}", Headers: volumeHeaders, Quiet: o.Quiet, QuietTemplate: "{{.Name}}"}
 	if err := f.ParseFormat(); err != nil {
 		return err

@@ -20,10 +20,13 @@ var update = flag.Bool("update", false, "rewrite testdata/commands.txt from the 
 func commandTree(root *cobra.Command) map[string]string {
 	tree := map[string]string{}
 	walk(root, func(c *cobra.Command) {
-		if c == root || c.Name() == "help" {
+		if c.Name() == "help" {
 			return
 		}
 		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+		if c == root {
+			path = "(global)"
+		}
 		var flags []string
 		c.NonInheritedFlags().VisitAll(func(f *pflag.Flag) {
 			if f.Name == "help" {
