@@ -109,7 +109,7 @@ func (cs *containers) reserve(name, id string) error {
 	defer cs.mu.Unlock()
 	if other, ok := cs.names[name]; ok && other != id {
 		//lint:ignore ST1005 Docker's wording, which clients match
-		return fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name: %w",
+		return fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.: %w",
 			name, other, errdefs.ErrConflict)
 	}
 	cs.names[name] = id

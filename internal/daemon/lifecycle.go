@@ -568,12 +568,13 @@ func (d *Daemon) setPaused(ctx context.Context, ref string, pause bool) error {
 	defer e.mu.Unlock()
 	c := e.c
 	switch {
+	case !pause && c.State.Status != api.StatePaused:
+		// Docker checks only the paused state for unpause.
+		return fmt.Errorf("container %s is not paused: %w", c.ID, errdefs.ErrConflict)
 	case !c.State.Running() || e.shim == nil:
 		return fmt.Errorf("container %s is not running: %w", c.ID, errdefs.ErrConflict)
 	case pause && c.State.Status == api.StatePaused:
 		return fmt.Errorf("container %s is already paused: %w", c.ID, errdefs.ErrConflict)
-	case !pause && c.State.Status != api.StatePaused:
-		return fmt.Errorf("container %s is not paused: %w", c.ID, errdefs.ErrConflict)
 	}
 	if pause {
 		if err := e.shim.Pause(ctx); err != nil {
@@ -728,9 +729,10 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 	if err != nil {
 		return err
 	}
-	name, err := container.ValidateName(newName)
+	// Docker checks the new name with its "/" and says where it failed.
+	name, err := container.ValidateName("/" + strings.TrimPrefix(newName, "/"))
 	if err != nil {
-		return err
+		return fmt.Errorf("Error when allocating new name: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -741,7 +743,7 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 		return fmt.Errorf("Renaming a container with the same name as its current name: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := d.ctrs.reserve(name, c.ID); err != nil {
-		return err
+		return fmt.Errorf("Error when allocating new name: %w", err)
 	}
 	c.Name = name
 	if err := d.save(e); err != nil {
