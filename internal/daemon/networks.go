@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
+	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/berth-project/berth/internal/errdefs"
@@ -148,12 +150,19 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, idOrName, ref string, fo
 	}
 	eps := maps.Clone(c.Endpoints)
 	delete(eps, netName)
-	c.Endpoints = eps
 	if primary {
-		// Docker leaves a container without its primary network with no
-		// network at its next start.
-		c.HostConfig.NetworkMode = "none"
+		// The CLI names the primary network as the mode does ("default"
+		// for the default bridge). Docker starts the container on the
+		// networks it has left, and with no network when none is left.
+		delete(eps, string(c.HostConfig.NetworkMode))
+		delete(eps, network.NetworkDefault)
+		if rest := slices.Sorted(maps.Keys(eps)); len(rest) > 0 {
+			c.HostConfig.NetworkMode = api.NetworkMode(rest[0])
+		} else {
+			c.HostConfig.NetworkMode = network.NetworkNone
+		}
 	}
+	c.Endpoints = eps
 	if err := d.save(e); err != nil {
 		log.G(ctx).Warn("record network disconnect", "container", c.ID, "error", err)
 	}
