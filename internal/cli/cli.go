@@ -128,6 +128,7 @@ func (c *CLI) Client() (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api client for %s: %w", c.host, err)
 	}
+	c.log.Debug("api client", "host", c.host, "max-api-version", cl.ClientVersion())
 	c.client = cl
 	return cl, nil
 }

@@ -99,17 +99,6 @@ func (c *berthCLI) ok(args ...string) string {
 	return r.Stdout
 }
 
-// fail runs berth, fails the test unless it exits with code, and returns
-// stderr.
-func (c *berthCLI) fail(code int, args ...string) string {
-	c.t.Helper()
-	r := c.run("", args...)
-	if r.ExitCode != code {
-		c.t.Fatalf("berth %s: want exit %d, got %s", strings.Join(args, " "), code, r)
-	}
-	return r.Stderr
-}
-
 // same runs args with berth and with docker and checks that both exit
 // with the same code and print the same stdout; it returns berth's result.
 func (c *berthCLI) same(args ...string) result {
