@@ -592,7 +592,7 @@ func TestUserNetworks(t *testing.T) {
 	webID := e.detached("--name", "web", "--network", "front", "--network-alias", "webalias", dnsArg,
 		"busybox", "sh", "-c", "mkdir /www && echo front > /www/f && exec httpd -f -p 80 -h /www")
 	webIP := e.inspectf("{{.NetworkSettings.Networks.front.IPAddress}}", "web")
-	if ip := netip.MustParseAddr(webIP); !netip.MustParsePrefix(frontNet+".128/25").Contains(ip) {
+	if ip := netip.MustParseAddr(webIP); !netip.MustParsePrefix(frontNet + ".128/25").Contains(ip) {
 		t.Errorf("web's address %s is outside the ip-range", ip)
 	}
 	out := c.ok("run", "--rm", "--network", "front", dnsArg, "busybox", "sh", "-c",
