@@ -83,6 +83,11 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 			cfg.Image, imgCfg.OS, imgCfg.Architecture, opts.Platform.OS, opts.Platform.Architecture, errdefs.ErrNotFound)
 	}
 	container.MergeImageConfig(&cfg, imgCfg.Config, imageHealthcheck(ctx, d, img))
+	// docker run --entrypoint "" sends [""]: no entrypoint, as Docker
+	// resets it after the merge.
+	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
+		cfg.Entrypoint = nil
+	}
 	path, args, err := container.Command(&cfg)
 	if err != nil {
 		return res, err
