@@ -626,6 +626,12 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, cond api.WaitCon
 				done = st != api.StateRunning && st != api.StatePaused && st != api.StateRestarting
 			}
 			res := WaitResult{ExitCode: e.c.State.ExitCode, Error: e.c.State.Error}
+			if cond == api.WaitConditionRemoved {
+				// Docker clears a failed start's error once the container
+				// is removed: docker run --rm then reports the start's
+				// error alone.
+				res.Error = ""
+			}
 			ch := e.changed
 			e.mu.Unlock()
 			if done {
