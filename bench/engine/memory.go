@@ -39,18 +39,19 @@ func (s memSample) daemonRSS() int64 {
 	return n
 }
 
-// shimStats returns the sum, max and mean of the shims' RSS and the sum
-// of their PSS.
-func (s memSample) shimStats() (sum, maxRSS, mean, pss int64) {
+// shimStats returns the sum, max and mean of the shims' RSS, the sum of
+// their PSS and the largest private part.
+func (s memSample) shimStats() (sum, maxRSS, mean, pss, maxPrivate int64) {
 	for _, m := range s.shims {
 		sum += m.rss
 		maxRSS = max(maxRSS, m.rss)
 		pss += m.pss
+		maxPrivate = max(maxPrivate, m.private)
 	}
 	if len(s.shims) > 0 {
 		mean = sum / int64(len(s.shims))
 	}
-	return sum, maxRSS, mean, pss
+	return sum, maxRSS, mean, pss, maxPrivate
 }
 
 // sampleMemory waits until e's daemons and shims are idle (see idleCPU),

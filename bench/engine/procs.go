@@ -57,23 +57,34 @@ func pidsOf(match func(argv []string) bool) ([]int, error) {
 }
 
 // memory is a process's resident memory: RSS (every page it maps that is
-// in memory, shared ones in full) and PSS (shared pages divided among
-// their users), in bytes.
+// in memory, shared ones in full), PSS (shared pages divided among their
+// users) and private (pages no other process maps: what one more process
+// of the same binary costs), in bytes.
 type memory struct {
-	rss, pss int64
+	rss, pss, private int64
 }
 
-// memoryOf reads pid's RSS from /proc/<pid>/status and PSS from
-// /proc/<pid>/smaps_rollup.
+// memoryOf reads pid's RSS from /proc/<pid>/status and PSS and private
+// pages from /proc/<pid>/smaps_rollup.
 func memoryOf(pid int) (memory, error) {
 	var m memory
 	var err error
 	if m.rss, err = kbField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:"); err != nil {
 		return m, err
 	}
-	if m.pss, err = kbField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:"); err != nil {
+	rollup := fmt.Sprintf("/proc/%d/smaps_rollup", pid)
+	if m.pss, err = kbField(rollup, "Pss:"); err != nil {
 		return m, err
 	}
+	clean, err := kbField(rollup, "Private_Clean:")
+	if err != nil {
+		return m, err
+	}
+	dirty, err := kbField(rollup, "Private_Dirty:")
+	if err != nil {
+		return m, err
+	}
+	m.private = clean + dirty
 	return m, nil
 }
 
