@@ -195,14 +195,15 @@ func execAction(verb string, cmd []string) string {
 }
 
 // checkExecable returns Docker's error for an exec into e's container
-// when it is not running; e.mu is held.
-func checkExecable(e *ctrEntry) error {
+// when it is not running; a paused one is named as ref (Docker names it
+// as the create request did, by its ID at the start). e.mu is held.
+func checkExecable(e *ctrEntry, ref string) error {
 	c := e.c
 	switch {
 	case e.removed:
 		return noSuchContainer(c.ID)
 	case c.State.Status == api.StatePaused:
-		return fmt.Errorf("container %s is paused, unpause the container before exec: %w", c.ID, errdefs.ErrConflict)
+		return fmt.Errorf("container %s is paused, unpause the container before exec: %w", ref, errdefs.ErrConflict)
 	case c.State.Status == api.StateRestarting:
 		return fmt.Errorf("container %s is restarting, wait until the container is running: %w", c.ID, errdefs.ErrConflict)
 	case !c.State.Running() || e.shim == nil:
@@ -249,7 +250,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ref string, opts ExecCreateOpti
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := checkExecable(e); err != nil {
+	if err := checkExecable(e, ref); err != nil {
 		return "", err
 	}
 	x := &execEntry{
@@ -306,7 +307,7 @@ func (d *Daemon) StartExec(ctx context.Context, id string, opts ExecStartOptions
 	}
 
 	e.mu.Lock()
-	if err := checkExecable(e); err != nil {
+	if err := checkExecable(e, e.c.ID); err != nil {
 		e.mu.Unlock()
 		return err
 	}
