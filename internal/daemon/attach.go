@@ -87,7 +87,11 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, opts AttachOpt
 	}
 	if !opts.Stream {
 		attached()
-		return replay()
+		if err := replay(); err != nil {
+			return err
+		}
+		d.publishAttach(e)
+		return nil
 	}
 	keys, err := parseDetachKeys(opts.DetachKeys)
 	if err != nil {
@@ -119,6 +123,8 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, opts AttachOpt
 		e.mu.Unlock()
 		return noSuchContainer(ref)
 	}
+	// Told before the stream opens, so before docker run's start.
+	d.publishContainer("attach", e.c, nil)
 	if e.shim != nil && e.c.State.Running() {
 		cl := e.shim
 		e.mu.Unlock()
@@ -141,6 +147,14 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, opts AttachOpt
 		return fmt.Errorf("attach %s: %w", ref, s.e)
 	}
 	return pipeStreams(ctx, s.in, s.out, s.err, opts.Stdin, opts.Stdout, opts.Stderr, keys)
+}
+
+// publishAttach tells an attach as Docker does: every attach request
+// that gets its streams (or its log replay) is an "attach" event.
+func (d *Daemon) publishAttach(e *ctrEntry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d.publishContainer("attach", e.c, nil)
 }
 
 // pipeStreams copies the container's output to the client until it ends,

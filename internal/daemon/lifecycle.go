@@ -446,6 +446,8 @@ func (d *Daemon) stopLocked(ctx context.Context, e *ctrEntry, opts StopOptions, 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// Docker tells the escalation too.
+		d.publishContainer("kill", c, map[string]string{"signal": fmt.Sprint(int(syscall.SIGKILL))})
 		if err := killOrGone(ctx, cl, syscall.SIGKILL, true); err != nil {
 			return fmt.Errorf("cannot stop container: %s: %w", c.ID, err)
 		}
