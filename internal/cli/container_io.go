@@ -66,6 +66,9 @@ func (c *CLI) Start(ctx context.Context, o StartOptions) error {
 	go func() {
 		streamDone <- c.stream(runCtx, res.HijackedResponse, streamOptions{tty: cfg.Tty, stdin: stdin, detachKeys: keys})
 	}()
+	if !cfg.Tty {
+		c.proxySignals(runCtx, ctr.ID)
+	}
 	if _, err := cl.ContainerStart(ctx, ctr.ID, client.ContainerStartOptions{CheckpointID: o.Checkpoint, CheckpointDir: o.CheckpointDir}); err != nil {
 		cancel()
 		res.Close()
@@ -77,9 +80,6 @@ func (c *CLI) Start(ctx context.Context, o StartOptions) error {
 			_, err := cl.ContainerResize(ctx, ctr.ID, client.ContainerResizeOptions{Height: h, Width: w})
 			return err
 		})
-	}
-	if !cfg.Tty {
-		c.proxySignals(runCtx, ctr.ID)
 	}
 	if err := <-streamDone; err != nil {
 		if errors.Is(err, errDetached) {

@@ -185,6 +185,11 @@ func (c *CLI) Run(ctx context.Context, o *RunOptions) error {
 			streamDone <- c.stream(runCtx, attach.HijackedResponse, streamOptions{tty: cfg.Tty, stdin: cfg.AttachStdin, detachKeys: detachKeys})
 		}()
 	}
+	// Catch signals before the start, so that none sent once the
+	// container runs can end berth instead of reaching the container.
+	if o.SigProxy && !cfg.Tty {
+		c.proxySignals(runCtx, id)
+	}
 	if _, err := cl.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		cancel()
 		if attach != nil {
@@ -198,9 +203,6 @@ func (c *CLI) Run(ctx context.Context, o *RunOptions) error {
 			_, err := cl.ContainerResize(ctx, id, client.ContainerResizeOptions{Height: h, Width: w})
 			return err
 		})
-	}
-	if o.SigProxy && !cfg.Tty {
-		c.proxySignals(runCtx, id)
 	}
 	if attach != nil {
 		if err := <-streamDone; err != nil {

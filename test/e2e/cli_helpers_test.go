@@ -112,17 +112,15 @@ func (c *berthCLI) same(args ...string) result {
 }
 
 // sameLines is same for output whose line order is not defined (docker
-// lists the names of one image in map order): a header line stays first,
-// the other lines are compared as sets.
+// lists the names of one image in map order): lines are compared as a
+// set.
 func (c *berthCLI) sameLines(args ...string) {
 	c.t.Helper()
 	b := c.run("", args...)
 	d := c.docker.run("", args...)
 	norm := func(s string) string {
 		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-		if len(lines) > 1 {
-			sort.Strings(lines[1:])
-		}
+		sort.Strings(lines)
 		return strings.Join(lines, "\n")
 	}
 	if b.ExitCode != d.ExitCode || norm(b.Stdout) != norm(d.Stdout) {
