@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -128,6 +129,10 @@ func TestRunRmLeaks(t *testing.T) {
 	deadline := time.Now().Add(pollTimeout)
 	for {
 		links, err := netlink.LinkList()
+		if errors.Is(err, netlink.ErrDumpInterrupted) && time.Now().Before(deadline) {
+			// A concurrent change on a busy host: list again.
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
