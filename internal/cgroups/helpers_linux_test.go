@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,9 @@ var hoard [][]byte
 //	       with O_DIRECT if given) then echoes; 'a' allocates until killed.
 //	devices: wait for one byte, then try each check in args
 //	       ("r:path", "w:path", "m:c:1:3:path") and print the results.
+//	reexec: start busy threads, then execve itself again with args[0]
+//	       (a count of execs, visible in /proc/<pid>/cmdline) plus one,
+//	       forever: a multi-threaded process that keeps entering execve.
 func runHelper(mode string, args []string) int {
 	in := bufio.NewReader(os.Stdin)
 	switch mode {
@@ -75,9 +79,38 @@ func runHelper(mode string, args []string) int {
 		}
 		fmt.Println(strings.Join(results, " "))
 		return 0
+	case "reexec":
+		return reexec(args)
 	}
 	fmt.Fprintf(os.Stderr, "unknown helper mode %q\n", mode)
 	return 2
+}
+
+// reexec is the "reexec" helper: execve de-threads the process, which
+// waits for the sibling threads to die; those must be running Go threads.
+func reexec(args []string) int {
+	if os.Getppid() == 1 {
+		return 1 // the test is gone
+	}
+	n := 0
+	if len(args) > 0 {
+		n, _ = strconv.Atoi(args[0])
+	}
+	started := make(chan struct{})
+	for i := 0; i < 4; i++ {
+		go func() {
+			runtime.LockOSThread()
+			started <- struct{}{}
+			for spin := 0; ; spin++ {
+			}
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		<-started
+	}
+	err := unix.Exec("/proc/self/exe", []string{os.Args[0], strconv.Itoa(n + 1)}, os.Environ())
+	fmt.Fprintf(os.Stderr, "reexec: %v\n", err)
+	return 1
 }
 
 func work(args []string) {

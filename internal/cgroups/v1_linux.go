@@ -171,7 +171,7 @@ func (m *v1Manager) Freeze() error {
 		_, err := m.need("freezer")
 		return err
 	}
-	return setFreezerState(dir, "FROZEN")
+	return freeze(v1Freezer(dir), dir, freezeTimeout)
 }
 
 func (m *v1Manager) Thaw() error {
@@ -183,7 +183,7 @@ func (m *v1Manager) Thaw() error {
 		_, err := m.need("freezer")
 		return err
 	}
-	return setFreezerState(dir, "THAWED")
+	return thawV1(dir)
 }
 
 func (m *v1Manager) Frozen() (bool, error) {
@@ -200,38 +200,6 @@ func (m *v1Manager) Frozen() (bool, error) {
 		return false, err
 	}
 	return s == "FROZEN", nil
-}
-
-// setFreezerState writes state to freezer.state and waits until the
-// kernel reports it. v1 has no change notification, so it polls with a
-// short growing delay; a freeze that does not complete is rewritten now
-// and then (tasks that were busy may have become freezable) and undone
-// at the deadline.
-func setFreezerState(dir, state string) error {
-	deadline := time.Now().Add(freezeTimeout)
-	delay := 100 * time.Microsecond
-	for i := 0; ; i++ {
-		if i%20 == 0 {
-			if err := writeFile(dir, "freezer.state", state); err != nil {
-				return fmt.Errorf("set freezer state: %w", err)
-			}
-		}
-		cur, err := readFile(dir, "freezer.state")
-		if err != nil {
-			return fmt.Errorf("set freezer state: %w", err)
-		}
-		if cur == state {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			if state == "FROZEN" {
-				_ = writeFile(dir, "freezer.state", "THAWED")
-			}
-			return fmt.Errorf("set freezer state of %s: still %s after %v", dir, cur, freezeTimeout)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 10*time.Millisecond)
-	}
 }
 
 // procsDir picks the hierarchy used to list processes.
@@ -263,10 +231,31 @@ func (m *v1Manager) Kill() error {
 	if err != nil {
 		return err
 	}
+	// On a hybrid host every process of the container is in the cgroup2
+	// directory too: cgroup.kill there needs no freezer. The sweep that
+	// follows signals each listed process too (see v2Manager.killAll),
+	// those that joined the v1 hierarchies only among them.
+	// Without it (or its directory) the v1 freezer does the job.
+	if m.unified != nil {
+		if done, err := m.unified.killAll(); err == nil && done {
+			err := killFrozen(dir, nil, nil)
+			// Tasks frozen by the v1 freezer die only once thawed.
+			if fz := m.freezer(); fz != "" {
+				err = errors.Join(err, thawV1(fz))
+			}
+			return err
+		}
+	}
+	return m.killV1(dir)
+}
+
+// killV1 kills the processes listed in dir with the v1 hierarchies alone:
+// frozen meanwhile if the freezer settles in time, else unfrozen.
+func (m *v1Manager) killV1(dir string) error {
 	if fz := m.freezer(); fz != "" {
 		return killFrozen(dir,
-			func() error { return setFreezerState(fz, "FROZEN") },
-			func() error { return setFreezerState(fz, "THAWED") })
+			func() error { return freeze(v1Freezer(fz), fz, killFreezeTimeout) },
+			func() error { return thawV1(fz) })
 	}
 	return killFrozen(dir, nil, nil)
 }

@@ -17,10 +17,6 @@ import (
 	"github.com/berth-project/berth/internal/errdefs"
 )
 
-// freezeTimeout bounds how long Freeze waits for the kernel to report every
-// task frozen.
-const freezeTimeout = 10 * time.Second
-
 // v2Manager is the cgroup of a container in a cgroup2 hierarchy: the whole
 // cgroup on a unified host, the unified part of a hybrid one.
 type v2Manager struct {
@@ -237,49 +233,7 @@ func setUnified(dir string, u map[string]string) error {
 }
 
 func (m *v2Manager) Freeze() error {
-	return freezeV2(m.dir)
-}
-
-func freezeV2(dir string) error {
-	if err := writeFile(dir, "cgroup.freeze", "1"); err != nil {
-		return fmt.Errorf("freeze: %w", err)
-	}
-	if err := waitFrozen(dir, time.Now().Add(freezeTimeout)); err != nil {
-		_ = writeFile(dir, "cgroup.freeze", "0")
-		return fmt.Errorf("freeze: %w", err)
-	}
-	return nil
-}
-
-// waitFrozen waits for cgroup.events to say "frozen 1". cgroupfs wakes a
-// poll(2) for POLLPRI when the file changes, so no busy loop is needed; a
-// short poll timeout still re-reads in case a notification is missed.
-func waitFrozen(dir string, deadline time.Time) error {
-	p := filepath.Join(dir, "cgroup.events")
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", p, err)
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 512)
-	for {
-		n, err := unix.Pread(fd, buf, 0)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
-		}
-		if frozen, ok := eventValue(string(buf[:n]), "frozen"); ok && frozen == 1 {
-			return nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("%s still not frozen after %v", dir, freezeTimeout)
-		}
-		wait := min(left, 100*time.Millisecond)
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
-		if _, err := unix.Poll(fds, int(wait.Milliseconds())+1); err != nil && err != unix.EINTR {
-			return fmt.Errorf("poll %s: %w", p, err)
-		}
-	}
+	return freeze(v2Freezer(m.dir), m.dir, freezeTimeout)
 }
 
 // eventValue finds key in a flat keyed file's content.
@@ -315,20 +269,39 @@ func (m *v2Manager) Pids() ([]int, error) {
 }
 
 func (m *v2Manager) Kill() error {
-	err := writeFile(m.dir, "cgroup.kill", "1")
-	if err == nil {
-		return nil
+	done, err := m.killAll()
+	if err != nil {
+		return err
 	}
-	if !isNotExist(err) || !exists(m.dir, "cgroup.procs") {
-		return fmt.Errorf("kill: %w", err)
+	if done {
+		return killFrozen(m.dir, nil, nil)
 	}
 	// Before Linux 5.14 there is no cgroup.kill: freeze, signal, thaw.
-	return killFrozen(m.dir, func() error { return freezeV2(m.dir) }, m.Thaw)
+	return killFrozen(m.dir, func() error { return freeze(v2Freezer(m.dir), m.dir, killFreezeTimeout) }, m.Thaw)
+}
+
+// killAll kills the processes of the cgroup and its descendants with
+// cgroup.kill; done is false if the kernel has no cgroup.kill.
+//
+// cgroup.kill passes over a process whose leader thread is already dying,
+// and a process in the middle of an execve from another thread looks just
+// so: the caller must still signal every process it lists (killFrozen
+// without a freezer), as Kill does.
+func (m *v2Manager) killAll() (done bool, err error) {
+	err = writeFile(m.dir, "cgroup.kill", "1")
+	if err == nil {
+		return true, nil
+	}
+	if !isNotExist(err) || !exists(m.dir, "cgroup.procs") {
+		return false, fmt.Errorf("kill: %w", err)
+	}
+	return false, nil
 }
 
 // killFrozen sends SIGKILL to every process below dir with the cgroup
-// frozen (when freeze is not nil), so that none can fork a child that
-// escapes the listing.
+// frozen (when freeze is not nil and succeeds), so that none can fork a
+// child that escapes the listing; a cgroup that cannot be frozen is
+// signalled round after round until a round finds no new process.
 func killFrozen(dir string, freeze, thaw func() error) error {
 	frozen := freeze != nil && freeze() == nil
 	seen := make(map[int]bool)
