@@ -30,6 +30,24 @@ var (
 	containerID = regexp.MustCompile(`/[0-9a-f]{64}(/|$)`)
 )
 
+// parseRequestLine reads one of berthd's "api request" debug lines: when
+// it was logged, the request as "METHOD path" without the API version and
+// with container IDs as {id}, and the handler's duration.
+func parseRequestLine(line string) (at time.Time, request string, d time.Duration, ok bool) {
+	m := requestLine.FindStringSubmatch(line)
+	if m == nil {
+		return at, "", 0, false
+	}
+	at, err1 := time.Parse(time.RFC3339Nano, m[1])
+	d, err2 := time.ParseDuration(m[4])
+	if err1 != nil || err2 != nil {
+		return at, "", 0, false
+	}
+	path := apiPrefix.ReplaceAllString(m[3], "/")
+	path = containerID.ReplaceAllString(path, "/{id}$1")
+	return at, m[2] + " " + strings.TrimPrefix(path, "/"), d, true
+}
+
 // printRequests prints, per scenario, how long berthd took to answer each
 // kind of request (from its debug log: the handler's time, from the
 // request read to the answer written), which splits a CLI run into the
@@ -46,23 +64,16 @@ func (b *bench) printRequests(windows []window) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		m := requestLine.FindStringSubmatch(sc.Text())
-		if m == nil {
+		at, request, d, ok := parseRequestLine(sc.Text())
+		if !ok {
 			continue
 		}
-		at, err1 := time.Parse(time.RFC3339Nano, m[1])
-		d, err2 := time.ParseDuration(m[4])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		path := "/" + apiPrefix.ReplaceAllString(m[3], "")
-		path = containerID.ReplaceAllString(path, "/{id}$1")
 		for _, w := range windows {
 			// The log's times have millisecond precision.
 			if at.Before(w.start.Truncate(time.Millisecond)) || at.After(w.end) {
 				continue
 			}
-			k := key{w.name, m[2] + " " + strings.TrimPrefix(path, "/")}
+			k := key{w.name, request}
 			if _, ok := durations[k]; !ok {
 				order = append(order, k)
 			}
