@@ -83,8 +83,13 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, idOrName, ref string, es *n
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.c
-	if c.HostConfig.NetworkMode.IsHost() || c.HostConfig.NetworkMode.IsNone() || c.HostConfig.NetworkMode.IsContainer() {
+	switch mode := c.HostConfig.NetworkMode; {
+	case mode.IsContainer():
+		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrInvalidArgument)
+	case mode.IsHost():
 		return fmt.Errorf("container cannot be disconnected from host network or connected to host network: %w", errdefs.ErrInvalidArgument)
+	case mode.IsNone():
+		return fmt.Errorf("container cannot be connected to multiple networks with one of the networks in private (none) mode: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, ok := c.Endpoints[netName]; ok || string(c.HostConfig.NetworkMode) == netName || c.Network.Networks[netName] != nil {
 		return fmt.Errorf("endpoint with name %s already exists in network %s: %w", c.Name, netName, errdefs.ErrAlreadyExists)
