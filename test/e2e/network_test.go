@@ -699,6 +699,18 @@ func TestUserNetworks(t *testing.T) {
 	if strings.Fields(out)[0] != "lo" || len(strings.Fields(out)) != 1 {
 		t.Errorf("--network none interfaces: %q", out)
 	}
+	// Neither joins another network, in Docker's words.
+	e.detached("--name", "lonely", "--network", "none", "busybox", "sleep", "300")
+	e.detached("--name", "sharer", "--network", "container:web", "busybox", "sleep", "300")
+	for ctr, want := range map[string]string{
+		"lonely": "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+		"sharer": "container sharing network namespace with another container or host cannot be connected to any other network",
+	} {
+		if stderr := c.fail(1, "network", "connect", "back", ctr); !strings.Contains(stderr, want) {
+			t.Errorf("connect %s: %s\nwant %q", ctr, stderr, want)
+		}
+	}
+	c.ok("rm", "-f", "lonely", "sharer")
 
 	// Prune: by label, then every unused network.
 	e.network("spare", "--label", "keep=no")
