@@ -12,6 +12,7 @@ func ResolveUser(rootfs, user string, groupAdd []string) (specs.User, error) {
 }
 
 // AllCapabilities returns the names ("CAP_...") of every capability the
-// running kernel knows, in number order: what --privileged grants. Each
-// call returns a new slice.
+// running kernel knows and the calling process's bounding set holds, in
+// number order: what --privileged grants (a capability outside the
+// bounding set cannot be granted). Each call returns a new slice.
 func AllCapabilities() []string { return allCapabilities() }

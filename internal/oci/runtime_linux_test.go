@@ -157,4 +157,23 @@ func TestGeneratedSpecRuns(t *testing.T) {
 		"id":     fmt.Sprintf("uid=%d(berth) gid=%d(berth)", testutil.UserUID, testutil.UserGID),
 		"rootfs": "ro", "tmp": "rw", "mount": "denied", "/proc/keys": masked,
 	})
+
+	// Privileged: every capability of the test's own bounding set (the
+	// runtime cannot grant more: on a host whose bounding set lacks one,
+	// asking for every capability the kernel knows fails), no seccomp,
+	// nothing masked.
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bnd string
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			bnd = strings.TrimSpace(v)
+		}
+	}
+	got = runProbe(t, func(in *oci.Input) { in.HostConfig.Privileged = true })
+	checkProbe(t, got, map[string]string{
+		"CapEff": bnd, "CapBnd": bnd, "CapPrm": bnd, "Seccomp": "0", "mount": "ok", "/proc/keys": "regular empty file 0:0", "procsys": "rw",
+	})
 }

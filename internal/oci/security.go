@@ -31,29 +31,51 @@ func DefaultCapabilities() []string {
 	}
 }
 
-// supportedCaps caches the names of the capabilities both
-// github.com/moby/sys/capability and the running kernel know, in number
-// order: what --privileged grants and what --cap-add accepts.
-var supportedCaps = sync.OnceValue(func() []string {
+// capNames holds what the capability checks need to know, found once.
+type capNames struct {
+	// known is every name github.com/moby/sys/capability knows.
+	known map[string]bool
+	// available are the names of the capabilities the running kernel
+	// supports and this process's bounding set holds, in number order:
+	// what --privileged grants and what --cap-add accepts. A capability
+	// outside the bounding set could not be given to the container (the
+	// runtime would fail with EPERM), so, as with Docker, it is not
+	// offered.
+	available []string
+}
+
+// caps is capNames for this process.
+var caps = sync.OnceValue(func() capNames {
+	known := capability.ListKnown()
+	c := capNames{known: make(map[string]bool, len(known))}
+	for _, k := range known {
+		c.known[capName(k.String())] = true
+	}
 	list, err := capability.ListSupported()
 	if err != nil {
 		// The kernel could not be asked (not Linux): every known one.
-		list = capability.ListKnown()
+		list = known
 	}
 	slices.Sort(list)
-	names := make([]string, 0, len(list))
-	for _, c := range list {
-		names = append(names, "CAP_"+strings.ToUpper(c.String()))
+	for _, k := range list {
+		// GetBound fails only where there is no bounding set to ask.
+		if held, err := capability.GetBound(k); err == nil && !held {
+			continue
+		}
+		c.available = append(c.available, capName(k.String()))
 	}
-	return names
+	return c
 })
 
-// allCapabilities returns a copy of supportedCaps.
-func allCapabilities() []string { return slices.Clone(supportedCaps()) }
+// allCapabilities returns a copy of caps().available.
+func allCapabilities() []string { return slices.Clone(caps().available) }
 
 // normalizeCaps upper-cases names and adds the CAP_ prefix; "ALL" stays
-// "ALL". An unknown name is an error with Docker's wording.
-func normalizeCaps(names []string) ([]string, error) {
+// "ALL". An unknown or unavailable name is an error with Docker's wording.
+func normalizeCaps(names []string) ([]string, error) { return caps().normalize(names) }
+
+// normalize is normalizeCaps against the capabilities in c.
+func (c capNames) normalize(names []string) ([]string, error) {
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		n = strings.ToUpper(strings.TrimSpace(n))
@@ -64,8 +86,11 @@ func normalizeCaps(names []string) ([]string, error) {
 		if !strings.HasPrefix(n, "CAP_") {
 			n = "CAP_" + n
 		}
-		if !slices.Contains(supportedCaps(), n) {
+		if !c.known[n] {
 			return nil, invalidf("unknown capability: %q", n)
+		}
+		if !slices.Contains(c.available, n) {
+			return nil, invalidf("capability not supported by your kernel or not available in the current environment: %q", n)
 		}
 		out = append(out, n)
 	}
@@ -73,7 +98,7 @@ func normalizeCaps(names []string) ([]string, error) {
 }
 
 // capabilitySet returns the container process's capabilities, Docker's
-// way: privileged gets every capability; otherwise "ALL" in add starts from
+// way: privileged gets every available capability; otherwise "ALL" in add starts from
 // every capability minus drop, "ALL" in drop starts from nothing plus add,
 // and else the defaults minus drop plus add. Duplicates are removed.
 func capabilitySet(add, drop []string, privileged bool) ([]string, error) {
