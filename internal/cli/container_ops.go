@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/docker/cli/opts"
-	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -297,46 +296,10 @@ func dirOf(path string) string {
 	return "."
 }
 
-// PruneOptions are the options of the prune commands.
-type PruneOptions struct {
-	Force   bool
-	All     bool
-	Volumes bool
-	Filters []string
-}
-
 // confirm asks a yes/no question on the terminal; no answer is no.
 func (c *CLI) confirm(ctx context.Context, message string) bool {
 	fmt.Fprintf(c.Out, "%s\nAre you sure you want to continue? [y/N] ", message)
 	line, _ := bufio.NewReader(c.In).ReadString('\n')
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "y" || answer == "yes"
-}
-
-// ContainerPrune removes stopped containers.
-func (c *CLI) ContainerPrune(ctx context.Context, o PruneOptions) error {
-	f, err := ParseFilters(o.Filters)
-	if err != nil {
-		return err
-	}
-	if !o.Force && !c.confirm(ctx, "WARNING! This will remove all stopped containers.") {
-		return nil
-	}
-	cl, err := c.Client()
-	if err != nil {
-		return err
-	}
-	res, err := cl.ContainerPrune(ctx, client.ContainerPruneOptions{Filters: f})
-	if err != nil {
-		return c.daemonError(err)
-	}
-	if len(res.Report.ContainersDeleted) > 0 {
-		fmt.Fprintln(c.Out, "Deleted Containers:")
-		for _, id := range res.Report.ContainersDeleted {
-			fmt.Fprintln(c.Out, id)
-		}
-		fmt.Fprintln(c.Out)
-	}
-	fmt.Fprintf(c.Out, "Total reclaimed space: %s\n", units.HumanSize(float64(res.Report.SpaceReclaimed)))
-	return nil
 }

@@ -236,3 +236,28 @@ func TestWriteInspect(t *testing.T) {
 		t.Errorf("malformed inspect template: %v", err)
 	}
 }
+
+func TestPruneReport(t *testing.T) {
+	var total pruneReport
+	total.counted = true
+	a := pruneReport{counted: true, space: 2048}
+	a.add("Deleted Containers:", []string{"c1", "c2"})
+	n := pruneReport{}
+	n.add("Deleted Networks:", []string{"net1"})
+	e := pruneReport{counted: true}
+	e.add("Deleted Images:", nil)
+	total.merge(a)
+	total.merge(n)
+	total.merge(e)
+	var buf bytes.Buffer
+	total.print(&buf)
+	want := "Deleted Containers:\nc1\nc2\n\nDeleted Networks:\nnet1\n\nTotal reclaimed space: 2.048kB\n"
+	if buf.String() != want {
+		t.Errorf("system prune report:\n%q\nwant\n%q", buf.String(), want)
+	}
+	buf.Reset()
+	n.print(&buf)
+	if buf.String() != "Deleted Networks:\nnet1\n" {
+		t.Errorf("network prune report: %q", buf.String())
+	}
+}

@@ -302,29 +302,3 @@ func (c *CLI) NetworkDisconnect(ctx context.Context, netName, container string, 
 	_, err = cl.NetworkDisconnect(ctx, netName, client.NetworkDisconnectOptions{Container: container, Force: force})
 	return c.daemonError(err)
 }
-
-// NetworkPrune removes networks no container uses.
-func (c *CLI) NetworkPrune(ctx context.Context, o PruneOptions) error {
-	f, err := ParseFilters(o.Filters)
-	if err != nil {
-		return err
-	}
-	if !o.Force && !c.confirm(ctx, "WARNING! This will remove all custom networks not used by at least one container.") {
-		return nil
-	}
-	cl, err := c.Client()
-	if err != nil {
-		return err
-	}
-	res, err := cl.NetworkPrune(ctx, client.NetworkPruneOptions{Filters: f})
-	if err != nil {
-		return c.daemonError(err)
-	}
-	if len(res.Report.NetworksDeleted) > 0 {
-		fmt.Fprintln(c.Out, "Deleted Networks:")
-		for _, n := range res.Report.NetworksDeleted {
-			fmt.Fprintln(c.Out, n)
-		}
-	}
-	return nil
-}

@@ -98,37 +98,3 @@ func (c *CLI) Df(ctx context.Context, o DfOptions) error {
 	}
 	return (Formatter{DefaultTable: "{{.Name}}\t{{.Links}}\t{{.Size}}", Headers: volumeHeaders}).Write(c.Out, vols)
 }
-
-// SystemPrune removes stopped containers, unused networks, dangling (or
-// all unused) images and, with --volumes, unused anonymous volumes.
-func (c *CLI) SystemPrune(ctx context.Context, o PruneOptions) error {
-	if _, err := ParseFilters(o.Filters); err != nil {
-		return err
-	}
-	msg := "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n"
-	if o.Volumes {
-		msg += "  - all anonymous volumes not used by at least one container\n"
-	}
-	if o.All {
-		msg += "  - all images without at least one container associated to them\n"
-	} else {
-		msg += "  - all dangling images\n"
-	}
-	if !o.Force && !c.confirm(ctx, msg) {
-		return nil
-	}
-	sub := o
-	sub.Force = true
-	if err := c.ContainerPrune(ctx, PruneOptions{Force: true, Filters: o.Filters}); err != nil {
-		return err
-	}
-	if err := c.NetworkPrune(ctx, PruneOptions{Force: true, Filters: o.Filters}); err != nil {
-		return err
-	}
-	if o.Volumes {
-		if err := c.VolumePrune(ctx, PruneOptions{Force: true, Filters: o.Filters}); err != nil {
-			return err
-		}
-	}
-	return c.ImagePrune(ctx, sub)
-}

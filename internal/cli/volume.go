@@ -145,35 +145,3 @@ func (c *CLI) VolumeRm(ctx context.Context, names []string, force bool) error {
 		return err
 	})
 }
-
-// VolumePrune removes unused anonymous (or, with -a, all unused) volumes.
-func (c *CLI) VolumePrune(ctx context.Context, o PruneOptions) error {
-	f, err := ParseFilters(o.Filters)
-	if err != nil {
-		return err
-	}
-	msg := "WARNING! This will remove anonymous local volumes not used by at least one container."
-	if o.All {
-		msg = "WARNING! This will remove all local volumes not used by at least one container."
-	}
-	if !o.Force && !c.confirm(ctx, msg) {
-		return nil
-	}
-	cl, err := c.Client()
-	if err != nil {
-		return err
-	}
-	res, err := cl.VolumePrune(ctx, client.VolumePruneOptions{All: o.All, Filters: f})
-	if err != nil {
-		return c.daemonError(err)
-	}
-	if len(res.Report.VolumesDeleted) > 0 {
-		fmt.Fprintln(c.Out, "Deleted Volumes:")
-		for _, v := range res.Report.VolumesDeleted {
-			fmt.Fprintln(c.Out, v)
-		}
-		fmt.Fprintln(c.Out)
-	}
-	fmt.Fprintf(c.Out, "Total reclaimed space: %s\n", units.HumanSize(float64(res.Report.SpaceReclaimed)))
-	return nil
-}

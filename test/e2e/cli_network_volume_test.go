@@ -183,3 +183,40 @@ func TestCLIDaemonGoneMidStream(t *testing.T) {
 	}
 	c.ok("rm", "-f", "talker")
 }
+
+// TestCLISystemPrune removes a stopped container, an unused network, an
+// unused volume and the unused image in one report.
+func TestCLISystemPrune(t *testing.T) {
+	d := startDaemon(t)
+	c := d.berthCLI(t)
+	id := c.importBusybox()
+	cid := strings.TrimSpace(c.ok("create", "-v", "/x", "busybox"))
+	c.ok("network", "create", "lonely")
+	c.ok("volume", "create", "orphan")
+	if r := c.run("no\n", "system", "prune"); r.ExitCode != 0 || !strings.Contains(r.Stdout, "WARNING! This will remove:") {
+		t.Errorf("system prune, answered no: %s", r)
+	}
+	c.same("ps", "-aq")
+	c.ok("rm", cid) // leaves its anonymous volume
+	c.ok("create", "busybox")
+	out := c.ok("system", "prune", "-a", "-f")
+	for _, want := range []string{"Deleted Containers:\n", "Deleted Networks:\nlonely\n", "Deleted Images:\n", "deleted: " + id, "Total reclaimed space: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("system prune lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "Total reclaimed space") != 1 {
+		t.Errorf("system prune prints more than one total:\n%s", out)
+	}
+	if n := len(strings.Fields(c.ok("volume", "ls", "-q"))); n != 2 {
+		t.Errorf("volumes before --volumes: %d, want the anonymous one and orphan", n)
+	}
+	// Named volumes stay: --volumes prunes anonymous ones only.
+	c.ok("system", "prune", "-f", "--volumes")
+	c.same("volume", "ls", "-q")
+	if out := c.ok("volume", "ls", "-q"); out != "orphan\n" {
+		t.Errorf("volumes after system prune --volumes: %q", out)
+	}
+	c.same("images", "-q")
+	c.same("network", "ls", "--format", "{{.Name}}")
+}

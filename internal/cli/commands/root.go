@@ -132,6 +132,8 @@ func (a *app) newRootCommand() *cobra.Command {
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
 	root.SetVersionTemplate("berth version {{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate)
+	root.SetHelpTemplate("{{.UsageString}}")
 	// Global flags come before the command, as with docker: they are the
 	// root's own flags, parsed first thanks to TraverseChildren, so that a
 	// command may reuse their shorthands (-l, -H...).
@@ -160,6 +162,33 @@ func (a *app) newRootCommand() *cobra.Command {
 	})
 	return root
 }
+
+// usageTemplate lays out help as docker's: usage line, description,
+// commands, aliases, options.
+const usageTemplate = `Usage:  {{if .HasSubCommands}}{{.CommandPath}}{{if .HasParent}} COMMAND{{else}} [OPTIONS] COMMAND{{end}}{{else}}{{.UseLine}}{{end}}
+
+{{with (or .Long .Short)}}{{.}}{{end}}
+{{- if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.CommandPath}}{{$parent := .Parent.CommandPath}}{{range .Aliases}}, {{$parent}} {{.}}{{end}}
+{{- end}}
+{{- if .HasAvailableSubCommands}}
+
+Commands:
+{{- range .Commands}}{{if .IsAvailableCommand}}
+  {{rpad .Name .NamePadding}} {{.Short}}{{end}}{{end}}
+{{- end}}
+{{- if .HasAvailableLocalFlags}}
+
+{{if .HasParent}}Options{{else}}Global Options{{end}}:
+{{.LocalFlags.FlagUsagesWrapped 100 | trimTrailingWhitespaces}}
+{{- end}}
+{{- if .HasSubCommands}}
+
+Run '{{.CommandPath}} COMMAND --help' for more information on a command.
+{{- end}}
+`
 
 // setup makes the CLI once the global flags are known.
 func (a *app) setup() error {
@@ -255,7 +284,29 @@ func alias(make func() *cobra.Command, use string, aliases ...string) *cobra.Com
 	return c
 }
 
-// stringSlice registers a repeatable string flag.
+// stringSlice registers a repeatable string flag; its type shows as
+// docker's: "filter" for --filter, "list" otherwise.
 func stringSlice(fl *pflag.FlagSet, p *[]string, name, short, usage string) {
-	fl.StringArrayVarP(p, name, short, nil, usage)
+	typ := "list"
+	if name == "filter" {
+		typ = "filter"
+	}
+	fl.VarP(&listValue{p: p, typ: typ}, name, short, usage)
 }
+
+// listValue is a repeatable string flag.
+type listValue struct {
+	p   *[]string
+	typ string
+}
+
+func (l *listValue) String() string {
+	if l.p == nil || len(*l.p) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(*l.p, " ") + "]"
+}
+
+func (l *listValue) Set(v string) error { *l.p = append(*l.p, v); return nil }
+
+func (l *listValue) Type() string { return l.typ }
