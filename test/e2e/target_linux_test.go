@@ -103,14 +103,6 @@ func (e *engine) requireNetwork(t *testing.T) {
 	}
 }
 
-// requireBerth skips a scenario that is about berthd's own machinery.
-func (e *engine) requireBerth(t *testing.T, why string) {
-	t.Helper()
-	if !e.isBerth() {
-		t.Skipf("berth only: %s", why)
-	}
-}
-
 // initPath is where the daemon's --init binary appears in a container.
 func (e *engine) initPath() string {
 	if e.isBerth() {
