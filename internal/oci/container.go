@@ -372,8 +372,29 @@ func (g *generator) mounts() error {
 
 	rwCgroup := hc.Privileged || (g.sec.writableCgroups != nil && *g.sec.writableCgroups)
 	g.s.Mounts, err = assembleMounts(defaults, user, hc.ReadonlyRootfs, hc.IpcMode.IsNone(), hc.Privileged, rwCgroup)
-	return err
+	if err != nil {
+		return err
+	}
+	sortBindsByDepth(g.s.Mounts, len(defaultMounts(shm)))
+	return nil
 }
+
+// sortBindsByDepth orders the mounts after the first kernel ones (the
+// init binary, the /etc files and the user's) parents first, as Docker
+// does, so that a volume on /etc does not hide /etc/hosts: a mount lands
+// inside the ones mounted before it.
+func sortBindsByDepth(mounts []specs.Mount, kernel int) {
+	start := 0
+	for start < len(mounts) && start < kernel && isKernelMount(mounts[start]) {
+		start++
+	}
+	depth := func(m specs.Mount) int { return strings.Count(path.Clean(m.Destination), "/") }
+	slices.SortStableFunc(mounts[start:], func(a, b specs.Mount) int { return depth(a) - depth(b) })
+}
+
+// isKernelMount reports whether m is one of the default file systems
+// (proc, sysfs, tmpfs, devpts, mqueue, cgroup), not a bind.
+func isKernelMount(m specs.Mount) bool { return m.Type != "bind" }
 
 // resources sets the cgroup resources (Resources) with the device rules.
 func (g *generator) resources() error {

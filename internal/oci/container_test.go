@@ -309,8 +309,9 @@ func TestGenerateReadonlyRootfsAndTmpfs(t *testing.T) {
 		"/run":             {"noexec", "nosuid", "nodev", "rprivate"},
 		"/tmp":             {"nosuid", "nodev", "rprivate", "size=64m", "exec"},
 	}
+	// Binds go parents first (the /etc files are one level deeper).
 	checkEqual(t, "destinations", destinations(s), []string{"/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm",
-		"/etc/resolv.conf", "/etc/hostname", "/etc/hosts", "/vol", "/data", "/run", "/tmp"})
+		"/vol", "/data", "/run", "/tmp", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"})
 	for dest, opts := range want {
 		if m := mountAt(s, dest); m == nil {
 			t.Errorf("no mount at %s", dest)
@@ -346,7 +347,14 @@ func TestGenerateMountReplacement(t *testing.T) {
 		"/etc/resolv.conf", "/etc/hostname", "/etc/hosts", "/dev/shm/"})
 	in.Mounts = []specs.Mount{{Destination: "/dev", Type: "bind", Source: "/dev", Options: []string{"rbind"}}}
 	s = generate(t, in)
-	checkEqual(t, "destinations", destinations(s), []string{"/proc", "/sys", "/sys/fs/cgroup", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts", "/dev"})
+	checkEqual(t, "destinations", destinations(s), []string{"/proc", "/sys", "/sys/fs/cgroup", "/dev", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"})
+
+	// A volume on /etc goes first, so the /etc files land in it rather
+	// than under it (docker run -v v:/etc still sees its own hosts).
+	in.Mounts = []specs.Mount{{Destination: "/etc", Type: "bind", Source: "/var/lib/berth/volumes/v/_data", Options: []string{"rbind"}}}
+	s = generate(t, in)
+	checkEqual(t, "destinations", destinations(s), []string{"/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm",
+		"/etc", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"})
 
 	// --ipc none: no /dev/shm at all; --ipc host: the host's.
 	in.Mounts = nil
