@@ -143,6 +143,9 @@ func (c *CLI) Info(ctx context.Context, o InfoOptions) error {
 		return nil
 	}
 	printInfo(c.Out, info)
+	for _, w := range info.Warnings {
+		fmt.Fprintln(c.Err, w)
+	}
 	return nil
 }
 
@@ -174,6 +177,7 @@ func printInfo(w io.Writer, info Info) {
 	p("  Volume: %s", strings.Join(volumes, " "))
 	p("  Network: %s", strings.Join(networks, " "))
 	p("  Log: %s", strings.Join(i.Plugins.Log, " "))
+	p(" Swarm: %s", i.Swarm.LocalNodeState)
 	var runtimes []string
 	for name := range i.Runtimes {
 		runtimes = append(runtimes, name)
@@ -181,6 +185,10 @@ func printInfo(w io.Writer, info Info) {
 	sort.Strings(runtimes)
 	p(" Runtimes: %s", strings.Join(runtimes, " "))
 	p(" Default Runtime: %s", i.DefaultRuntime)
+	p(" Init Binary: %s", i.InitBinary)
+	p(" containerd version: %s", i.ContainerdCommit.ID)
+	p(" runc version: %s", i.RuncCommit.ID)
+	p(" init version: %s", i.InitCommit.ID)
 	if len(i.SecurityOptions) > 0 {
 		p(" Security Options:")
 		for _, o := range i.SecurityOptions {
@@ -197,6 +205,13 @@ func printInfo(w io.Writer, info Info) {
 	p(" ID: %s", i.ID)
 	p(" Docker Root Dir: %s", i.DockerRootDir)
 	p(" Debug Mode: %v", i.Debug)
+	if i.Debug {
+		p("  File Descriptors: %d", i.NFd)
+		p("  Goroutines: %d", i.NGoroutines)
+		p("  System Time: %s", i.SystemTime)
+		p("  EventsListeners: %d", i.NEventsListener)
+	}
+	p(" Experimental: %v", i.ExperimentalBuild)
 	if i.RegistryConfig != nil && len(i.RegistryConfig.InsecureRegistryCIDRs) > 0 {
 		p(" Insecure Registries:")
 		for _, c := range i.RegistryConfig.InsecureRegistryCIDRs {
@@ -204,7 +219,5 @@ func printInfo(w io.Writer, info Info) {
 		}
 	}
 	p(" Live Restore Enabled: %v", i.LiveRestoreEnabled)
-	for _, w := range i.Warnings {
-		p("%s", w)
-	}
+	p("")
 }
