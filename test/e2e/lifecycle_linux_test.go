@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -224,6 +226,13 @@ func TestUpdateStatsTop(t *testing.T) {
 	} {
 		if got := hostCgroupFile(t, pid, f.ctl, f.file); got != f.want {
 			t.Errorf("host %s/%s after update: %s, want %s", f.ctl, f.file, got, f.want)
+		}
+	}
+	if e.isBerth() {
+		// berth's cgroups are /berth/<id> in each hierarchy.
+		p := filepath.Join("/sys/fs/cgroup/memory/berth", c.id("upd"), "memory.limit_in_bytes")
+		if b, err := os.ReadFile(p); err != nil || string(b) != "134217728\n" {
+			t.Errorf("%s after update: %q (%v)", p, b, err)
 		}
 	}
 	if out := c.ok("exec", "upd", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); out != "134217728\n" {
