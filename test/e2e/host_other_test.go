@@ -17,3 +17,6 @@ type proc struct {
 func (d *Daemon) shims(t *testing.T) []proc { return nil }
 
 func (p proc) kill(t *testing.T, d *Daemon) {}
+
+// unmountAll has nothing to unmount where berthd does not run.
+func unmountAll(t *testing.T, dir string) {}
