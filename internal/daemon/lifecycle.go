@@ -91,7 +91,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
-		c.State.Error = err.Error()
+		c.State.Error = errdefs.Message(err)
 		c.State.ExitCode = startFailureCode(err)
 		if c.HasBeenStarted {
 			c.State.Status = api.StateExited

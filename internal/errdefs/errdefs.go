@@ -4,7 +4,10 @@
 // API servers map a class to an HTTP status or gRPC code in one place.
 package errdefs
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // The error classes. Wrap them, never compare error strings.
 var (
@@ -52,3 +55,23 @@ func IsDataLoss(err error) bool { return errors.Is(err, ErrDataLoss) }
 
 // IsNotModified reports whether err is of class ErrNotModified.
 func IsNotModified(err error) bool { return errors.Is(err, ErrNotModified) }
+
+// classes are the error classes in the order Message tests them.
+var classes = []error{
+	ErrNotFound, ErrAlreadyExists, ErrConflict, ErrInvalidArgument, ErrNotImplemented,
+	ErrUnavailable, ErrPermission, ErrUnauthorized, ErrDataLoss, ErrNotModified,
+}
+
+// Message is err's text as a user should read it: without the trailing
+// ": <class>" that wrapping a class appends.
+func Message(err error) string {
+	msg := err.Error()
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			if m, ok := strings.CutSuffix(msg, ": "+c.Error()); ok && m != "" {
+				return m
+			}
+		}
+	}
+	return msg
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/berth-project/berth/internal/errdefs"
 )
@@ -41,17 +40,7 @@ func statusOf(err error) int {
 
 // errorMessage is err's text as clients see it, without the trailing name
 // of its class (": not found"), which the status already says.
-func errorMessage(err error) string {
-	msg := err.Error()
-	for _, c := range classes {
-		if errors.Is(err, c.class) {
-			if m, ok := strings.CutSuffix(msg, ": "+c.class.Error()); ok && m != "" {
-				return m
-			}
-		}
-	}
-	return msg
-}
+func errorMessage(err error) string { return errdefs.Message(err) }
 
 // writeError answers with err's status and Docker's error body,
 // {"message": "..."}.
