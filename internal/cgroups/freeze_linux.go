@@ -72,11 +72,7 @@ func freeze(f freezerFile, dir string, timeout time.Duration) error {
 type v1Freezer string
 
 func (d v1Freezer) request(frozen bool) error {
-	state := "THAWED"
-	if frozen {
-		state = "FROZEN"
-	}
-	return writeFile(string(d), "freezer.state", state)
+	return writeFile(string(d), "freezer.state", map[bool]string{true: "FROZEN", false: "THAWED"}[frozen])
 }
 
 // waitFrozen polls freezer.state (v1 has no change notification) with a
@@ -120,11 +116,7 @@ func thawV1(dir string) error {
 type v2Freezer string
 
 func (d v2Freezer) request(frozen bool) error {
-	v := "0"
-	if frozen {
-		v = "1"
-	}
-	return writeFile(string(d), "cgroup.freeze", v)
+	return writeFile(string(d), "cgroup.freeze", map[bool]string{true: "1", false: "0"}[frozen])
 }
 
 // waitFrozen waits for cgroup.events to say "frozen 1". cgroupfs wakes a
