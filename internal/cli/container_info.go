@@ -224,24 +224,18 @@ func (c *CLI) Events(ctx context.Context, o EventsOptions) error {
 	if format == FormatJSON {
 		format = "{{json .}}"
 	}
-	var tmplErr error
-	render := func(w io.Writer, m events.Message) error {
-		if format == "" {
-			return printEvent(w, m)
-		}
+	render := printEvent
+	if format != "" {
 		tmpl, err := parseTemplate(format)
 		if err != nil {
 			return err
 		}
-		if err := tmpl.Execute(w, m); err != nil {
-			return fmt.Errorf("template: %w", err)
-		}
-		_, err = fmt.Fprintln(w)
-		return err
-	}
-	if format != "" {
-		if _, tmplErr = parseTemplate(format); tmplErr != nil {
-			return tmplErr
+		render = func(w io.Writer, m events.Message) error {
+			if err := tmpl.Execute(w, m); err != nil {
+				return fmt.Errorf("template: %w", err)
+			}
+			_, err := fmt.Fprintln(w)
+			return err
 		}
 	}
 	cl, err := c.Client()

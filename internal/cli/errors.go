@@ -13,6 +13,7 @@ type StatusError struct {
 	Cause      error
 }
 
+// Error is the status message, else the cause's.
 func (e *StatusError) Error() string {
 	if e.Status != "" {
 		return e.Status
@@ -23,6 +24,7 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("exit status %d", e.StatusCode)
 }
 
+// Unwrap returns the cause.
 func (e *StatusError) Unwrap() error { return e.Cause }
 
 // ExitCode is the exit status for err: a StatusError's code, 0 for nil
