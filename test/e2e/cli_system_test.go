@@ -89,6 +89,19 @@ func TestCLISystemAndStreams(t *testing.T) {
 	if r := c.run("", "cp", "a", "b"); r.ExitCode != 1 || !strings.Contains(r.Stderr, "must specify at least one container source") {
 		t.Errorf("cp without a container: %s", r)
 	}
+	// Shell completion asks the daemon for names.
+	if out := c.ok("__complete", "rm", ""); !strings.Contains(out, "counter\nreader\n") {
+		t.Errorf("completion of rm: %q", out)
+	}
+	if out := c.ok("__complete", "stop", ""); !strings.Contains(out, "counter\n") || strings.Contains(out, "reader") {
+		t.Errorf("completion of stop (running containers only): %q", out)
+	}
+	if out := c.ok("__complete", "run", "bu"); !strings.HasPrefix(out, "busybox:latest\n") {
+		t.Errorf("completion of run: %q", out)
+	}
+	if out := c.ok("__complete", "network", "rm", "br"); !strings.HasPrefix(out, "bridge\n") {
+		t.Errorf("completion of network rm: %q", out)
+	}
 	c.ok("rm", "-f", "counter", "reader")
 
 	// events: the same lines as docker's for the same window.

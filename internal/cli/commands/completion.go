@@ -1,8 +1,11 @@
 package commands
 
 import (
+	"context"
 	"fmt"
+	"time"
 
+	"github.com/berth-project/berth/internal/cli"
 	"github.com/spf13/cobra"
 )
 
@@ -43,4 +46,55 @@ or install it once: berth completion bash > /etc/bash_completion.d/berth`,
 func NewRootCommand(version string) *cobra.Command {
 	a := &app{version: version}
 	return a.newRootCommand()
+}
+
+// nameCompletion says what a command's arguments name: which kind of
+// object, and whether only the first argument is one.
+type nameCompletion struct {
+	kind      string
+	firstOnly bool
+}
+
+// completions maps a command (its name, or "parent name") to the objects
+// its arguments name.
+var completions = map[string]nameCompletion{
+	"attach": {cli.KindRunningContainer, true}, "exec": {cli.KindRunningContainer, true},
+	"kill": {cli.KindRunningContainer, false}, "pause": {cli.KindRunningContainer, false},
+	"stop": {cli.KindRunningContainer, false}, "top": {cli.KindRunningContainer, true},
+	"stats": {cli.KindRunningContainer, false}, "unpause": {cli.KindContainer, false},
+	"start": {cli.KindContainer, false}, "restart": {cli.KindContainer, false}, "rm": {cli.KindContainer, false},
+	"logs": {cli.KindContainer, true}, "port": {cli.KindContainer, true}, "rename": {cli.KindContainer, true},
+	"update": {cli.KindContainer, false}, "diff": {cli.KindContainer, true}, "commit": {cli.KindContainer, true},
+	"export": {cli.KindContainer, true}, "wait": {cli.KindContainer, false}, "inspect": {cli.KindContainer, false},
+	"container inspect": {cli.KindContainer, false},
+	"run":               {cli.KindImage, true}, "create": {cli.KindImage, true}, "rmi": {cli.KindImage, false},
+	"history": {cli.KindImage, true}, "push": {cli.KindImage, true}, "tag": {cli.KindImage, true},
+	"save": {cli.KindImage, false}, "image inspect": {cli.KindImage, false}, "image rm": {cli.KindImage, false},
+	"network inspect": {cli.KindNetwork, false}, "network rm": {cli.KindNetwork, false},
+	"network connect": {cli.KindNetwork, true}, "network disconnect": {cli.KindNetwork, true},
+	"volume inspect": {cli.KindVolume, false}, "volume rm": {cli.KindVolume, false},
+}
+
+// addNameCompletion lets the shell complete object names for c's
+// arguments by asking the daemon (BERTH_HOST or the default socket).
+func (a *app) addNameCompletion(c *cobra.Command) {
+	key := c.Name()
+	if c.HasParent() && c.Parent().HasParent() {
+		key = c.Parent().Name() + " " + c.Name()
+	}
+	nc, ok := completions[key]
+	if !ok || c.ValidArgsFunction != nil {
+		return
+	}
+	c.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if nc.firstOnly && len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		if err := a.setup(); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.cli.Names(ctx, nc.kind, toComplete), cobra.ShellCompDirectiveNoFileComp
+	}
 }

@@ -159,6 +159,7 @@ func (a *app) newRootCommand() *cobra.Command {
 		if c.HasSubCommands() && c.Args == nil {
 			c.Args = subcommandRequired
 		}
+		a.addNameCompletion(c)
 	})
 	return root
 }
