@@ -78,11 +78,16 @@ var completions = map[string]nameCompletion{
 // addNameCompletion lets the shell complete object names for c's
 // arguments by asking the daemon (BERTH_HOST or the default socket).
 func (a *app) addNameCompletion(c *cobra.Command) {
-	key := c.Name()
+	nc, ok := completions[c.Name()]
 	if c.HasParent() && c.Parent().HasParent() {
-		key = c.Parent().Name() + " " + c.Name()
+		// In a group, its own entry; the container and image groups
+		// repeat the top-level verbs.
+		group := c.Parent().Name()
+		nc, ok = completions[group+" "+c.Name()]
+		if !ok && (group == "container" || group == "image") {
+			nc, ok = completions[c.Name()]
+		}
 	}
-	nc, ok := completions[key]
 	if !ok || c.ValidArgsFunction != nil {
 		return
 	}

@@ -153,3 +153,25 @@ func TestManPages(t *testing.T) {
 		t.Errorf("berth-run.1 lacks its flags:\n%s", b)
 	}
 }
+
+// TestNameCompletionTable checks that every command the completion table
+// names exists and got a completion function.
+func TestNameCompletionTable(t *testing.T) {
+	root := NewRootCommand("test")
+	for key := range completions {
+		cmd, _, err := root.Find(strings.Fields(key))
+		if err != nil || cmd == root || cmd.ValidArgsFunction == nil {
+			t.Errorf("completion for %q: command %v, %v", key, cmd.CommandPath(), err)
+		}
+	}
+	for _, path := range [][]string{{"container", "rm"}, {"container", "stop"}, {"image", "history"}} {
+		if cmd, _, _ := root.Find(path); cmd.ValidArgsFunction == nil {
+			t.Errorf("%v has no name completion", path)
+		}
+	}
+	for _, path := range [][]string{{"volume", "create"}, {"network", "create"}, {"image", "pull"}, {"container", "ls"}} {
+		if cmd, _, _ := root.Find(path); cmd.ValidArgsFunction != nil {
+			t.Errorf("%v completes names it does not take", path)
+		}
+	}
+}
