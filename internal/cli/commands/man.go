@@ -79,7 +79,8 @@ func ManPage(c *cobra.Command, date time.Time) []byte {
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" && f.DefValue != "0" {
 				usage += fmt.Sprintf(" (default %s)", f.DefValue)
 			}
-			fmt.Fprintf(&b, "%s\n", roff(usage))
+			// Keep the line breaks of multi-line help (--format's).
+			fmt.Fprintf(&b, "%s\n", strings.ReplaceAll(roff(usage), "\n", "\n.br\n"))
 		}
 	}
 	writeFlags("OPTIONS", c.NonInheritedFlags())
