@@ -119,8 +119,107 @@ func statsRow(name string, s *container.StatsResponse, trunc bool) *StatsRow {
 	return r
 }
 
+// statsSet is the containers stats watches, each fed by its own stream.
+type statsSet struct {
+	mu      sync.Mutex
+	order   []string // names as given, or short IDs
+	rows    map[string]*StatsRow
+	errs    map[string]error
+	cancels map[string]context.CancelFunc
+	wg      sync.WaitGroup
+	// tolerant drops a container whose stream fails (it went away while
+	// watching all) instead of failing the command.
+	tolerant bool
+}
+
+// add starts streaming the stats of name (once: a name already watched
+// is left alone).
+func (ss *statsSet) add(ctx context.Context, c *CLI, cl *client.Client, name string, o StatsOptions) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, ok := ss.cancels[name]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ss.order = append(ss.order, name)
+	ss.cancels[name] = cancel
+	ss.wg.Add(1)
+	go func() {
+		defer ss.wg.Done()
+		err := c.streamStats(ctx, cl, name, o, func(r *StatsRow) {
+			ss.mu.Lock()
+			ss.rows[name] = r
+			ss.mu.Unlock()
+		})
+		if err != nil && ctx.Err() == nil {
+			ss.mu.Lock()
+			ss.errs[name] = err
+			ss.mu.Unlock()
+		}
+	}()
+}
+
+// remove stops watching name.
+func (ss *statsSet) remove(name string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if cancel, ok := ss.cancels[name]; ok {
+		cancel()
+		delete(ss.cancels, name)
+		delete(ss.rows, name)
+		delete(ss.errs, name)
+		for i, n := range ss.order {
+			if n == name {
+				ss.order = append(ss.order[:i], ss.order[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// snapshot returns the rows to print and the first error, in order.
+func (ss *statsSet) snapshot() ([]any, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var rows []any
+	for _, n := range ss.order {
+		if err := ss.errs[n]; err != nil && !ss.tolerant {
+			return nil, err
+		}
+		if r := ss.rows[n]; r != nil {
+			rows = append(rows, r)
+		}
+	}
+	return rows, nil
+}
+
+// streamStats decodes the stats of one container, calling update with
+// each sample, until the stream ends (one sample with --no-stream).
+func (c *CLI) streamStats(ctx context.Context, cl *client.Client, name string, o StatsOptions, update func(*StatsRow)) error {
+	res, err := cl.ContainerStats(ctx, name, client.ContainerStatsOptions{Stream: !o.NoStream})
+	if err != nil {
+		return c.daemonError(err)
+	}
+	defer res.Body.Close()
+	dec := json.NewDecoder(res.Body)
+	for {
+		var s container.StatsResponse
+		if err := dec.Decode(&s); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("stats of %s: %w", name, err)
+		}
+		update(statsRow(name, &s, !o.NoTrunc))
+		if o.NoStream {
+			return nil
+		}
+	}
+}
+
 // Stats prints containers' resource usage: once with --no-stream, else
-// refreshed every second until interrupted.
+// refreshed every second until interrupted. Without names it watches
+// every running container (all with -a), following starts and stops.
 func (c *CLI) Stats(ctx context.Context, o StatsOptions) error {
 	o.Format = c.configFormat(o.Format, func(cf *configfile.ConfigFile) string { return cf.StatsFormat })
 	f := Formatter{Format: o.Format, DefaultTable: defaultStatsTable, Headers: statsHeaders}
@@ -131,76 +230,44 @@ func (c *CLI) Stats(ctx context.Context, o StatsOptions) error {
 	if err != nil {
 		return err
 	}
-	names := o.Containers
-	if len(names) == 0 {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ss := &statsSet{rows: map[string]*StatsRow{}, errs: map[string]error{}, cancels: map[string]context.CancelFunc{}}
+	watchAll := len(o.Containers) == 0
+	ss.tolerant = watchAll
+	var evs client.EventsResult
+	if watchAll {
+		if !o.NoStream {
+			// Subscribe before listing, so that no start falls between.
+			f := client.Filters{}.Add("type", "container")
+			evs = cl.Events(ctx, client.EventsListOptions{Filters: f})
+		}
 		list, err := cl.ContainerList(ctx, client.ContainerListOptions{All: o.All})
 		if err != nil {
 			return c.daemonError(err)
 		}
 		for _, s := range list.Items {
-			names = append(names, shortID(s.ID))
+			ss.add(ctx, c, cl, shortID(s.ID), o)
 		}
 	}
-	var (
-		mu   sync.Mutex
-		rows = make([]*StatsRow, len(names))
-		errs = make([]error, len(names))
-		wg   sync.WaitGroup
-	)
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := cl.ContainerStats(ctx, name, client.ContainerStatsOptions{Stream: !o.NoStream})
-			if err != nil {
-				mu.Lock()
-				errs[i] = c.daemonError(err)
-				mu.Unlock()
-				return
-			}
-			defer res.Body.Close()
-			dec := json.NewDecoder(res.Body)
-			for {
-				var s container.StatsResponse
-				if err := dec.Decode(&s); err != nil {
-					if !errors.Is(err, io.EOF) && ctx.Err() == nil {
-						mu.Lock()
-						errs[i] = fmt.Errorf("stats of %s: %w", name, err)
-						mu.Unlock()
-					}
-					return
-				}
-				mu.Lock()
-				rows[i] = statsRow(name, &s, !o.NoTrunc)
-				mu.Unlock()
-				if o.NoStream {
-					return
-				}
-			}
-		}()
+	for _, name := range o.Containers {
+		ss.add(ctx, c, cl, name, o)
 	}
 	render := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		var list []any
-		for _, r := range rows {
-			if r != nil {
-				list = append(list, r)
-			}
+		rows, err := ss.snapshot()
+		if err != nil {
+			return err
 		}
-		return f.Write(c.Out, list)
+		return f.Write(c.Out, rows)
 	}
 	if o.NoStream {
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
-		}
+		ss.wg.Wait()
 		return render()
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	if !watchAll {
+		go func() { ss.wg.Wait(); close(done) }()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -208,12 +275,20 @@ func (c *CLI) Stats(ctx context.Context, o StatsOptions) error {
 		case <-ctx.Done():
 			return nil
 		case <-done:
-			for _, err := range errs {
-				if err != nil {
-					return err
-				}
-			}
 			return render()
+		case m := <-evs.Messages:
+			id := shortID(m.Actor.ID)
+			switch {
+			case m.Action == "start" || (o.All && m.Action == "create"):
+				ss.add(ctx, c, cl, id, o)
+			case m.Action == "destroy" || (!o.All && m.Action == "die"):
+				ss.remove(id)
+			}
+		case err := <-evs.Err:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return c.daemonError(fmt.Errorf("watch containers: %w", err))
 		case <-tick.C:
 			if c.Out.IsTerminal() {
 				fmt.Fprint(c.Out, "\033[2J\033[H")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,4 +146,35 @@ func TestCLIPullProgressOnTerminal(t *testing.T) {
 			t.Errorf("no progress line for layer %s:\n%q", dg.Hex[:12], screen)
 		}
 	}
+}
+
+// TestCLIStatsFollows runs berth stats without names: a container started
+// afterwards joins the table, one that stops leaves it.
+func TestCLIStatsFollows(t *testing.T) {
+	d := startDaemon(t)
+	c := d.berthCLI(t)
+	c.importBusybox()
+	c.ok("run", "-d", "--name", "early", "busybox", "sleep", "1000")
+	cmd := exec.Command(c.bin, "-H", c.host, "stats", "--format", "{{.Name}} {{.PIDs}}")
+	cmd.Env = c.env
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cliPoll(t, "early in the stats", func() bool { return strings.Contains(out.String(), "early 1\n") })
+	c.ok("run", "-d", "--name", "late", "busybox", "sleep", "1000")
+	cliPoll(t, "late to join the stats", func() bool { return strings.Contains(out.String(), "late 1\n") })
+	c.ok("stop", "-t", "0", "early")
+	// Each refresh prints a line per watched container: once early has
+	// left, the last two lines are two refreshes of late alone.
+	cliPoll(t, "early to leave the stats", func() bool {
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return len(lines) >= 2 && lines[len(lines)-1] == "late 1" && lines[len(lines)-2] == "late 1"
+	})
+	if strings.Contains(out.String(), "Error") {
+		t.Errorf("stats output:\n%s", out.String())
+	}
+	c.ok("rm", "-f", "early", "late")
 }
