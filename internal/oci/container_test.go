@@ -117,7 +117,7 @@ func TestGeneratePlainRun(t *testing.T) {
 	checkEqual(t, "process.cwd", p.Cwd, "/")
 	checkEqual(t, "process.terminal", p.Terminal, false)
 	checkEqual(t, "process.consoleSize", p.ConsoleSize, (*specs.Box)(nil))
-	checkEqual(t, "process.user", p.User, specs.User{UID: 0, GID: 0})
+	checkEqual(t, "process.user", p.User, specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{0}})
 	checkEqual(t, "process.capabilities", p.Capabilities, &specs.LinuxCapabilities{
 		Bounding: DefaultCapabilities(), Effective: DefaultCapabilities(), Permitted: DefaultCapabilities(),
 	})
@@ -465,18 +465,20 @@ func TestGenerateUser(t *testing.T) {
 		groupAdd []string
 		want     specs.User
 	}{
-		{"", nil, specs.User{}},
-		{"root", nil, specs.User{}},
-		{"0", nil, specs.User{}},
-		{"app", nil, specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{50, 10}}},
-		{"1000", nil, specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{50, 10}}},
-		{"app:staff", nil, specs.User{UID: 1000, GID: 50}},
-		{"app:4321", nil, specs.User{UID: 1000, GID: 4321}},
-		{"1000:wheel", nil, specs.User{UID: 1000, GID: 10}},
-		{"1234", nil, specs.User{UID: 1234, GID: 0}},
-		{"1234:5678", nil, specs.User{UID: 1234, GID: 5678}},
-		{"app", []string{"audio", "777", "staff", "29"}, specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{50, 10, 29, 777}}},
-		{"", []string{"10"}, specs.User{AdditionalGids: []uint32{10}}},
+		// The primary group is always a supplementary group too, as
+		// Docker sets it.
+		{"", nil, specs.User{AdditionalGids: []uint32{0}}},
+		{"root", nil, specs.User{AdditionalGids: []uint32{0}}},
+		{"0", nil, specs.User{AdditionalGids: []uint32{0}}},
+		{"app", nil, specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{1001, 50, 10}}},
+		{"1000", nil, specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{1001, 50, 10}}},
+		{"app:staff", nil, specs.User{UID: 1000, GID: 50, AdditionalGids: []uint32{50}}},
+		{"app:4321", nil, specs.User{UID: 1000, GID: 4321, AdditionalGids: []uint32{4321}}},
+		{"1000:wheel", nil, specs.User{UID: 1000, GID: 10, AdditionalGids: []uint32{10}}},
+		{"1234", nil, specs.User{UID: 1234, GID: 0, AdditionalGids: []uint32{0}}},
+		{"1234:5678", nil, specs.User{UID: 1234, GID: 5678, AdditionalGids: []uint32{5678}}},
+		{"app", []string{"audio", "777", "staff", "29"}, specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{1001, 50, 10, 29, 777}}},
+		{"", []string{"10"}, specs.User{AdditionalGids: []uint32{0, 10}}},
 	} {
 		in := runInput(t)
 		in.Config.User, in.HostConfig.GroupAdd = tc.user, tc.groupAdd
@@ -549,7 +551,7 @@ func TestGenerateUserStaysInRootfs(t *testing.T) {
 		}
 		// Numeric ids need no file.
 		in.Config.User = "4242:4343"
-		checkEqual(t, "numeric user", generate(t, in).Process.User, specs.User{UID: 4242, GID: 4343})
+		checkEqual(t, "numeric user", generate(t, in).Process.User, specs.User{UID: 4242, GID: 4343, AdditionalGids: []uint32{4343}})
 	}
 
 	// A symlink that stays inside the rootfs is followed there.
@@ -564,7 +566,7 @@ func TestGenerateUserStaysInRootfs(t *testing.T) {
 	in := runInput(t)
 	in.Rootfs = rootfs
 	in.Config.User = "evil"
-	checkEqual(t, "user through an in-root symlink", generate(t, in).Process.User, specs.User{UID: 7, GID: 8})
+	checkEqual(t, "user through an in-root symlink", generate(t, in).Process.User, specs.User{UID: 7, GID: 8, AdditionalGids: []uint32{8}})
 
 	// A FIFO is refused without blocking; so is a directory.
 	for _, make := range []func(string) error{

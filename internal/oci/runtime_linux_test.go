@@ -131,7 +131,7 @@ func TestGeneratedSpecRuns(t *testing.T) {
 	checkProbe(t, got, map[string]string{
 		"CapEff": "00000000a80425fb", "CapBnd": "00000000a80425fb", "CapPrm": "00000000a80425fb",
 		"Seccomp": "2", "NoNewPrivs": "0",
-		"id":    "uid=0(root) gid=0(root)",
+		"id":    "uid=0(root) gid=0(root) groups=0(root)",
 		"mount": "denied", "userns": "denied",
 		"/proc/kcore": got["/proc/kcore-want"], "/proc/keys": masked, "firmware": "0",
 		"rootfs": "rw", "tmp": "rw", "procsys": "ro",
@@ -154,7 +154,7 @@ func TestGeneratedSpecRuns(t *testing.T) {
 	})
 	checkProbe(t, got, map[string]string{
 		"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "CapBnd": "00000000a80425fb", "Seccomp": "2",
-		"id":     fmt.Sprintf("uid=%d(berth) gid=%d(berth)", testutil.UserUID, testutil.UserGID),
+		"id":     fmt.Sprintf("uid=%d(berth) gid=%d(berth) groups=%d(berth)", testutil.UserUID, testutil.UserGID, testutil.UserGID),
 		"rootfs": "ro", "tmp": "rw", "mount": "denied", "/proc/keys": masked,
 	})
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -135,6 +136,9 @@ func resolveUser(rootfs, spec string, groupAdd []string) (specs.User, error) {
 		}
 		sgids = appendGid(sgids, int(gid))
 	}
+	// The primary group is a supplementary group too, as Docker sets it
+	// (id shows groups=1000(berth); with --group-add, groups=0(root),5(tty)).
+	sgids = append([]uint32{uint32(u.gid)}, slices.DeleteFunc(sgids, func(g uint32) bool { return g == uint32(u.gid) })...)
 	return specs.User{UID: uint32(u.uid), GID: uint32(u.gid), AdditionalGids: sgids}, nil
 }
 

@@ -1101,13 +1101,17 @@ func TestSysctl(t *testing.T) {
 	needRoot(t)
 	hostForward := readTrimmed(t, "/proc/sys/net/ipv4/ip_forward")
 	hostRmid := readTrimmed(t, "/proc/sys/kernel/shm_rmid_forced")
-	want := map[string]string{"forward": "1", "rmid": "1"}
-	if hostForward == "1" || hostRmid == "1" {
-		t.Fatalf("host already has ip_forward=%s shm_rmid_forced=%s", hostForward, hostRmid)
+	// Set the opposite of the host's values (berthd turns the host's
+	// forwarding on), so that a value seen inside can only come from the
+	// spec.
+	flip := map[string]string{"0": "1", "1": "0"}
+	want := map[string]string{"forward": flip[hostForward], "rmid": flip[hostRmid]}
+	if want["forward"] == "" || want["rmid"] == "" {
+		t.Fatalf("host has ip_forward=%s shm_rmid_forced=%s, want 0 or 1", hostForward, hostRmid)
 	}
 	out := inside(t, `echo forward=$(cat /proc/sys/net/ipv4/ip_forward); echo rmid=$(cat /proc/sys/kernel/shm_rmid_forced)`,
 		func(s *specs.Spec) {
-			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1"}
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": want["forward"], "kernel.shm_rmid_forced": want["rmid"]}
 		})
 	expect(t, keyValues(out), want)
 	if v := readTrimmed(t, "/proc/sys/net/ipv4/ip_forward"); v != hostForward {

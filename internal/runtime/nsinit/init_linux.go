@@ -83,6 +83,12 @@ func run(pipe *syncpipe.Pipe) error {
 		if err := setupConsole(consoleFD, proc.ConsoleSize, !cfg.Exec); err != nil {
 			return err
 		}
+	} else if !cfg.Exec {
+		// The container's first process leads its own session, with or
+		// without a terminal, as under runc (ps shows it as "Ss").
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
 	}
 	if err := fixStdioOwner(proc.User.UID); err != nil {
 		return err
