@@ -33,32 +33,39 @@ const (
 )
 
 // initialHealth is the health state of a container at start: "starting"
-// when it has a health check, nil when not.
+// when it has a health check that a checker runs (see probeCommand), nil
+// when not.
 func initialHealth(c *container.Container) *api.Health {
-	h := c.Config.Healthcheck
-	if h == nil || len(h.Test) == 0 || h.Test[0] == "NONE" {
+	if _, ok := probeCommand(c.Config.Healthcheck, c.Config.Shell); !ok {
 		return nil
 	}
 	return &api.Health{Status: api.Starting}
 }
 
-// probeCommand returns the command of a health check's test: the
-// arguments of "CMD", or those of "CMD-SHELL" after the container's shell
-// (default /bin/sh -c). It is nil for "NONE", an unknown kind or no test.
-func probeCommand(hc *api.HealthConfig, shell []string) []string {
-	if hc == nil || len(hc.Test) < 2 {
-		return nil
+// noProbeCommand is the result of each probe of a "CMD" test without a
+// command.
+const noProbeCommand = "health check has no command to run"
+
+// probeCommand returns the command of a health check's test and whether a
+// checker runs it, decided as Docker does by the test's kind: "CMD" runs
+// its arguments, "CMD-SHELL" its arguments after the container's shell
+// (default /bin/sh -c). "NONE", no test or an unknown kind (which Docker
+// ignores) run nothing and give the container no health state. A "CMD"
+// without arguments still runs: each of its probes fails.
+func probeCommand(hc *api.HealthConfig, shell []string) ([]string, bool) {
+	if hc == nil || len(hc.Test) == 0 {
+		return nil, false
 	}
 	switch hc.Test[0] {
 	case "CMD":
-		return slices.Clone(hc.Test[1:])
+		return slices.Clone(hc.Test[1:]), true
 	case "CMD-SHELL":
 		if len(shell) == 0 {
 			shell = []string{"/bin/sh", "-c"}
 		}
-		return append(slices.Clone(shell), hc.Test[1:]...)
+		return append(slices.Clone(shell), hc.Test[1:]...), true
 	}
-	return nil
+	return nil, false
 }
 
 // healthPolicy is a health check's timing with Docker's defaults filled in.
@@ -127,8 +134,8 @@ func applyProbeResult(h *api.Health, r *api.HealthcheckResult, p healthPolicy, s
 // The checker keeps the recorded health and goes on from it.
 func (d *Daemon) startHealthCheck(e *ctrEntry) {
 	c := e.c
-	cmd := probeCommand(c.Config.Healthcheck, c.Config.Shell)
-	if cmd == nil || e.shim == nil || !c.State.Running() {
+	cmd, ok := probeCommand(c.Config.Healthcheck, c.Config.Shell)
+	if !ok || e.shim == nil || !c.State.Running() {
 		return
 	}
 	d.stopHealthCheck(e)
@@ -224,6 +231,9 @@ func (h *healthChecker) probe(ctx context.Context) *api.HealthcheckResult {
 	start := time.Now()
 	fail := func(msg string) *api.HealthcheckResult {
 		return &api.HealthcheckResult{Start: start, End: time.Now(), ExitCode: -1, Output: msg}
+	}
+	if len(h.cmd) == 0 {
+		return fail(noProbeCommand)
 	}
 	if h.proc == nil {
 		base, err := readRunProcess(h.bundle)

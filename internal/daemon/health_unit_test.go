@@ -7,6 +7,8 @@ import (
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
+
+	"github.com/berth-project/berth/internal/container"
 )
 
 func TestProbeCommand(t *testing.T) {
@@ -14,22 +16,34 @@ func TestProbeCommand(t *testing.T) {
 		test  []string
 		shell []string
 		want  []string
+		runs  bool
 	}{
-		{[]string{"CMD", "curl", "-f", "x"}, nil, []string{"curl", "-f", "x"}},
-		{[]string{"CMD-SHELL", "test -f /ok"}, nil, []string{"/bin/sh", "-c", "test -f /ok"}},
-		{[]string{"CMD-SHELL", "test -f /ok"}, []string{"/bin/ash", "-ec"}, []string{"/bin/ash", "-ec", "test -f /ok"}},
-		{[]string{"NONE"}, nil, nil},
-		{[]string{"CMD"}, nil, nil},
-		{[]string{"WHAT", "x"}, nil, nil},
-		{nil, nil, nil},
+		{[]string{"CMD", "curl", "-f", "x"}, nil, []string{"curl", "-f", "x"}, true},
+		{[]string{"CMD-SHELL", "test -f /ok"}, nil, []string{"/bin/sh", "-c", "test -f /ok"}, true},
+		{[]string{"CMD-SHELL", "test -f /ok"}, []string{"/bin/ash", "-ec"}, []string{"/bin/ash", "-ec", "test -f /ok"}, true},
+		// Without arguments: Docker runs the check, and it fails.
+		{[]string{"CMD"}, nil, nil, true},
+		{[]string{"CMD-SHELL"}, nil, []string{"/bin/sh", "-c"}, true},
+		{[]string{"NONE"}, nil, nil, false},
+		{[]string{"WHAT", "x"}, nil, nil, false},
+		{nil, nil, nil, false},
 	} {
-		got := probeCommand(&api.HealthConfig{Test: tc.test}, tc.shell)
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("test %q shell %q: %q, want %q", tc.test, tc.shell, got, tc.want)
+		hc := &api.HealthConfig{Test: tc.test}
+		got, runs := probeCommand(hc, tc.shell)
+		if runs != tc.runs || len(got) != len(tc.want) || len(got) > 0 && !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("test %q shell %q: %q %v, want %q %v", tc.test, tc.shell, got, runs, tc.want, tc.runs)
+		}
+		// A container has a health state exactly when a checker runs.
+		c := &container.Container{Config: &api.Config{Healthcheck: hc, Shell: tc.shell}}
+		if h := initialHealth(c); (h != nil) != tc.runs || h != nil && h.Status != api.Starting {
+			t.Errorf("test %q: initial health %+v, checker runs %v", tc.test, h, tc.runs)
 		}
 	}
-	if probeCommand(nil, nil) != nil {
-		t.Error("nil config has a command")
+	if _, runs := probeCommand(nil, nil); runs {
+		t.Error("nil config has a check")
+	}
+	if h := initialHealth(&container.Container{Config: &api.Config{}}); h != nil {
+		t.Errorf("container without a health check: %+v", h)
 	}
 }
 
