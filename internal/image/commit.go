@@ -295,12 +295,16 @@ func (s *Service) createImage(ctx context.Context, spec ImageSpec, changes []cha
 		return metadata.Image{}, err
 	}
 	history = append(history, entry)
-	if spec.Author != "" {
-		if err := setJSON(top, "author", spec.Author); err != nil {
+	// The image's own author and comment (what image inspect shows) are
+	// this step's, never inherited from the parent.
+	for key, v := range map[string]string{"author": spec.Author, "comment": spec.Comment} {
+		if v == "" {
+			delete(top, key)
+			continue
+		}
+		if err := setJSON(top, key, v); err != nil {
 			return metadata.Image{}, err
 		}
-	} else {
-		delete(top, "author")
 	}
 	for k, v := range map[string]any{
 		"created": now,

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -110,6 +111,16 @@ func TestCommit(t *testing.T) {
 		last := conf.History[len(conf.History)-1]
 		if len(conf.History) != len(pconf.History)+1 || last.Author != "tester <t@example.com>" || last.Comment != "my change" || last.CreatedBy != "sh" || last.EmptyLayer {
 			t.Errorf("history %+v", conf.History)
+		}
+		raw, err := e.svc.RawConfig(e.ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var top struct {
+			Comment string `json:"comment"`
+		}
+		if json.Unmarshal(raw, &top); top.Comment != "my change" {
+			t.Errorf("image comment %q, want the commit message (image inspect shows it)", top.Comment)
 		}
 		if conf.Author != "tester <t@example.com>" || !reflect.DeepEqual(conf.Config.Cmd, []string{"/bin/true"}) ||
 			conf.Config.Labels["org.berth.test"] != "busybox" || !reflect.DeepEqual(conf.Config.Env, pconf.Config.Env) {
