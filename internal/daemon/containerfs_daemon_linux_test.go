@@ -17,8 +17,6 @@ import (
 	api "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-project/berth/internal/errdefs"
-	"github.com/berth-project/berth/internal/image"
-	"github.com/berth-project/berth/internal/testutil"
 )
 
 // These tests run busybox containers on a real daemon (newTestDaemon) and
@@ -50,18 +48,6 @@ var fsChangesAfterCp = []api.FilesystemChange{
 	// The refused archive's symlink came before its bad entry: like
 	// Docker, extraction is not atomic.
 	{Kind: api.ChangeAdd, Path: "/tmp/up"},
-}
-
-// cfsPoll calls cond until it holds or the test's deadline passes.
-func cfsPoll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // fsContainer creates a container running cmd with an anonymous volume at
@@ -96,7 +82,7 @@ func (td *testDaemon) archiveOf(t *testing.T, ref, p string) (PathStat, []string
 func (td *testDaemon) checkCommonFS(t *testing.T, ref string) {
 	ctx := ctxT(t)
 	var got []api.FilesystemChange
-	cfsPoll(t, "the container's changes", func() bool {
+	poll(t, "the container's changes", func() bool {
 		var err error
 		got, err = td.ContainerChanges(ctx, ref)
 		if err != nil {
@@ -307,14 +293,7 @@ func TestContainerFSStopped(t *testing.T) {
 	td := newTestDaemon(t)
 	ctx := ctxT(t)
 	id := td.fsContainer(t, "fs", fsScript, nil)
-	ch, err := td.WaitContainer(ctx, id, api.WaitConditionNextExit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := td.StartContainer(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if r := waitFor(t, ch); r.ExitCode != 0 {
+	if r := td.startAndWait(t, id, api.WaitConditionNextExit); r.ExitCode != 0 {
 		t.Fatalf("the script failed: %+v", r)
 	}
 	td.checkCommonFS(t, "fs")
@@ -367,14 +346,7 @@ func TestContainerFSStopped(t *testing.T) {
 		t.Errorf("extract into the volume of a read-only root: %v", err)
 	}
 	// It runs fine after the cp made its mount point.
-	ch, err = td.WaitContainer(ctx, ro, api.WaitConditionNextExit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := td.StartContainer(ctx, ro); err != nil {
-		t.Fatalf("start after cp: %v", err)
-	}
-	if r := waitFor(t, ch); r.ExitCode != 0 {
+	if r := td.startAndWait(t, ro, api.WaitConditionNextExit); r.ExitCode != 0 {
 		t.Errorf("run after cp: %+v", r)
 	}
 }
@@ -432,30 +404,10 @@ func TestPruneContainers(t *testing.T) {
 	}
 }
 
-// newNativeTestDaemon is newTestDaemon on the native storage driver.
-func newNativeTestDaemon(t *testing.T) *testDaemon {
-	t.Helper()
-	td := newTestDaemon(t)
-	if err := td.Close(); err != nil {
-		t.Fatal(err)
-	}
-	td.cfg.DataRoot = filepath.Join(td.dir, "data-native")
-	td.cfg.StorageDriver = "native"
-	td.open(t)
-	layer, err := testutil.BusyboxLayerTar()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := td.ImportImage(ctxT(t), bytes.NewReader(layer), image.ImportOptions{Ref: "busybox:latest", Changes: []string{`CMD ["sh"]`}}); err != nil {
-		t.Fatal(err)
-	}
-	return td
-}
-
 // TestContainerFSNative runs the checks on the native driver, whose diff
 // compares full trees and whose layers are bind mounts.
 func TestContainerFSNative(t *testing.T) {
-	td := newNativeTestDaemon(t)
+	td := newTestDaemon(t, nativeStorage)
 	if td.StorageDriver() != DriverNative {
 		t.Fatalf("storage driver %s", td.StorageDriver())
 	}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"os"
 	"strings"
@@ -14,60 +13,6 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 )
-
-// testTimeout bounds each wait in these tests.
-const testTimeout = 30 * time.Second
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// create makes a busybox container running cmd.
-func (td *testDaemon) create(t *testing.T, name string, cfg *api.Config, hc *api.HostConfig) string {
-	t.Helper()
-	if cfg.Image == "" {
-		cfg.Image = "busybox"
-	}
-	res, err := td.CreateContainer(ctxT(t), CreateContainerOptions{Name: name, Config: cfg, HostConfig: hc})
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	return res.ID
-}
-
-// waitFor waits on a WaitContainer channel with the test's deadline.
-func waitFor(t *testing.T, ch <-chan WaitResult) WaitResult {
-	t.Helper()
-	select {
-	case r, ok := <-ch:
-		if !ok {
-			t.Fatal("wait channel closed without a result")
-		}
-		return r
-	case <-time.After(testTimeout):
-		t.Fatal("container did not exit in time")
-	}
-	return WaitResult{}
-}
-
-func (td *testDaemon) logs(t *testing.T, id string) (stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	_, err := td.ContainerLogs(ctxT(t), id, LogsOptions{Stdout: true, Stderr: true, Tail: -1}, func(l LogEntry) error {
-		if l.Stream == "stderr" {
-			errb.Write(l.Line)
-		} else {
-			out.Write(l.Line)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("logs: %v", err)
-	}
-	return out.String(), errb.String()
-}
 
 func TestRunWaitLogsRemove(t *testing.T) {
 	td := newTestDaemon(t)
@@ -81,14 +26,7 @@ func TestRunWaitLogsRemove(t *testing.T) {
 		!strings.Contains(err.Error(), `The container name "/first" is already in use`) {
 		t.Errorf("second create with the same name: %v", err)
 	}
-	ch, err := td.WaitContainer(ctx, id, api.WaitConditionNextExit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := td.StartContainer(ctx, id[:12]); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	if r := waitFor(t, ch); r.ExitCode != 3 {
+	if r := td.startAndWait(t, id[:12], api.WaitConditionNextExit); r.ExitCode != 3 {
 		t.Errorf("exit code %d, want 3", r.ExitCode)
 	}
 	v, _ = td.Container(ctx, id, false)
@@ -183,14 +121,7 @@ func TestAutoRemove(t *testing.T) {
 		t.Errorf("--rm with a restart policy: %v", err)
 	}
 	id := td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "exit 5"}}, &api.HostConfig{AutoRemove: true})
-	ch, err := td.WaitContainer(ctx, id, api.WaitConditionRemoved)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := td.StartContainer(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if r := waitFor(t, ch); r.ExitCode != 5 {
+	if r := td.startAndWait(t, id, api.WaitConditionRemoved); r.ExitCode != 5 {
 		t.Errorf("exit code %d, want 5", r.ExitCode)
 	}
 	if _, err := td.Container(ctx, id, false); !errdefs.IsNotFound(err) {
@@ -252,10 +183,7 @@ func TestLiveRestore(t *testing.T) {
 	v, _ = td.Container(ctx, gone, false)
 	gonePid := v.State.Pid
 	goneExit := td.shimDir(gone) + "/exit.json"
-	if err := td.Close(); err != nil {
-		t.Fatal(err)
-	}
-	td.Daemon = nil
+	td.close(t)
 	// While the daemon is down: one container keeps running, one is killed.
 	if err := syscall.Kill(keepPid, 0); err != nil {
 		t.Fatalf("container died with the daemon: %v", err)
@@ -264,16 +192,7 @@ func TestLiveRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its shim records the exit even with no daemon to tell.
-	deadline := time.Now().Add(testTimeout)
-	for {
-		if _, err := os.Stat(goneExit); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("shim recorded no exit")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll(t, "shim records the exit", func() bool { _, err := os.Stat(goneExit); return err == nil })
 	td.open(t)
 	v, err := td.Container(ctx, keep, false)
 	if err != nil || v.State.Status != api.StateRunning || v.State.Pid != keepPid {
