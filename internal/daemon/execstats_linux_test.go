@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -79,11 +80,7 @@ func TestExecInContainer(t *testing.T) {
 			return strings.TrimSpace(strings.TrimPrefix(out, "CapEff:"))
 		}
 		plain, priv := capEff(false), capEff(true)
-		// CAP_SYS_ADMIN is bit 21: only the privileged exec has it.
-		hasSysAdmin := func(mask string) bool {
-			b, err := hex.DecodeString(mask)
-			return err == nil && len(b) == 8 && b[5]&0x20 != 0
-		}
+		// Only the privileged exec has CAP_SYS_ADMIN.
 		if hasSysAdmin(plain) || !hasSysAdmin(priv) {
 			t.Errorf("CapEff plain %s privileged %s", plain, priv)
 		}
@@ -322,11 +319,79 @@ func TestHealthCheck(t *testing.T) {
 	})
 
 	t.Run("none", func(t *testing.T) {
-		id := td.run(t, &api.Config{Healthcheck: &api.HealthConfig{Test: []string{"NONE"}}}, nil)
-		if h := health(id); h != nil {
-			t.Errorf("health of a container without a check: %+v", h)
+		// Docker ignores a test of an unknown kind: no health either.
+		for _, test := range [][]string{{"NONE"}, {"NOSUCHKIND", "true"}} {
+			id := td.run(t, &api.Config{Healthcheck: &api.HealthConfig{Test: test, Interval: 50 * time.Millisecond}}, nil)
+			if h := health(id); h != nil {
+				t.Errorf("health of a container with test %q: %+v", test, h)
+			}
 		}
 	})
+
+	t.Run("no command", func(t *testing.T) {
+		// Each probe of such a check fails, as with Docker: the status
+		// does not stay "starting".
+		for _, tc := range []struct {
+			test   []string
+			code   int
+			output string
+		}{
+			{[]string{"CMD"}, -1, noProbeCommand},
+			{[]string{"CMD-SHELL"}, 2, "-c requires an argument"},
+		} {
+			id := td.run(t, &api.Config{Healthcheck: &api.HealthConfig{Test: tc.test, Interval: 50 * time.Millisecond, Retries: 1}}, nil)
+			var h *api.Health
+			poll(t, "unhealthy", func() bool { h = health(id); return h != nil && h.Status == api.Unhealthy })
+			if last := h.Log[len(h.Log)-1]; last.ExitCode != tc.code || !strings.Contains(last.Output, tc.output) {
+				t.Errorf("test %q: last probe %+v, want exit code %d and %q", tc.test, last, tc.code, tc.output)
+			}
+		}
+	})
+}
+
+// TestPrivilegedContainer runs a --privileged container: it gets every
+// capability of the daemon's bounding set (on a host whose bounding set
+// lacks one, as this one lacks CAP_SYS_RESOURCE, asking for every
+// capability the kernel knows made the start fail) and may mount.
+func TestPrivilegedContainer(t *testing.T) {
+	td := newTestDaemon(t)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounding := statusField(string(status), "CapBnd")
+	id := td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "cat /proc/self/status; mount -t tmpfs x /tmp && echo mounted"}},
+		&api.HostConfig{Privileged: true})
+	r := td.startAndWait(t, id, api.WaitConditionNextExit)
+	out, errOut := td.logs(t, id)
+	if r.ExitCode != 0 || r.Error != "" {
+		t.Fatalf("privileged container: %+v, stdout %q stderr %q", r, out, errOut)
+	}
+	eff := statusField(out, "CapEff")
+	if eff != bounding || statusField(out, "CapBnd") != bounding || !hasSysAdmin(eff) {
+		t.Errorf("privileged container's CapEff %q CapBnd %q, want the daemon's bounding set %q with CAP_SYS_ADMIN", eff, statusField(out, "CapBnd"), bounding)
+	}
+	if !strings.Contains(out, "mounted\n") || errOut != "" {
+		t.Errorf("mount in a privileged container: stdout %q stderr %q", out, errOut)
+	}
+}
+
+// statusField returns the value of field in the text of a
+// /proc/<pid>/status ("" if it is missing).
+func statusField(status, field string) string {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// hasSysAdmin reports whether the capability mask (16 hex digits) holds
+// CAP_SYS_ADMIN, bit 21.
+func hasSysAdmin(mask string) bool {
+	b, err := hex.DecodeString(mask)
+	return err == nil && len(b) == 8 && b[5]&0x20 != 0
 }
 
 // TestHealthCheckSurvivesRestart restarts a live-restore daemon under a
