@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
@@ -185,7 +186,13 @@ func (c *CLI) configFormat(flag string, pick func(cf *configfile.ConfigFile) str
 // daemonError turns a connection failure into a message that says which
 // socket was tried and how to start the daemon; other errors pass through.
 func (c *CLI) daemonError(err error) error {
-	if err == nil || !client.IsErrConnectionFailed(err) {
+	if err == nil {
+		return nil
+	}
+	if lostConnection(err) {
+		return fmt.Errorf("the connection to berthd at %s was lost: %w", c.host, err)
+	}
+	if !client.IsErrConnectionFailed(err) {
 		return err
 	}
 	msg := fmt.Sprintf("cannot connect to berthd at %s: is the daemon running?", c.host)
@@ -199,6 +206,12 @@ func (c *CLI) daemonError(err error) error {
 	}
 	msg += "\nStart it with 'berthd' (as root), or point -H/--host or " + EnvHost + " at the socket of a running berthd"
 	return &connError{msg: msg, err: err}
+}
+
+// lostConnection says whether err is a connection that ended in the
+// middle of a response (the daemon stopped or was killed).
+func lostConnection(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 type connError struct {

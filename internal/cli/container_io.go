@@ -87,7 +87,7 @@ func (c *CLI) Start(ctx context.Context, o StartOptions) error {
 		}
 		return err
 	}
-	return waitStatus(wait)
+	return c.waitStatus(wait)
 }
 
 // AttachOptions are the options of attach.
@@ -151,7 +151,7 @@ func (c *CLI) Attach(ctx context.Context, o AttachOptions) error {
 		}
 		return err
 	}
-	return waitStatus(wait)
+	return c.waitStatus(wait)
 }
 
 // ExecOptions are the options of exec.
@@ -258,7 +258,7 @@ func (c *CLI) Logs(ctx context.Context, o LogsOptions) error {
 		_, err = stdcopy.StdCopy(c.Out, c.Err, rc)
 	}
 	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("read logs of %s: %w", o.Container, err)
+		return fmt.Errorf("read logs of %s: %w", o.Container, c.daemonError(err))
 	}
 	return nil
 }

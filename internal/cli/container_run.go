@@ -209,14 +209,14 @@ func (c *CLI) Run(ctx context.Context, o *RunOptions) error {
 			if errors.Is(err, errDetached) {
 				return nil
 			}
-			return fmt.Errorf("attach %s: %w", shortID(id), err)
+			return fmt.Errorf("attach %s: %w", shortID(id), c.daemonError(err))
 		}
 	}
-	return waitStatus(wait)
+	return c.waitStatus(wait)
 }
 
 // waitStatus turns a wait result into the command's exit status.
-func waitStatus(wait client.ContainerWaitResult) error {
+func (c *CLI) waitStatus(wait client.ContainerWaitResult) error {
 	select {
 	case r := <-wait.Result:
 		if r.Error != nil {
@@ -227,7 +227,7 @@ func waitStatus(wait client.ContainerWaitResult) error {
 		}
 		return nil
 	case err := <-wait.Error:
-		return &StatusError{StatusCode: 125, Status: "Error waiting for container: " + err.Error()}
+		return &StatusError{StatusCode: 125, Status: "Error waiting for container: " + c.daemonError(err).Error()}
 	}
 }
 

@@ -208,7 +208,7 @@ func (c *CLI) streamStats(ctx context.Context, cl *client.Client, name string, o
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("stats of %s: %w", name, err)
+			return fmt.Errorf("stats of %s: %w", name, c.daemonError(err))
 		}
 		update(statsRow(name, &s, !o.NoTrunc))
 		if o.NoStream {

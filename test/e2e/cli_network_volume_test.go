@@ -173,6 +173,9 @@ func TestCLIDaemonGoneMidStream(t *testing.T) {
 			if !errors.As(err, &ee) || ee.ExitCode() == 0 {
 				t.Errorf("berth %v after the daemon went away: %v\n%s", args, err, out.String())
 			}
+			if !strings.Contains(out.String(), "the connection to berthd at "+host+" was lost") {
+				t.Errorf("berth %v after the cut says:\n%s", args, out.String())
+			}
 			if strings.Contains(out.String(), "panic") {
 				t.Errorf("berth %v panicked:\n%s", args, out.String())
 			}
