@@ -87,8 +87,5 @@ func (c *CLI) displayProgress(r io.Reader, out io.Writer, tty bool) error {
 		fd = c.Err.FD()
 		tty = tty && c.Err.IsTerminal()
 	}
-	if err := jsonmessage.DisplayJSONMessagesStream(r, out, fd, tty, nil); err != nil {
-		return err
-	}
-	return nil
+	return c.daemonError(jsonmessage.DisplayJSONMessagesStream(r, out, fd, tty, nil))
 }
