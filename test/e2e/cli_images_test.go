@@ -148,7 +148,7 @@ func TestCLILogin(t *testing.T) {
 	cfgDir := filepath.Join(t.TempDir(), "cfg")
 
 	// Without credentials the pull is refused, with a hint.
-	if r := c.run("", "--config", cfgDir, "pull", ref); r.ExitCode == 0 {
+	if r := c.run("", "--config", cfgDir, "pull", ref); r.ExitCode != 1 || !strings.Contains(r.Stderr, "berth login "+reg.Host) {
 		t.Errorf("anonymous pull from an auth registry: %s", r)
 	}
 	if r := c.run("wrong\n", "--config", cfgDir, "login", "-u", reg.User, "--password-stdin", reg.Host); r.ExitCode != 1 || !strings.Contains(r.Stderr, "Error response from daemon") {
