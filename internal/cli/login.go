@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/cli/cli/config/types"
 	"github.com/moby/moby/client"
+	"golang.org/x/term"
 )
 
 // LoginOptions are the options of login.
@@ -40,6 +41,13 @@ func (c *CLI) Login(ctx context.Context, o LoginOptions) error {
 		}
 		o.Password = strings.TrimRight(string(b), "\r\n")
 	}
+	key := authKey(o.Server)
+	if o.Username == "" && o.Password == "" {
+		// Stored credentials that still work need no prompt.
+		if ok, err := c.loginWithStored(ctx, key); err != nil || ok {
+			return err
+		}
+	}
 	if o.Username == "" || o.Password == "" {
 		if !c.In.IsTerminal() {
 			return errors.New("Error: Cannot perform an interactive login from a non TTY device")
@@ -52,12 +60,12 @@ func (c *CLI) Login(ctx context.Context, o LoginOptions) error {
 		}
 		if o.Password == "" {
 			fmt.Fprint(c.Out, "Password: ")
-			if err := c.In.SetRawTerminal(); err == nil {
-				line, _ := r.ReadString('\r')
-				c.In.RestoreTerminal()
-				fmt.Fprintln(c.Out)
-				o.Password = strings.TrimRight(line, "\r\n")
+			b, err := term.ReadPassword(int(c.In.fd))
+			fmt.Fprintln(c.Out)
+			if err != nil {
+				return fmt.Errorf("read password: %w", err)
 			}
+			o.Password = string(b)
 		}
 	}
 	if o.Username == "" {
@@ -66,7 +74,6 @@ func (c *CLI) Login(ctx context.Context, o LoginOptions) error {
 	if o.Password == "" {
 		return errors.New("Error: Password Required")
 	}
-	key := authKey(o.Server)
 	cl, err := c.Client()
 	if err != nil {
 		return err
@@ -91,6 +98,30 @@ func (c *CLI) Login(ctx context.Context, o LoginOptions) error {
 	}
 	fmt.Fprintln(c.Out, "Login Succeeded")
 	return nil
+}
+
+// loginWithStored tries the credentials config.json holds for key; it
+// reports whether they worked.
+func (c *CLI) loginWithStored(ctx context.Context, key string) (bool, error) {
+	a, err := c.authConfig(key)
+	if err != nil || (a.Username == "" && a.IdentityToken == "") {
+		return false, err
+	}
+	cl, err := c.Client()
+	if err != nil {
+		return false, err
+	}
+	fmt.Fprintln(c.Out, "Authenticating with existing credentials...")
+	if _, err := cl.RegistryLogin(ctx, client.RegistryLoginOptions{Username: a.Username, Password: a.Password,
+		ServerAddress: key, IdentityToken: a.IdentityToken}); err != nil {
+		if client.IsErrConnectionFailed(err) {
+			return false, c.daemonError(err)
+		}
+		fmt.Fprintf(c.Err, "Login did not succeed, error: %v\n", err)
+		return false, nil
+	}
+	fmt.Fprintln(c.Out, "Login Succeeded")
+	return true, nil
 }
 
 // Logout removes the stored credentials of a registry.

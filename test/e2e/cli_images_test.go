@@ -179,6 +179,31 @@ func TestCLILogin(t *testing.T) {
 	if out := c.docker.ok("push", reg.Host+"/private/copy:1"); !strings.Contains(out, "1: digest:") {
 		t.Errorf("docker push with berth's config.json:\n%s", out)
 	}
+	// An interactive login on a terminal prompts, without echoing the
+	// password.
+	cfg2 := filepath.Join(t.TempDir(), "cfg2")
+	tm := c.startTerm("--config", cfg2, "login", reg.Host)
+	tm.expect("Username: ")
+	tm.send(reg.User + "\r")
+	tm.expect("Password: ")
+	tm.send(reg.Password + "\r")
+	tm.expect("Login Succeeded")
+	if code := tm.wait(); code != 0 {
+		t.Errorf("interactive login: exit %d", code)
+	}
+	tm.mu.Lock()
+	if strings.Contains(tm.out.String(), reg.Password) {
+		t.Errorf("the password was echoed:\n%s", tm.out.String())
+	}
+	tm.mu.Unlock()
+	// Stored credentials need no prompt; without any, a login needs a
+	// terminal.
+	if r := c.run("", "--config", cfg2, "login", reg.Host); r.ExitCode != 0 || r.Stdout != "Authenticating with existing credentials...\nLogin Succeeded\n" {
+		t.Errorf("login with stored credentials: %s", r)
+	}
+	if r := c.run("", "--config", filepath.Join(t.TempDir(), "cfg3"), "login", reg.Host); r.ExitCode != 1 || !strings.Contains(r.Stderr, "Cannot perform an interactive login from a non TTY device") {
+		t.Errorf("login without a terminal: %s", r)
+	}
 	if out := c.ok("--config", cfgDir, "logout", reg.Host); out != "Removing login credentials for "+reg.Host+"\n" {
 		t.Errorf("logout: %q", out)
 	}
