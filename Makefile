@@ -12,7 +12,7 @@ LDFLAGS := -X main.version=$(VERSION)
 PROGRAMS := berth berthd berth-shim berth-runtime berth-init
 TEST_TIMEOUT ?= 18m
 
-.PHONY: all build deps install test lint unit bench demo clean
+.PHONY: all build deps install test lint unit bench demo man clean
 
 all: build
 
@@ -50,6 +50,14 @@ bench: deps build
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(BIN)/berth-runtime
 	@scripts/demo-daemon.sh $(CURDIR)/$(BIN)
+
+# man writes berth's man pages and shell completions into bin/.
+man: build
+	$(GO) run ./cmd/berth/genman -o $(CURDIR)/$(BIN)/man/man1
+	@mkdir -p $(BIN)/completion
+	$(BIN)/berth completion bash > $(BIN)/completion/berth.bash
+	$(BIN)/berth completion zsh > $(BIN)/completion/_berth
+	$(BIN)/berth completion fish > $(BIN)/completion/berth.fish
 
 clean:
 	rm -rf $(BIN)
