@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -530,4 +532,73 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// reexecSource is a static program that starts busy threads and execs
+// itself again, forever: a multi-threaded process that keeps entering
+// execve, as berth-runtime's init does when an exec starts.
+const reexecSource = `package main
+
+import (
+	"os"
+	"runtime"
+	"syscall"
+)
+
+func main() {
+	for i := 0; i < 3; i++ {
+		go func() {
+			runtime.LockOSThread()
+			for x := 0; ; x++ {
+			}
+		}()
+	}
+	runtime.Gosched()
+	syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+}
+`
+
+// reexecBinary builds reexecSource into a directory of its own.
+func reexecBinary(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, data := range map[string]string{"main.go": reexecSource, "go.mod": "module reexec\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "build", "-o", "bin/reexec", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the reexec program: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "bin")
+}
+
+// TestForceRemoveDuringExecve force-removes containers whose process
+// keeps entering execve from a multi-threaded program. The runtime
+// freezes a container to kill all its processes, and a thread in execve
+// cannot be frozen while it waits for its already frozen siblings: the v1
+// freezer stayed FREEZING, and about one removal in ten stalled 10 s,
+// then failed.
+func TestForceRemoveDuringExecve(t *testing.T) {
+	td := newTestDaemon(t, noLiveRestore)
+	ctx := ctxT(t)
+	bin := reexecBinary(t)
+	var slowest time.Duration
+	for round := 0; round < 20; round++ {
+		id := td.run(t, &api.Config{Cmd: []string{"/reexec/reexec"}}, &api.HostConfig{Binds: []string{bin + ":/reexec:ro"}})
+		start := time.Now()
+		err := td.RemoveContainer(ctx, id, RemoveContainerOptions{Force: true})
+		took := time.Since(start)
+		slowest = max(slowest, took)
+		if err != nil {
+			t.Fatalf("round %d: force remove after %v: %v", round, took, err)
+		}
+		if took > 5*time.Second {
+			t.Errorf("round %d: force remove took %v", round, took)
+		}
+	}
+	t.Logf("slowest force remove: %v", slowest)
 }
