@@ -15,7 +15,6 @@ import (
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
-	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/container"
@@ -527,27 +526,10 @@ func buildExecProcess(src execSource, cfg ExecCreateOptions, console *[2]uint) (
 	}
 	var all []string
 	if cfg.Privileged {
-		all = privilegedCaps()
+		// What the kernel supports and the daemon's bounding set holds.
+		all = oci.AllCapabilities()
 	}
 	return execProcess(base, src.ctrEnv, cfg, console, user, all), nil
-}
-
-// privilegedCaps is what a privileged exec gets: every capability the
-// kernel knows, less those the daemon's own bounding set lacks (the
-// runtime could not grant them: the exec would fail with EPERM).
-func privilegedCaps() []string {
-	byName := map[string]capability.Cap{}
-	for _, c := range capability.ListKnown() {
-		byName["CAP_"+strings.ToUpper(c.String())] = c
-	}
-	return slices.DeleteFunc(oci.AllCapabilities(), func(name string) bool {
-		c, ok := byName[name]
-		if !ok {
-			return false
-		}
-		held, err := capability.GetBound(c)
-		return err == nil && !held
-	})
 }
 
 // readRunProcess reads the process of the spec a container runs with.
