@@ -24,6 +24,10 @@ import (
 // imageRef is the tag the busybox layer is imported as, in both daemons.
 const imageRef = "bench/busybox:engine"
 
+// removeTimeout bounds the removal of a failed scenario's containers and
+// the final clean-up's: a daemon that does not answer is then stopped.
+const removeTimeout = 2 * time.Minute
+
 // engine is one daemon as the scenarios drive it: through the docker CLI
 // or the Engine API, with its processes for the memory figures.
 type engine struct {
@@ -215,7 +219,7 @@ func moduleRoot() (string, error) {
 // removes what they leave (mounts, bridges, berthd's nftables table,
 // dockerd's cgroup parent) and the work directory.
 func (b *bench) cleanup() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 	defer cancel()
 	var errs []error
 	for _, e := range b.engines {
@@ -261,7 +265,7 @@ func (b *bench) removeAll(ctx context.Context, e *engine) error {
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return fmt.Errorf("%d of %d removals failed, the first: %w", len(errs), len(cs), errs[0])
 	}
 	return waitFor(ctx, 60*time.Second, "shims of removed containers to exit", func() (bool, error) {
 		pids, err := pidsOf(e.shim)

@@ -72,10 +72,14 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) []*result {
 				err = b.once(ctx, e, sc, res, round >= 0)
 			}
 			if err != nil {
-				res.err = fmt.Errorf("run %d: %w", len(res.wall)+1, err)
-				if rerr := b.removeAll(context.WithoutCancel(ctx), e); rerr != nil {
+				res.err = fmt.Errorf("after %d measured runs: %w", len(res.wall), err)
+				// Clean up even when interrupted, but not forever: a
+				// wedged daemon is stopped by the final clean-up.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
+				if rerr := b.removeAll(rctx, e); rerr != nil {
 					res.err = errors.Join(res.err, fmt.Errorf("clean up: %w", rerr))
 				}
+				cancel()
 			}
 		}
 	}
