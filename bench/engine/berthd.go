@@ -113,9 +113,10 @@ func (b *berthd) shimOf(argv []string) bool {
 // stop ends berthd with SIGTERM (SIGKILL after a grace period), kills any
 // of its shims still running (berthd keeps containers running across a
 // restart, so the caller removes them first; a shim left is a leak and is
-// reported), then removes what berthd leaves for its next start: the
-// mounts under dir (the netns directory among them), the default bridge,
-// the nftables table and dir itself. A nil b is a no-op.
+// reported) and the processes and cgroups of containers it could not
+// remove, then removes what berthd leaves for its next start: the mounts
+// under dir (the netns directory among them), the default bridge, the
+// nftables table and dir itself. A nil b is a no-op.
 func (b *berthd) stop() error {
 	if b == nil {
 		return nil
@@ -136,6 +137,19 @@ func (b *berthd) stop() error {
 			if b.shimOf(p.argv) {
 				_ = unix.Kill(p.pid, unix.SIGKILL)
 				errs = append(errs, fmt.Errorf("berth-shim %d outlived its containers: killed", p.pid))
+			}
+		}
+	}
+	// The cgroups of containers berthd could not remove (berthd names
+	// them /berth/<id>), with whatever still runs in them.
+	if ents, err := os.ReadDir(filepath.Join(b.dataRoot, "containers")); err == nil {
+		for _, ent := range ents {
+			killed, err := removeCgroup("/berth/" + ent.Name())
+			if killed > 0 {
+				errs = append(errs, fmt.Errorf("%d processes of container %.12s outlived berthd: killed", killed, ent.Name()))
+			}
+			if err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

@@ -62,8 +62,9 @@ func (d *refDocker) shimOf(argv []string) bool {
 }
 
 // stop stops dockerd and its containerd (killing any shim left: the
-// caller removes the containers first), then deletes the bridge and the
-// cgroup parent's directories. A nil d is a no-op.
+// caller removes the containers first) and any process left in its
+// cgroup parent, then deletes the bridge and the cgroup parent's
+// directories. A nil d is a no-op.
 func (d *refDocker) stop() error {
 	if d == nil {
 		return nil
@@ -82,17 +83,13 @@ func (d *refDocker) stop() error {
 	}
 	errs = append(errs, deleteLink(d.bridge))
 	if d.cgroupParent != "" {
-		// cgroup v1 hierarchies and the unified one; an empty directory
-		// is all that is left once the containers are gone.
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", d.cgroupParent))
-		if ud := filepath.Join("/sys/fs/cgroup", d.cgroupParent); isDir(ud) {
-			dirs = append(dirs, ud)
+		// Empty once dockerd removed the containers; a container it
+		// could not remove still has its processes there.
+		killed, err := removeCgroup(d.cgroupParent)
+		if killed > 0 {
+			errs = append(errs, fmt.Errorf("%d processes of dockerd's containers outlived it: killed", killed))
 		}
-		for _, dir := range dirs {
-			if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", dir, err))
-			}
-		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
