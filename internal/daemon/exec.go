@@ -175,12 +175,22 @@ func (d *Daemon) endExecs(e *ctrEntry) {
 		x.mu.Lock()
 		created := x.phase == execCreated
 		x.mu.Unlock()
+		code, at := lostExecCode, now
+		if !created && e.shim != nil {
+			// An exec that ended just before the container did has its
+			// real status in the shim; its watcher waits for e.mu.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.runCtx), 5*time.Second)
+			if st, err := e.shim.ExecState(ctx, id); err == nil && st.Status == shim.StatusStopped {
+				code, at = st.ExitCode, st.ExitedAt.UTC()
+			}
+			cancel()
+		}
 		switch {
 		case created:
 			d.execs.drop(x)
-			x.end(lostExecCode, now)
-		case x.end(lostExecCode, now):
-			d.publishContainer("exec_die", e.c, map[string]string{"execID": id, "exitCode": fmt.Sprint(lostExecCode)})
+			x.end(code, at)
+		case x.end(code, at):
+			d.publishContainer("exec_die", e.c, map[string]string{"execID": id, "exitCode": fmt.Sprint(code)})
 		}
 		delete(e.execs, id)
 	}

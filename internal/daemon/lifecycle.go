@@ -299,6 +299,7 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 // and the root mount. e.mu is held.
 func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry) {
 	c := e.c
+	d.endExecs(e) // while the shim still knows how they ended
 	if e.shim != nil {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if _, err := e.shim.Delete(dctx); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsUnavailable(err) {
@@ -312,7 +313,6 @@ func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry) {
 		d.forceDeleteRuntime(ctx, c.ID)
 	}
 	os.RemoveAll(d.shimDir(c.ID))
-	d.endExecs(e)
 	d.teardownNetwork(ctx, c)
 	d.unmountVolumes(ctx, c)
 	bundle := d.bundleDir(c.ID)
