@@ -36,6 +36,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/bench/internal/pick"
 	"github.com/berth-project/berth/internal/testutil"
 )
 
@@ -116,32 +117,12 @@ func main() {
 	}
 }
 
-func scenarioNames() string {
-	var names []string
-	for _, s := range scenarios {
-		names = append(names, s.name)
-	}
-	return strings.Join(names, ",")
-}
+func scenarioName(s scenario) string { return s.name }
+
+func scenarioNames() string { return pick.Names(scenarios, scenarioName) }
 
 func selectScenarios(list string) ([]scenario, error) {
-	if list == "" || list == "all" {
-		return scenarios, nil
-	}
-	var out []scenario
-	for _, name := range strings.Split(list, ",") {
-		found := false
-		for _, s := range scenarios {
-			if s.name == strings.TrimSpace(name) {
-				out = append(out, s)
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
-		}
-	}
-	return out, nil
+	return pick.Select(scenarios, scenarioName, list)
 }
 
 func run(ctx context.Context, berthPath, runcPath, crunPath string, n, warmup int, crunHybrid bool, selected []scenario) (err error) {

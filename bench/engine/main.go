@@ -80,6 +80,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/berth-project/berth/bench/internal/pick"
 )
 
 func main() {
@@ -166,30 +168,10 @@ func run(ctx context.Context, o options) (err error) {
 	return nil
 }
 
-func scenarioNames() string {
-	var names []string
-	for _, s := range allScenarios {
-		names = append(names, s.name)
-	}
-	return strings.Join(names, ",")
-}
+func scenarioName(s scenario) string { return s.name }
+
+func scenarioNames() string { return pick.Names(allScenarios, scenarioName) }
 
 func selectScenarios(list string) ([]scenario, error) {
-	if list == "" || list == "all" {
-		return allScenarios, nil
-	}
-	var out []scenario
-	for _, name := range strings.Split(list, ",") {
-		found := false
-		for _, s := range allScenarios {
-			if s.name == strings.TrimSpace(name) {
-				out = append(out, s)
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
-		}
-	}
-	return out, nil
+	return pick.Select(allScenarios, scenarioName, list)
 }

@@ -57,9 +57,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 
+	"github.com/berth-project/berth/bench/internal/pick"
 	"github.com/berth-project/berth/bench/internal/workdir"
 )
 
@@ -124,30 +124,10 @@ func run(ctx context.Context, n int, parent, cpuprofile string, selected []scena
 	return nil
 }
 
-func scenarioNames() string {
-	var names []string
-	for _, s := range scenarios {
-		names = append(names, s.name)
-	}
-	return strings.Join(names, ",")
-}
+func scenarioName(s scenario) string { return s.name }
+
+func scenarioNames() string { return pick.Names(scenarios, scenarioName) }
 
 func selectScenarios(list string) ([]scenario, error) {
-	if list == "" || list == "all" {
-		return scenarios, nil
-	}
-	var out []scenario
-	for _, name := range strings.Split(list, ",") {
-		found := false
-		for _, s := range scenarios {
-			if s.name == strings.TrimSpace(name) {
-				out = append(out, s)
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, scenarioNames())
-		}
-	}
-	return out, nil
+	return pick.Select(scenarios, scenarioName, list)
 }
