@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,44 +18,15 @@ import (
 	"github.com/berth-project/berth/internal/network/nettest"
 )
 
-// fakeUpstream stands for the host's resolver at e.upstream:53, in the
+// startUpstream stands for the host's resolver at e.upstream:53, in the
 // host's namespace: "external.test." is 192.0.2.123, the rest NXDOMAIN.
-type fakeUpstream struct {
-	mu    sync.Mutex
-	asked []string
-}
-
-func (e *env) startUpstream() *fakeUpstream {
-	t := e.t
-	t.Helper()
-	u := &fakeUpstream{}
-	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(e.upstream, 53).String())
+func (e *env) startUpstream() *nettest.Resolver {
+	e.t.Helper()
+	r, err := nettest.StartResolver(e.t, netip.AddrPortFrom(e.upstream, 53).String(), "external.test.", netip.MustParseAddr("192.0.2.123"))
 	if err != nil {
-		t.Fatalf("fake host resolver: %v", err)
+		e.t.Fatalf("fake host resolver: %v", err)
 	}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) }, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		u.mu.Lock()
-		u.asked = append(u.asked, r.Question[0].Name)
-		u.mu.Unlock()
-		m := new(dns.Msg).SetReply(r)
-		if r.Question[0].Name == "external.test." {
-			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "external.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(192, 0, 2, 123)}}
-		} else {
-			m.Rcode = dns.RcodeNameError
-		}
-		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return u
-}
-
-func (u *fakeUpstream) wasAsked(name string) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return slices.Contains(u.asked, name)
+	return r
 }
 
 // resolve asks the embedded DNS server of the sandbox at path, from inside
@@ -193,7 +163,7 @@ func TestUserNetworks(t *testing.T) {
 	if got, _ := resolve(t, a2.NetNSPath, "a2", dns.TypeA); !slices.Equal(got, []netip.Addr{ipA2}) {
 		t.Errorf("a2 resolves itself = %v", got)
 	}
-	if got, rc := resolve(t, a1.NetNSPath, "b1", dns.TypeA); rc != dns.RcodeNameError || len(got) != 0 || !up.wasAsked("b1.") {
+	if got, rc := resolve(t, a1.NetNSPath, "b1", dns.TypeA); rc != dns.RcodeNameError || len(got) != 0 || !up.WasAsked("b1.") {
 		t.Errorf("a1 resolves b1 of another network = %v (%s); want it forwarded and unknown", got, dns.RcodeToString[rc])
 	}
 	if got, rc := resolve(t, a1.NetNSPath, "external.test", dns.TypeA); rc != dns.RcodeSuccess || len(got) != 1 || got[0].String() != "192.0.2.123" {
@@ -311,7 +281,7 @@ func TestInternalNetwork(t *testing.T) {
 		t.Fatalf("i2 resolves i1 = %v", got)
 	}
 	// No way out, so no forwarding either.
-	if _, rc := resolve(t, i2.NetNSPath, "external.test", dns.TypeA); rc != dns.RcodeServerFailure || up.wasAsked("external.test.") {
+	if _, rc := resolve(t, i2.NetNSPath, "external.test", dns.TypeA); rc != dns.RcodeServerFailure || up.WasAsked("external.test.") {
 		t.Fatalf("internal network forwarded a query (%s)", dns.RcodeToString[rc])
 	}
 }

@@ -23,10 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-project/berth/internal/network/bridge"
+	"github.com/berth-project/berth/internal/network/nettest"
 	"github.com/berth-project/berth/internal/network/resolvconf"
 )
 
@@ -136,24 +136,9 @@ func loopbackResolver(t *testing.T) string {
 		b := make([]byte, 2)
 		_, _ = rand.Read(b)
 		ip := fmt.Sprintf("127.53.%d.%d", 1+b[0]%250, 1+b[1]%250)
-		pc, err := net.ListenPacket("udp", ip+":53")
-		if err != nil {
-			continue
+		if _, err := nettest.StartResolver(t, ip+":53", "outside.test.", netip.MustParseAddr("192.0.2.99")); err == nil {
+			return ip
 		}
-		srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-			m := new(dns.Msg).SetReply(r)
-			if len(r.Question) == 1 && strings.EqualFold(r.Question[0].Name, "outside.test.") {
-				if r.Question[0].Qtype == dns.TypeA {
-					m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 99)})
-				}
-			} else {
-				m.Rcode = dns.RcodeNameError
-			}
-			_ = w.WriteMsg(m)
-		})}
-		go func() { _ = srv.ActivateAndServe() }()
-		t.Cleanup(func() { _ = srv.Shutdown() })
-		return ip
 	}
 	t.Fatal("no free loopback address for the test's resolver")
 	return ""

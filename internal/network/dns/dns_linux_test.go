@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,51 +36,15 @@ func (f *fakeResolver) LookupAddr(ip netip.Addr) ([]string, bool) {
 	return out, len(out) > 0
 }
 
-// upstream is a DNS server on the host's loopback that answers
-// "external.test." with 192.0.2.123 and anything else with NXDOMAIN, and
-// records the names it was asked.
-type upstream struct {
-	addr  netip.AddrPort
-	mu    sync.Mutex
-	asked []string
-}
-
-func newUpstream(t *testing.T) *upstream {
+// newUpstream is a resolver on the host's loopback that answers
+// "external.test." with 192.0.2.123 and anything else with NXDOMAIN.
+func newUpstream(t *testing.T) *nettest.Resolver {
 	t.Helper()
-	u := &upstream{}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	r, err := nettest.StartResolver(t, "127.0.0.1:0", "external.test.", netip.MustParseAddr("192.0.2.123"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) }, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		u.mu.Lock()
-		u.asked = append(u.asked, r.Question[0].Name)
-		u.mu.Unlock()
-		m := new(dns.Msg).SetReply(r)
-		if r.Question[0].Name == "external.test." {
-			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "external.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(192, 0, 2, 123)}}
-		} else {
-			m.Rcode = dns.RcodeNameError
-		}
-		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = srv.ActivateAndServe() }()
-	<-started
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return u
-}
-
-func (u *upstream) wasAsked(name string) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for _, n := range u.asked {
-		if n == name {
-			return true
-		}
-	}
-	return false
+	return r
 }
 
 // newNS returns a fresh namespace with lo up, where 127.0.0.11 exists.
@@ -150,7 +113,7 @@ func TestServer(t *testing.T) {
 	for i := range 100 {
 		many.names["many"] = append(many.names["many"], netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}))
 	}
-	s, err := Start(Config{NetNS: path, Resolver: many, Upstream: func() []netip.AddrPort { return []netip.AddrPort{up.addr} }})
+	s, err := Start(Config{NetNS: path, Resolver: many, Upstream: func() []netip.AddrPort { return []netip.AddrPort{up.Addr} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +136,7 @@ func TestServer(t *testing.T) {
 			t.Fatalf("%s v4 = %v (%s)", dns.TypeToString[qt], addrsOf(r), dns.RcodeToString[r.Rcode])
 		}
 	}
-	if up.wasAsked("v4.") {
+	if up.WasAsked("v4.") {
 		t.Fatal("a container's name was forwarded")
 	}
 	// Reverse lookups, IPv4 and IPv6.
@@ -189,11 +152,11 @@ func TestServer(t *testing.T) {
 	if got := addrsOf(query(t, path, "udp", "external.test", dns.TypeA)); len(got) != 1 || got[0] != "192.0.2.123" {
 		t.Fatalf("forwarded A = %v", got)
 	}
-	if r := query(t, path, "udp", "nosuch.test", dns.TypeA); r.Rcode != dns.RcodeNameError || !up.wasAsked("nosuch.test.") {
+	if r := query(t, path, "udp", "nosuch.test", dns.TypeA); r.Rcode != dns.RcodeNameError || !up.WasAsked("nosuch.test.") {
 		t.Fatalf("unknown name: %s", dns.RcodeToString[r.Rcode])
 	}
 	// A reverse lookup of an unknown address is forwarded too.
-	if query(t, path, "udp", "9.9.9.10.in-addr.arpa", dns.TypePTR); !up.wasAsked("9.9.9.10.in-addr.arpa.") {
+	if query(t, path, "udp", "9.9.9.10.in-addr.arpa", dns.TypePTR); !up.WasAsked("9.9.9.10.in-addr.arpa.") {
 		t.Fatal("unknown PTR not forwarded")
 	}
 	// Too many answers for 512 bytes: truncated over UDP, whole over TCP.
