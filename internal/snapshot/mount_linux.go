@@ -13,52 +13,13 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/log"
+	"github.com/berth-project/berth/internal/mountopt"
 )
-
-// mountFlag is what a mount(8)-style option does to the mount flags.
-type mountFlag struct {
-	clear bool
-	flag  uintptr
-}
-
-var mountFlags = map[string]mountFlag{
-	"ro":          {false, unix.MS_RDONLY},
-	"rw":          {true, unix.MS_RDONLY},
-	"bind":        {false, unix.MS_BIND},
-	"rbind":       {false, unix.MS_BIND | unix.MS_REC},
-	"nosuid":      {false, unix.MS_NOSUID},
-	"suid":        {true, unix.MS_NOSUID},
-	"nodev":       {false, unix.MS_NODEV},
-	"dev":         {true, unix.MS_NODEV},
-	"noexec":      {false, unix.MS_NOEXEC},
-	"exec":        {true, unix.MS_NOEXEC},
-	"sync":        {false, unix.MS_SYNCHRONOUS},
-	"async":       {true, unix.MS_SYNCHRONOUS},
-	"noatime":     {false, unix.MS_NOATIME},
-	"atime":       {true, unix.MS_NOATIME},
-	"nodiratime":  {false, unix.MS_NODIRATIME},
-	"diratime":    {true, unix.MS_NODIRATIME},
-	"relatime":    {false, unix.MS_RELATIME},
-	"norelatime":  {true, unix.MS_RELATIME},
-	"strictatime": {false, unix.MS_STRICTATIME},
-	"defaults":    {false, 0},
-}
 
 // parseOptions splits mount options into mount flags and filesystem data.
 func parseOptions(options []string) (flags uintptr, data string) {
-	var d []string
-	for _, o := range options {
-		if f, ok := mountFlags[o]; ok {
-			if f.clear {
-				flags &^= f.flag
-			} else {
-				flags |= f.flag
-			}
-			continue
-		}
-		d = append(d, o)
-	}
-	return flags, strings.Join(d, ",")
+	p := mountopt.Parse(options)
+	return p.Flags, p.Data
 }
 
 // Mount mounts m at target, which must be an existing directory. A bind

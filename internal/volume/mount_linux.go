@@ -14,86 +14,24 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-project/berth/internal/mountopt"
 )
 
-// mountOptions is a local volume's "o" option split as mount(8) does.
-type mountOptions struct {
-	flags       uintptr
-	propagation []uintptr
-	data        string
-}
-
-// mountFlags are the o words that are mount flags rather than data for
-// the filesystem.
-var mountFlags = map[string]struct {
-	clear bool
-	flag  uintptr
-}{
-	"defaults":      {false, 0},
-	"ro":            {false, unix.MS_RDONLY},
-	"rw":            {true, unix.MS_RDONLY},
-	"suid":          {true, unix.MS_NOSUID},
-	"nosuid":        {false, unix.MS_NOSUID},
-	"dev":           {true, unix.MS_NODEV},
-	"nodev":         {false, unix.MS_NODEV},
-	"exec":          {true, unix.MS_NOEXEC},
-	"noexec":        {false, unix.MS_NOEXEC},
-	"sync":          {false, unix.MS_SYNCHRONOUS},
-	"async":         {true, unix.MS_SYNCHRONOUS},
-	"dirsync":       {false, unix.MS_DIRSYNC},
-	"mand":          {false, unix.MS_MANDLOCK},
-	"nomand":        {true, unix.MS_MANDLOCK},
-	"atime":         {true, unix.MS_NOATIME},
-	"noatime":       {false, unix.MS_NOATIME},
-	"diratime":      {true, unix.MS_NODIRATIME},
-	"nodiratime":    {false, unix.MS_NODIRATIME},
-	"relatime":      {false, unix.MS_RELATIME},
-	"norelatime":    {true, unix.MS_RELATIME},
-	"strictatime":   {false, unix.MS_STRICTATIME},
-	"nostrictatime": {true, unix.MS_STRICTATIME},
-	"bind":          {false, unix.MS_BIND},
-	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
-}
-
-var propagationFlags = map[string]uintptr{
-	"private":     unix.MS_PRIVATE,
-	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
-	"shared":      unix.MS_SHARED,
-	"rshared":     unix.MS_SHARED | unix.MS_REC,
-	"slave":       unix.MS_SLAVE,
-	"rslave":      unix.MS_SLAVE | unix.MS_REC,
-	"unbindable":  unix.MS_UNBINDABLE,
-	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
-}
-
-// parseMountOptions splits o (comma separated) into flags, propagation
-// changes and the data string passed to the filesystem.
-func parseMountOptions(o string) (mountOptions, error) {
-	var mo mountOptions
-	var data []string
+// parseMountOptions splits a local volume's "o" option (comma separated)
+// as mount(8) does; "remount" is refused.
+func parseMountOptions(o string) (mountopt.Parsed, error) {
+	var words []string
 	for _, w := range strings.Split(o, ",") {
-		if w == "" {
-			continue
+		switch w {
+		case "":
+		case "remount":
+			return mountopt.Parsed{}, errors.New("mount option remount is not allowed")
+		default:
+			words = append(words, w)
 		}
-		if f, ok := mountFlags[w]; ok {
-			if f.clear {
-				mo.flags &^= f.flag
-			} else {
-				mo.flags |= f.flag
-			}
-			continue
-		}
-		if p, ok := propagationFlags[w]; ok {
-			mo.propagation = append(mo.propagation, p)
-			continue
-		}
-		if w == "remount" {
-			return mo, errors.New("mount option remount is not allowed")
-		}
-		data = append(data, w)
 	}
-	mo.data = strings.Join(data, ",")
-	return mo, nil
+	return mountopt.Parse(words), nil
 }
 
 // isMounted reports whether dir is a mount point.
@@ -117,32 +55,32 @@ func mountVolume(dir string, opts map[string]string) error {
 	fail := func(flags uintptr, data string, err error) error {
 		return fmt.Errorf("error while mounting volume '%s': failed to mount local volume: mount %s:%s, flags: %#x, data: %s: %w", dir, dev, dir, flags, data, err)
 	}
-	if mo.flags&unix.MS_BIND != 0 {
+	if mo.Flags&unix.MS_BIND != 0 {
 		if !filepath.IsAbs(dev) {
-			return fail(mo.flags, "", fmt.Errorf("bind device %q is not an absolute path: %w", dev, os.ErrInvalid))
+			return fail(mo.Flags, "", fmt.Errorf("bind device %q is not an absolute path: %w", dev, os.ErrInvalid))
 		}
-		bind := unix.MS_BIND | mo.flags&unix.MS_REC
+		bind := unix.MS_BIND | mo.Flags&unix.MS_REC
 		if err := unix.Mount(dev, dir, "", bind, ""); err != nil {
 			return fail(bind, "", err)
 		}
-		if rest := mo.flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+		if rest := mo.Flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
 			if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|rest, ""); err != nil {
 				_ = unix.Unmount(dir, unix.MNT_DETACH)
 				return fail(unix.MS_REMOUNT|unix.MS_BIND|rest, "", err)
 			}
 		}
 	} else {
-		data := mo.data
+		data := mo.Data
 		if typ == "nfs" || typ == "nfs4" {
 			if data, err = resolveAddr(data); err != nil {
-				return fail(mo.flags, mo.data, err)
+				return fail(mo.Flags, mo.Data, err)
 			}
 		}
-		if err := unix.Mount(dev, dir, typ, mo.flags, data); err != nil {
-			return fail(mo.flags, data, err)
+		if err := unix.Mount(dev, dir, typ, mo.Flags, data); err != nil {
+			return fail(mo.Flags, data, err)
 		}
 	}
-	for _, p := range mo.propagation {
+	for _, p := range mo.Propagation {
 		if err := unix.Mount("", dir, "", p, ""); err != nil {
 			_ = unix.Unmount(dir, unix.MNT_DETACH)
 			return fail(p, "", err)

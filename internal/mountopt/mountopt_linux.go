@@ -1,4 +1,4 @@
-package nsinit
+package mountopt
 
 import (
 	"strings"
@@ -6,13 +6,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountOpt is the effect of one mount option word.
-type mountOpt struct {
+// flag is the effect of one option word on the mount flags.
+type flag struct {
 	clear bool
 	flag  uintptr
 }
 
-var mountOpts = map[string]mountOpt{
+var flags = map[string]flag{
 	"async":         {true, unix.MS_SYNCHRONOUS},
 	"atime":         {true, unix.MS_NOATIME},
 	"bind":          {false, unix.MS_BIND},
@@ -42,7 +42,7 @@ var mountOpts = map[string]mountOpt{
 	"sync":          {false, unix.MS_SYNCHRONOUS},
 }
 
-var propagationOpts = map[string]uintptr{
+var propagation = map[string]uintptr{
 	"private":     unix.MS_PRIVATE,
 	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
 	"shared":      unix.MS_SHARED,
@@ -53,66 +53,63 @@ var propagationOpts = map[string]uintptr{
 	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
-// parsedMount is a spec mount's options split into what mount(2) takes.
-type parsedMount struct {
-	flags       uintptr
-	propagation []uintptr
-	data        string
-	// recursiveRO is "rro": read-only applied to every submount.
-	recursiveRO bool
-	// copyUp is "tmpcopyup": a tmpfs starts with a copy of what it covers.
-	copyUp bool
+// Parsed is a list of option words split for mount(2).
+type Parsed struct {
+	// Flags are the mount flags, later words overriding earlier ones
+	// ("ro,rw" is read-write).
+	Flags uintptr
+	// Propagation are the propagation changes, in order, each a separate
+	// mount(2) call after the mount.
+	Propagation []uintptr
+	// Data are the other words, comma-joined, for the filesystem.
+	Data string
 }
 
-// parseMountOptions splits OCI mount options into flags, propagation changes
-// and the filesystem-specific data string.
-func parseMountOptions(options []string) parsedMount {
-	var pm parsedMount
+// Parse splits options.
+func Parse(options []string) Parsed {
+	var p Parsed
 	var data []string
 	for _, o := range options {
-		if opt, ok := mountOpts[o]; ok {
-			if opt.clear {
-				pm.flags &^= opt.flag
+		if f, ok := flags[o]; ok {
+			if f.clear {
+				p.Flags &^= f.flag
 			} else {
-				pm.flags |= opt.flag
+				p.Flags |= f.flag
 			}
 			continue
 		}
-		if p, ok := propagationOpts[o]; ok {
-			pm.propagation = append(pm.propagation, p)
-			continue
-		}
-		switch o {
-		case "rro":
-			pm.recursiveRO = true
-			continue
-		case "tmpcopyup":
-			pm.copyUp = true
-			continue
-		case "rrw":
+		if f, ok := propagation[o]; ok {
+			p.Propagation = append(p.Propagation, f)
 			continue
 		}
 		data = append(data, o)
 	}
-	pm.data = strings.Join(data, ",")
-	return pm
+	p.Data = strings.Join(data, ",")
+	return p
 }
 
-// PropagationFlags maps a rootfsPropagation value to mount flags; ok is
-// false for an unknown value.
-func PropagationFlags(s string) (uintptr, bool) {
-	f, ok := propagationOpts[s]
+// Propagation returns the flags of a propagation word ("rslave"); ok is
+// false for any other word.
+func Propagation(word string) (f uintptr, ok bool) {
+	f, ok = propagation[word]
 	return f, ok
 }
 
-// MountOptionNames lists every mount option word init understands.
-func MountOptionNames() map[string]bool {
-	out := map[string]bool{"rro": true, "rrw": true, "tmpcopyup": true}
-	for k := range mountOpts {
-		out[k] = true
+// Known reports whether word is a flag or propagation word.
+func Known(word string) bool {
+	_, isFlag := flags[word]
+	_, isProp := propagation[word]
+	return isFlag || isProp
+}
+
+// Words lists every flag and propagation word.
+func Words() []string {
+	out := make([]string, 0, len(flags)+len(propagation))
+	for w := range flags {
+		out = append(out, w)
 	}
-	for k := range propagationOpts {
-		out[k] = true
+	for w := range propagation {
+		out = append(out, w)
 	}
 	return out
 }
