@@ -10,7 +10,7 @@ import (
 
 	"github.com/docker/cli/cli/config/types"
 	"github.com/moby/moby/client"
-	"golang.org/x/term"
+	"github.com/moby/term"
 )
 
 // LoginOptions are the options of login.
@@ -59,13 +59,11 @@ func (c *CLI) Login(ctx context.Context, o LoginOptions) error {
 			o.Username = strings.TrimSpace(line)
 		}
 		if o.Password == "" {
-			fmt.Fprint(c.Out, "Password: ")
-			b, err := term.ReadPassword(int(c.In.fd))
-			fmt.Fprintln(c.Out)
+			pw, err := c.readPassword(r)
 			if err != nil {
-				return fmt.Errorf("read password: %w", err)
+				return err
 			}
-			o.Password = string(b)
+			o.Password = pw
 		}
 	}
 	if o.Username == "" {
@@ -140,4 +138,27 @@ func (c *CLI) Logout(ctx context.Context, server string) error {
 		return fmt.Errorf("could not erase credentials for %s: %w", key, err)
 	}
 	return cf.Save()
+}
+
+// readPassword prompts for a password and reads it from r with the
+// terminal's echo off. Echo goes off before the prompt is shown, so a
+// password typed as soon as the prompt appears is never echoed, and the
+// same buffered reader as the username's is used, so nothing typed ahead
+// is lost.
+func (c *CLI) readPassword(r *bufio.Reader) (string, error) {
+	state, err := term.SaveState(c.In.fd)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if err := term.DisableEcho(c.In.fd, state); err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	defer func() { _ = term.RestoreTerminal(c.In.fd, state) }()
+	fmt.Fprint(c.Out, "Password: ")
+	line, err := r.ReadString('\n')
+	fmt.Fprintln(c.Out)
+	if err != nil && line == "" {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

@@ -183,9 +183,9 @@ func (r *TestRegistry) start(t testing.TB, opts RegistryOptions) error {
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			if data, err := os.ReadFile(logPath); err == nil {
-				t.Logf("registry %s log:\n%s", r.Host, data)
-			}
+			// Only the log's end: a whole log would push the test's own
+			// failure messages out of a CI log's tail.
+			t.Logf("registry %s log (end):\n%s", r.Host, tail(logPath))
 		}
 	})
 	return nil
