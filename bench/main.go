@@ -20,6 +20,9 @@
 //
 //	run-true  <rt> --root <root> run --bundle <bundle> <id> of a busybox
 //	          bundle whose process is `true` (oci.Example, no terminal)
+//	run-true-docker-profile
+//	          the same with Docker's default seccomp profile (oci), which
+//	          every container of a daemon carries
 package main
 
 import (
@@ -37,6 +40,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/bench/internal/pick"
+	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/testutil"
 )
 
@@ -61,6 +65,20 @@ var scenarios = []scenario{
 		run: func(ctx context.Context, b *bench, rt *runner, i int) (time.Duration, error) {
 			id := b.containerID(rt, "run-true", i)
 			return rt.timed(ctx, "run", "--bundle", rt.bundles["run-true"], id)
+		},
+	},
+	{
+		name: "run-true-docker-profile",
+		doc:  "run --bundle of the same bundle with Docker's default seccomp profile, as every container of a daemon has",
+		prepare: func(b *bench, rt *runner) error {
+			return rt.makeBundle(b, "run-true-docker-profile", func(s *specs.Spec) {
+				portableVersion(s)
+				s.Linux.Seccomp = oci.DefaultSeccompProfile(oci.DefaultCapabilities())
+			})
+		},
+		run: func(ctx context.Context, b *bench, rt *runner, i int) (time.Duration, error) {
+			id := b.containerID(rt, "run-true-docker-profile", i)
+			return rt.timed(ctx, "run", "--bundle", rt.bundles["run-true-docker-profile"], id)
 		},
 	},
 }

@@ -15,6 +15,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/runtime"
 	"github.com/berth-project/berth/internal/testutil"
 )
 
@@ -156,7 +157,9 @@ func (r *runner) deleteAll() error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if !e.IsDir() {
+		// Only container state dirs: a runtime may keep other things
+		// there (berth-runtime's seccomp cache, "@seccomp").
+		if !e.IsDir() || runtime.ValidateID(e.Name()) != nil {
 			continue
 		}
 		if _, err := r.timed(context.Background(), "delete", "--force", e.Name()); err != nil {

@@ -50,7 +50,7 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 	var prog *seccomp.Program
 	if spec.Linux.Seccomp != nil {
 		var err error
-		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+		if prog, err = seccomp.CompileCached(spec.Linux.Seccomp, c.rt.seccompCacheDir()); err != nil {
 			return -1, err
 		}
 	}

@@ -149,7 +149,7 @@ func (r *Runtime) create(id, bundle string, spec *specs.Spec, opts CreateOptions
 	}
 	var prog *seccomp.Program
 	if spec.Linux.Seccomp != nil {
-		if prog, err = seccomp.Compile(spec.Linux.Seccomp); err != nil {
+		if prog, err = seccomp.CompileCached(spec.Linux.Seccomp, r.seccompCacheDir()); err != nil {
 			return nil, err
 		}
 	}

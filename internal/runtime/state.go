@@ -46,6 +46,11 @@ func knownRlimit(name string) bool     { _, ok := nsinit.RlimitByName(name); ret
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
 
+// seccompCacheDir holds compiled seccomp programs (seccomp.CompileCached).
+// Its name has a character no container id may have, so it never meets a
+// container's state dir.
+func (r *Runtime) seccompCacheDir() string { return filepath.Join(r.Root, "@seccomp") }
+
 // writeState saves st atomically: write a temp file and rename it. The
 // state root is on tmpfs (/run) and means nothing after a reboot, so there
 // is no fsync: the rename alone makes a crash of the runtime harmless.
