@@ -101,4 +101,3 @@ func storeCached(dir, path string, p *Program) {
 		os.Remove(tmp.Name())
 	}
 }
-
