@@ -19,7 +19,7 @@
 // Scenarios:
 //
 //	run-true  <rt> --root <root> run --bundle <bundle> <id> of a busybox
-//	          bundle whose process is `true` (oci.Example, no terminal)
+//	          bundle whose process is `true` (examplespec.New, no terminal)
 //	run-true-docker-profile
 //	          the same with Docker's default seccomp profile (oci), which
 //	          every container of a daemon carries

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/berth-project/berth/internal/errdefs"
-	"github.com/berth-project/berth/internal/oci"
 	brt "github.com/berth-project/berth/internal/runtime"
+	"github.com/berth-project/berth/internal/runtime/examplespec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -331,9 +331,9 @@ func cmdSpec(fs *flag.FlagSet) func(*globalOptions, []string) error {
 		if _, err := os.Stat(p); err == nil {
 			return fmt.Errorf("file %s exists: remove it first", p)
 		}
-		s := oci.Example()
+		s := examplespec.New()
 		if rootless {
-			oci.ToRootless(s)
+			examplespec.ToRootless(s)
 		}
 		data, err := json.MarshalIndent(s, "", "\t")
 		if err != nil {

@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/berth-project/berth/internal/oci"
+	"github.com/berth-project/berth/internal/runtime/examplespec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// BundleSpec returns the spec of a test bundle before mutation: oci.Example
+// BundleSpec returns the spec of a test bundle before mutation: examplespec.New
 // with no terminal and the process `true`.
 func BundleSpec() *specs.Spec {
-	s := oci.Example()
+	s := examplespec.New()
 	s.Process.Terminal = false
 	s.Process.Args = []string{"true"}
 	return s

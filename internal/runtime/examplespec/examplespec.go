@@ -1,8 +1,9 @@
-// Package oci builds OCI runtime specs: the default spec that `berth-runtime
-// spec` writes, its rootless variant, and (Generate) the conversion from a
-// Docker container's configuration to a spec with Docker's default
-// capabilities, seccomp profile, mounts, masked paths and device rules.
-package oci
+// Package examplespec makes the example spec that `berth-runtime spec`
+// writes (runc's default, on berth's terms) and its rootless variant. It is
+// its own package, apart from internal/oci's conversion of Docker
+// configurations, so that berth-runtime, which starts for every container,
+// does not link (and initialise) the Docker and image-spec types.
+package examplespec
 
 import (
 	"os"
@@ -21,13 +22,13 @@ func defaultCaps() []string {
 	return []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 }
 
-// Example returns the default spec, the one `runc spec` writes except for the
+// New returns the default spec, the one `runc spec` writes except for the
 // hostname ("berth") and ociVersion (the vendored runtime-spec version): an
 // interactive `sh` as root in a read-only "rootfs", with new pid, network,
 // ipc, uts, mount and cgroup namespaces, the standard /proc, /dev, /sys
 // mounts, all devices denied and the usual masked and read-only paths.
 // Each call returns a new spec that the caller may modify.
-func Example() *specs.Spec {
+func New() *specs.Spec {
 	return &specs.Spec{
 		Version: specs.Version,
 		Root: &specs.Root{

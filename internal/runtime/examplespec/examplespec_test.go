@@ -1,4 +1,4 @@
-package oci
+package examplespec
 
 import (
 	"encoding/json"
@@ -162,17 +162,17 @@ func compareWithRunc(t *testing.T, s *specs.Spec, runcArgs ...string) {
 }
 
 func TestExampleMatchesRunc(t *testing.T) {
-	compareWithRunc(t, Example())
+	compareWithRunc(t, New())
 }
 
 func TestToRootlessMatchesRunc(t *testing.T) {
-	s := Example()
+	s := New()
 	ToRootless(s)
 	compareWithRunc(t, s, "--rootless")
 }
 
 func TestExample(t *testing.T) {
-	s := Example()
+	s := New()
 	if s.Version != specs.Version {
 		t.Errorf("ociVersion = %q, want %q", s.Version, specs.Version)
 	}
@@ -194,20 +194,20 @@ func TestExample(t *testing.T) {
 }
 
 func TestExampleReturnsIndependentSpecs(t *testing.T) {
-	a := Example()
+	a := New()
 	a.Process.Capabilities.Bounding[0] = "CAP_SYS_ADMIN"
 	a.Mounts[2].Options[0] = "changed"
 	a.Linux.MaskedPaths[0] = "/changed"
 	a.Process.Env[0] = "PATH=/changed"
-	b := Example()
+	b := New()
 	if b.Process.Capabilities.Bounding[0] != "CAP_AUDIT_WRITE" || b.Process.Capabilities.Effective[0] != "CAP_AUDIT_WRITE" ||
 		b.Mounts[2].Options[0] != "nosuid" || b.Linux.MaskedPaths[0] != "/proc/acpi" || b.Process.Env[0] == "PATH=/changed" {
-		t.Fatal("Example shares memory between calls")
+		t.Fatal("New shares memory between calls")
 	}
 }
 
 func TestToRootless(t *testing.T) {
-	s := Example()
+	s := New()
 	ToRootless(s)
 	for _, ns := range s.Linux.Namespaces {
 		if ns.Type == specs.NetworkNamespace {
@@ -225,8 +225,8 @@ func TestToRootless(t *testing.T) {
 	if s.Linux.Resources != nil {
 		t.Errorf("rootless spec keeps resources: %+v", s.Linux.Resources)
 	}
-	if len(s.Mounts) != len(Example().Mounts) {
-		t.Errorf("rootless spec has %d mounts, want %d", len(s.Mounts), len(Example().Mounts))
+	if len(s.Mounts) != len(New().Mounts) {
+		t.Errorf("rootless spec has %d mounts, want %d", len(s.Mounts), len(New().Mounts))
 	}
 	for _, m := range s.Mounts {
 		if m.Destination == "/sys" && (m.Type != "none" || m.Source != "/sys" || !slices.Contains(m.Options, "rbind") || !slices.Contains(m.Options, "ro")) {
@@ -240,7 +240,7 @@ func TestToRootless(t *testing.T) {
 	}
 
 	// Converting twice changes nothing more.
-	again := Example()
+	again := New()
 	ToRootless(again)
 	ToRootless(again)
 	if !reflect.DeepEqual(again, s) {
