@@ -37,6 +37,13 @@
 //	     │ ◀── {"pid":N} on fd 3, EOF ─│ copy stdio to log and attachers
 //	     │ connect shim.sock ────────▶ │ serve RPC until Delete
 //
+// # Exit
+//
+// When init exits the shim writes exit.json, ends the container's streams
+// and at once runs `berth-runtime delete` (a stopped container is never
+// started again: a restart is a new shim), overlapping the removal with the
+// daemon's handling of the exit; the Delete call then only finds it done.
+//
 // # RPC
 //
 // One connection per call. The client sends one request frame, the shim

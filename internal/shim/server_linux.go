@@ -38,6 +38,9 @@ type server struct {
 	deleting bool
 	execs    map[string]*process
 	done     chan struct{} // closed when the shim should exit
+
+	rmMu    sync.Mutex // serialises removeContainer
+	removed bool       // the runtime deleted the container
 }
 
 // Serve runs the shim of one container: it creates the container, reports
@@ -225,6 +228,28 @@ func (s *server) waitInit() {
 		s.jlog.close()
 	}
 	log.G(s.ctx).Info("container exited", "code", exit.Code, "oomKilled", exit.OOMKilled)
+	// A container whose init exited is never started again (a restart
+	// is a new shim), so the runtime's delete runs now, while the daemon
+	// handles the exit, instead of on the Delete call that always follows.
+	if err := s.removeContainer(); err != nil {
+		log.G(s.ctx).Warn("remove the stopped container", "error", err)
+	}
+}
+
+// removeContainer deletes the container with the runtime, once: the
+// removal after init's exit and a Delete call share it; after a failure
+// the next caller tries again.
+func (s *server) removeContainer() error {
+	s.rmMu.Lock()
+	defer s.rmMu.Unlock()
+	if s.removed {
+		return nil
+	}
+	if err := s.runtime([3]*os.File{}, "delete", s.opts.ID); err != nil {
+		return err
+	}
+	s.removed = true
+	return nil
 }
 
 // runtime runs berth-runtime with args and the given stdio (nil entries
@@ -511,7 +536,7 @@ func (s *server) delete() (ExitStatus, error) {
 	}
 	s.deleting = true
 	s.mu.Unlock()
-	if err := s.runtime([3]*os.File{}, "delete", s.opts.ID); err != nil {
+	if err := s.removeContainer(); err != nil {
 		s.mu.Lock()
 		s.deleting = false
 		s.mu.Unlock()

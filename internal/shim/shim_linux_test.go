@@ -75,6 +75,36 @@ func TestLogsAndExitCode(t *testing.T) {
 	}
 }
 
+// TestExitRemovesContainer: once init exits, the shim deletes the
+// container with the runtime by itself, before any Delete call; Delete
+// then still reports the exit and ends the shim.
+func TestExitRemovesContainer(t *testing.T) {
+	r := newRig(t, withArgs("true"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(r.root, r.id)
+	eventually(t, "the runtime's state dir to go", func() bool {
+		_, err := os.Stat(stateDir)
+		return os.IsNotExist(err)
+	})
+	if st, err := c.State(ctx); err != nil || st.Status != shim.StatusStopped || st.ExitCode != 0 {
+		t.Errorf("state after exit = %+v, %v; want stopped, code 0", st, err)
+	}
+	exit, err := c.Delete(ctx)
+	if err != nil || exit.Code != 0 {
+		t.Fatalf("delete = %+v, %v", exit, err)
+	}
+	if alive(c.ShimPid()) {
+		t.Errorf("shim %d still runs after delete", c.ShimPid())
+	}
+}
+
 func TestKill(t *testing.T) {
 	t.Run("term", func(t *testing.T) {
 		r := newRig(t, withArgs("sh", "-c", `trap "exit 7" TERM; echo ready; while true; do sleep 0.05; done`))
