@@ -269,8 +269,14 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 		delay = e.backoff.Next(ranFor)
 		c.State.Status = api.StateRestarting
 	}
-	if err := d.save(e); err != nil {
-		log.G(ctx).Warn("record exit", "container", c.ID, "error", err)
+	autoRemove := c.HostConfig.AutoRemove && !restart
+	// A container about to be removed is not written down as exited: the
+	// removal follows at once, and a daemon killed in between finds it
+	// running without a shim, records its exit then and removes it.
+	if !autoRemove {
+		if err := d.save(e); err != nil {
+			log.G(ctx).Warn("record exit", "container", c.ID, "error", err)
+		}
 	}
 	attrs := map[string]string{"exitCode": fmt.Sprint(st.Code)}
 	if st.OOMKilled {
@@ -278,7 +284,6 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 	}
 	d.publishContainer("die", c, attrs)
 	e.broadcast()
-	autoRemove := c.HostConfig.AutoRemove && !restart
 	id := c.ID
 	if restart {
 		rctx, cancel := context.WithCancel(d.runCtx)
@@ -290,6 +295,11 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 	if autoRemove {
 		if err := d.RemoveContainer(ctx, id, RemoveContainerOptions{Volumes: true}); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).Warn("auto-remove container", "container", id, "error", err)
+			e.mu.Lock()
+			if serr := d.save(e); serr != nil {
+				log.G(ctx).Warn("record exit", "container", id, "error", serr)
+			}
+			e.mu.Unlock()
 		}
 	}
 }
