@@ -41,6 +41,10 @@
 //	                  (each returns once its container runs)
 //	many-api-none     -count concurrent create+start API calls
 //	many-cli-default  and many-api-default: the same on the default network
+//	port-throughput   1 GiB from the host's 127.0.0.1 through a published
+//	                  port to busybox nc in a container (-rounds rounds;
+//	                  dockerd serves it with its userland proxy, berth
+//	                  with DNAT)
 //
 // One-container scenarios run -warmup unmeasured then -n measured runs per
 // engine, interleaved berth, docker, berth, docker...; "many" scenarios

@@ -13,7 +13,7 @@ import (
 	"github.com/berth-project/berth/bench/internal/timing"
 )
 
-// Issue 4's targets.
+// Issue 4's targets (and issue 5's port throughput: at least docker's).
 const (
 	runTarget     = 0.20 // berth's `docker run --rm` median at most 1/5 of docker's
 	runAim        = 0.10
@@ -29,6 +29,9 @@ func (b *bench) describe(sc scenario) string {
 	}
 	if sc.floor {
 		return fmt.Sprintf("`docker version` (the CLI's start-up, _ping and one request: no container), %d runs per engine after %d warm-up", b.opts.runs, b.opts.warmup)
+	}
+	if sc.throughput {
+		return fmt.Sprintf("1 GiB from the host's 127.0.0.1 through a published port (-p 127.0.0.1::5000) to busybox nc and dd in a container, connect to close; %d rounds after 1 warm-up", b.opts.rounds)
 	}
 	if sc.many {
 		how := "`docker run -d IMG sleep 1000` processes"
@@ -57,6 +60,10 @@ func (b *bench) printScenario(sc scenario, results []*result) {
 		}
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if sc.throughput {
+		b.printThroughput(results)
+		return
+	}
 	head := "engine\tmedian\tp90\tvs docker\t"
 	for _, p := range phases {
 		head += p + "\t"
@@ -82,6 +89,33 @@ func (b *bench) printScenario(sc scenario, results []*result) {
 	if sc.many && sc.client == "api" {
 		fmt.Printf("  (create and start: median latency of one container's call while the %d run at once)\n", b.opts.count)
 	}
+	for _, r := range results {
+		if r.err != nil {
+			fmt.Printf("  %s FAILED: %v\n", r.engine, r.err)
+		}
+	}
+	fmt.Println()
+}
+
+// printThroughput prints the port-throughput table: median time and rate
+// per engine and berth's rate over docker's.
+func (b *bench) printThroughput(results []*result) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "engine\tmedian\trate\tvs docker\t")
+	base := mibPerSec(throughputBytes, timing.Median(results[len(results)-1].wall))
+	for _, r := range results {
+		if len(r.wall) == 0 {
+			fmt.Fprintf(w, "%s\tn/a\tn/a\tn/a\t\n", r.engine)
+			continue
+		}
+		rate := mibPerSec(throughputBytes, timing.Median(r.wall))
+		ratio := "n/a"
+		if base > 0 {
+			ratio = fmt.Sprintf("%.2fx", rate/base)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f MiB/s\t%s\t\n", r.engine, ms(timing.Median(r.wall)), rate, ratio)
+	}
+	w.Flush()
 	for _, r := range results {
 		if r.err != nil {
 			fmt.Printf("  %s FAILED: %v\n", r.engine, r.err)
@@ -165,7 +199,7 @@ func daemonsText(s memSample) string {
 
 // printTargets checks issue 4's targets against the results.
 func (b *bench) printTargets(all map[string][]*result) {
-	fmt.Println("issue 4 targets:")
+	fmt.Println("issue 4 and 5 targets:")
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
@@ -179,6 +213,10 @@ func (b *bench) printTargets(all map[string][]*result) {
 		}
 		q := ratioOf(sc, rs[0], rs[1])
 		switch {
+		case sc.throughput:
+			if q > 0 {
+				fmt.Printf("  %-17s berth's rate %.2fx docker's (issue 5 target >= 1x): %s\n", sc.name, 1/q, verdict(q <= 1))
+			}
 		case q == 0:
 			fmt.Printf("  %-17s no ratio (a side failed)\n", sc.name)
 		case sc.many:

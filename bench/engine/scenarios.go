@@ -18,6 +18,9 @@ type scenario struct {
 	network string // "none" or "default" (no --network: the default bridge)
 	many    bool   // start count containers at once instead of one run --rm
 	floor   bool   // no container: `docker version`, the CLI's own cost
+	// throughput: not a start time but 1 GiB through a published port,
+	// from the host's 127.0.0.1 to a container (issue 5)
+	throughput bool
 }
 
 var allScenarios = []scenario{
@@ -30,6 +33,7 @@ var allScenarios = []scenario{
 	{name: "many-api-none", client: "api", network: "none", many: true},
 	{name: "many-cli-default", client: "cli", network: "default", many: true},
 	{name: "many-api-default", client: "api", network: "default", many: true},
+	{name: "port-throughput", client: "cli", network: "default", throughput: true},
 }
 
 // The phases of an API run and of a container in an API "many" round.
@@ -56,7 +60,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) []*result {
 		results[i] = &result{engine: e.name, phases: map[string][]time.Duration{}}
 	}
 	warmup, runs := b.opts.warmup, b.opts.runs
-	if sc.many {
+	if sc.many || sc.throughput {
 		warmup, runs = min(warmup, 1), b.opts.rounds
 	}
 	for round := -warmup; round < runs; round++ {
@@ -66,9 +70,12 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) []*result {
 				continue
 			}
 			var err error
-			if sc.many {
+			switch {
+			case sc.throughput:
+				err = b.throughput(ctx, e, res, round >= 0)
+			case sc.many:
 				err = b.many(ctx, e, sc, res, round >= 0)
-			} else {
+			default:
 				err = b.once(ctx, e, sc, res, round >= 0)
 			}
 			if err != nil {
