@@ -22,6 +22,7 @@ func (a *app) imageGroup() *cobra.Command {
 		alias(a.newImagesCommand, "ls", "list"), a.newPullCommand(), a.newPushCommand(), a.newTagCommand(),
 		alias(a.newRmiCommand, "rm", "remove", "rmi"), a.newSaveCommand(), a.newLoadCommand(), a.newImportCommand(),
 		a.newHistoryCommand(), a.newImageInspectCommand(), a.newImagePruneCommand(),
+		a.newBuildCommand(),
 	)
 	return g
 }

@@ -148,6 +148,7 @@ func (a *app) newRootCommand() *cobra.Command {
 	root.AddCommand(a.containerGroup())
 	root.AddCommand(a.imageCommands()...)
 	root.AddCommand(a.imageGroup())
+	root.AddCommand(a.buildCommands()...)
 	root.AddCommand(a.systemCommands()...)
 	root.AddCommand(a.systemGroup())
 	root.AddCommand(a.networkGroup(), a.volumeGroup())
