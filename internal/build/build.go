@@ -1,0 +1,249 @@
+// Package build turns a build context and a Dockerfile into an image, the
+// way Docker's classic builder does: each instruction of each stage yields
+// an ordinary image (a layer or a history entry on top of its parent),
+// RUN steps run through berth-runtime on a snapshot of their parent image,
+// and COPY and ADD write context files into such a snapshot. A persistent
+// cache (in the metadata database) maps a step's parent, its expanded
+// instruction and the digest of its inputs to the image it made, so an
+// unchanged step is reused and a changed file rebuilds only what follows.
+//
+// The Dockerfile is parsed with buildkit's parser and instructions
+// packages; variables are expanded with its shell lexer.
+package build
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/snapshot"
+)
+
+// Config wires a Builder to berth's stores and runtime.
+type Config struct {
+	// Images makes, finds and pulls images.
+	Images *image.Service
+	// Snapshotter holds the snapshots RUN and COPY steps write into.
+	Snapshotter snapshot.Snapshotter
+	// DB keeps the build cache index (kind "build-cache").
+	DB *metadata.DB
+	// RuntimePath is the berth-runtime binary RUN steps run with.
+	RuntimePath string
+	// RuntimeRoot is berth-runtime's --root for build containers (a
+	// directory of the builder's own).
+	RuntimeRoot string
+	// StateDir is scratch space the builder owns (bundles, mount points,
+	// temporary files); what a build puts there is gone when it ends.
+	StateDir string
+}
+
+// Builder builds images from Dockerfiles. Its methods are safe for
+// concurrent use.
+type Builder struct {
+	cfg Config
+}
+
+// New returns a Builder over cfg, creating its state and runtime
+// directories.
+func New(cfg Config) (*Builder, error) {
+	if cfg.Images == nil || cfg.Snapshotter == nil || cfg.DB == nil {
+		return nil, fmt.Errorf("new builder: image service, snapshotter and database are required: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.RuntimePath == "" || !filepath.IsAbs(cfg.RuntimeRoot) || !filepath.IsAbs(cfg.StateDir) {
+		return nil, fmt.Errorf("new builder: runtime path and absolute runtime root and state dir are required: %w", errdefs.ErrInvalidArgument)
+	}
+	for _, d := range []string{cfg.RuntimeRoot, cfg.StateDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("new builder: %w", err)
+		}
+	}
+	return &Builder{cfg: cfg}, nil
+}
+
+// Options say what one build does, like docker build's flags.
+type Options struct {
+	// ContextDir is the build context, already extracted and filtered by
+	// .dockerignore.
+	ContextDir string
+	// Dockerfile is the Dockerfile's path relative to ContextDir
+	// ("" = "Dockerfile").
+	Dockerfile string
+	// Tags name the built image (-t, several allowed).
+	Tags []string
+	// Target is the stage to build (default: the last).
+	Target string
+	// BuildArgs are --build-arg values; a nil value leaves the ARG's default.
+	BuildArgs map[string]*string
+	// Labels are set on the final image (--label).
+	Labels map[string]string
+	// NoCache builds every step anew.
+	NoCache bool
+	// Pull pulls every FROM image even if it is present.
+	Pull bool
+	// NetworkMode is the network of RUN steps: "none", "host", or ""
+	// and "default", which are "none" with a loopback for now.
+	NetworkMode string
+	// Out receives the progress, in Docker's classic build stream format.
+	Out io.Writer
+}
+
+// Result is what a build made.
+type Result struct {
+	// ImageID is the built image ("sha256:...").
+	ImageID digest.Digest
+}
+
+// Build builds opts.Dockerfile in opts.ContextDir and tags the result.
+// Bad input (syntax, unknown stage, missing files, a path out of the
+// context) fails with errdefs.ErrInvalidArgument before or at its step;
+// a failing RUN fails with Docker's "returned a non-zero code" message.
+// Whatever fails, no build snapshot, container or scratch file is left.
+func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.ContextDir == "" {
+		return Result{}, fmt.Errorf("build: no build context: %w", errdefs.ErrInvalidArgument)
+	}
+	ctxDir, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return Result{}, fmt.Errorf("build: context %s: %w", opts.ContextDir, err)
+	}
+	opts.ContextDir = ctxDir
+	switch opts.NetworkMode {
+	case "", "default", "none", "host":
+	default:
+		return Result{}, fmt.Errorf("build: network mode %q is not supported (none, host, default): %w", opts.NetworkMode, errdefs.ErrNotImplemented)
+	}
+	df, err := readDockerfile(ctxDir, opts.Dockerfile)
+	if err != nil {
+		return Result{}, err
+	}
+	parsed, err := parse(df)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, t := range opts.Tags {
+		if _, err := image.ParseReference(t); err != nil {
+			return Result{}, fmt.Errorf("invalid tag %q: %w", t, errdefs.ErrInvalidArgument)
+		}
+	}
+	scratch, err := os.MkdirTemp(b.cfg.StateDir, "build-")
+	if err != nil {
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+
+	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, used: map[string]bool{}}
+	id, err := bd.run(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	if unused := bd.unusedArgs(); len(unused) > 0 {
+		fmt.Fprintf(opts.Out, "[Warning] One or more build-args [%s] were not consumed\n", strings.Join(unused, " "))
+	}
+	fmt.Fprintf(opts.Out, "Successfully built %s\n", shortID(id))
+	for _, t := range opts.Tags {
+		if err := b.cfg.Images.Tag(ctx, id.String(), t); err != nil {
+			return Result{}, fmt.Errorf("tag %s: %w", t, err)
+		}
+		fmt.Fprintf(opts.Out, "Successfully tagged %s\n", t)
+	}
+	return Result{ImageID: id}, nil
+}
+
+// readDockerfile reads the Dockerfile named rel inside ctxDir.
+func readDockerfile(ctxDir, rel string) ([]byte, error) {
+	if rel == "" {
+		rel = "Dockerfile"
+	}
+	p, err := inContext(ctxDir, rel)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		//lint:ignore ST1005 Docker's wording
+		return nil, fmt.Errorf("Cannot locate specified Dockerfile: %s: %w", rel, errdefs.ErrInvalidArgument)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read dockerfile: %w", err)
+	}
+	return data, nil
+}
+
+// shortID is the 12-hex-digit form of an image ID.
+func shortID(id digest.Digest) string {
+	e := id.Encoded()
+	if len(e) > 12 {
+		return e[:12]
+	}
+	return e
+}
+
+// unusedArgs lists the build args no ARG instruction declared, sorted.
+func (bd *build) unusedArgs() []string {
+	var out []string
+	for k := range bd.opts.BuildArgs {
+		if !bd.used[k] && !predefinedArgs[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// predefinedArgs are the build args usable without an ARG (proxies).
+var predefinedArgs = map[string]bool{
+	"HTTP_PROXY": true, "http_proxy": true, "HTTPS_PROXY": true, "https_proxy": true,
+	"FTP_PROXY": true, "ftp_proxy": true, "NO_PROXY": true, "no_proxy": true,
+	"ALL_PROXY": true, "all_proxy": true,
+}
+
+// ExitError is a RUN step whose command failed; its message is Docker's.
+type ExitError struct {
+	// Command is the step's command line, joined by spaces.
+	Command string
+	// Code is its exit status.
+	Code int
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("The command '%s' returned a non-zero code: %d", e.Command, e.Code)
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// inContext resolves rel, a path the user gave, inside the context dir:
+// a path out of the context is refused, symlinks resolve inside it.
+func inContext(ctxDir, rel string) (string, error) {
+	clean := filepath.Clean(rel)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("forbidden path outside the build context: %s (): %w", rel, errdefs.ErrInvalidArgument)
+	}
+	p, err := securejoin.SecureJoin(ctxDir, clean)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s in the build context: %w", rel, err)
+	}
+	return p, nil
+}

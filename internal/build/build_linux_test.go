@@ -1,0 +1,266 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+// TestMetadataInstructions builds a Dockerfile using every instruction
+// that only changes the config and reads each effect back from the image
+// config and history.
+func TestMetadataInstructions(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": `
+ARG BASE=busybox
+FROM ${BASE}:latest AS base
+ARG GREETING=hello
+ARG FROMARG
+ENV A=1 B="two words"
+ENV C=${A}-${GREETING}
+LABEL team=berth "com.example.k"="v w"
+MAINTAINER someone@example.com
+WORKDIR /app
+WORKDIR sub
+USER berth:berth
+EXPOSE 80 8000-8001/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+ONBUILD RUN echo triggered
+SHELL ["/bin/sh", "-ec"]
+CMD echo $A
+ENTRYPOINT ["/bin/env"]
+HEALTHCHECK --interval=5s CMD true
+`})
+	id, out := e.mustBuild(dir, Options{
+		BuildArgs: map[string]*string{"GREETING": ptr("hi"), "UNUSED": ptr("x")},
+		Labels:    map[string]string{"extra": "yes"},
+		Tags:      []string{"meta:1", "meta:2"},
+	})
+	oc, c := e.config(id)
+	if want := []string{"A=1", "B=two words", "C=1-hi"}; !reflect.DeepEqual(c.Env, want) {
+		t.Errorf("env %q, want %q", c.Env, want)
+	}
+	if c.Labels["team"] != "berth" || c.Labels["com.example.k"] != "v w" || c.Labels["extra"] != "yes" {
+		t.Errorf("labels %v", c.Labels)
+	}
+	if c.WorkingDir != "/app/sub" || c.User != "berth:berth" || c.StopSignal != "SIGINT" {
+		t.Errorf("workdir %q user %q stopsignal %q", c.WorkingDir, c.User, c.StopSignal)
+	}
+	for _, p := range []string{"80/tcp", "8000/udp", "8001/udp"} {
+		if _, ok := c.ExposedPorts[p]; !ok {
+			t.Errorf("port %s not exposed: %v", p, c.ExposedPorts)
+		}
+	}
+	if _, ok := c.Volumes["/data"]; !ok || len(c.Volumes) != 1 {
+		t.Errorf("volumes %v", c.Volumes)
+	}
+	if !reflect.DeepEqual(c.OnBuild, []string{"RUN echo triggered"}) {
+		t.Errorf("onbuild %q", c.OnBuild)
+	}
+	// ENTRYPOINT after CMD in the same stage keeps the CMD, which the
+	// SHELL before it runs.
+	if want := []string{"/bin/sh", "-ec", "echo $A"}; !reflect.DeepEqual(c.Cmd, want) {
+		t.Errorf("cmd %q, want %q", c.Cmd, want)
+	}
+	if !reflect.DeepEqual(c.Entrypoint, []string{"/bin/env"}) {
+		t.Errorf("entrypoint %q", c.Entrypoint)
+	}
+	if oc.Author != "" {
+		// The author is the step's own: the last step (the label) has it.
+		t.Logf("author %q", oc.Author)
+	}
+	if fi := e.lstat(id, "/app/sub"); !fi.IsDir() {
+		t.Errorf("/app/sub is not a directory")
+	}
+	h := e.history(id)
+	for _, want := range []string{
+		"/bin/sh -c #(nop)  ARG GREETING=hello",
+		"/bin/sh -c #(nop)  ENV A=1 B=two words",
+		"/bin/sh -c #(nop)  ENV C=1-hi",
+		"/bin/sh -c #(nop) WORKDIR /app/sub",
+		"/bin/sh -c #(nop)  USER berth:berth",
+		"/bin/sh -c #(nop)  EXPOSE 80/tcp 8000/udp 8001/udp",
+		"/bin/sh -c #(nop)  VOLUME [/data]",
+		"/bin/sh -c #(nop)  ONBUILD RUN echo triggered",
+		`/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo $A"]`,
+		`/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/env"]`,
+		`/bin/sh -ec #(nop)  LABEL "extra"="yes"`,
+	} {
+		if !slices.Contains(h, want) {
+			t.Errorf("history lacks %q:\n%s", want, strings.Join(h, "\n"))
+		}
+	}
+	// busybox's own entry, then one per instruction after FROM, plus
+	// the --label step.
+	if len(h) != 1+17+1 {
+		t.Errorf("%d history entries, want 19:\n%s", len(h), strings.Join(h, "\n"))
+	}
+	for _, want := range []string{
+		"Step 1/19 : FROM ${BASE}:latest AS base\n ---> " + shortID(e.busybox) + "\n",
+		"Step 19/19 : LABEL \"extra\"=\"yes\"\n",
+		"[Warning] One or more build-args [UNUSED] were not consumed\n",
+		"Successfully tagged meta:1\nSuccessfully tagged meta:2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tag := range []string{"meta:1", "meta:2"} {
+		if img, err := e.svc.Resolve(e.ctx, tag); err != nil || img.ID != id {
+			t.Errorf("%s is %v (%v), want %s", tag, img.ID, err, id)
+		}
+	}
+}
+
+// TestRun runs shell- and exec-form RUN steps: a file one writes is seen
+// by the next and is in the final image; the env, workdir, user and build
+// args reach the command; output is streamed.
+func TestRun(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": `
+FROM busybox
+ARG V=default
+ENV E=env
+WORKDIR /w
+RUN echo "$V $E $(pwd)" > out && echo to-stdout && echo to-stderr >&2
+RUN ["/bin/sh", "-c", "cat /w/out > /w/copy; id -u > /w/uid0"]
+USER berth
+RUN id -u > /tmp/uid
+`})
+	id, out := e.mustBuild(dir, Options{BuildArgs: map[string]*string{"V": ptr("given")}})
+	if got, _ := e.readFile(id, "/w/copy"); got != "given env /w\n" {
+		t.Errorf("/w/copy = %q", got)
+	}
+	if got, _ := e.readFile(id, "/w/uid0"); got != "0\n" {
+		t.Errorf("/w/uid0 = %q", got)
+	}
+	if got, _ := e.readFile(id, "/tmp/uid"); got != "1000\n" {
+		t.Errorf("/tmp/uid = %q", got)
+	}
+	for _, want := range []string{" ---> Running in ", "to-stdout\n", "to-stderr\n", "Removing intermediate container "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	h := e.history(id)
+	if want := `|1 V=given /bin/sh -c echo "$V $E $(pwd)" > out && echo to-stdout && echo to-stderr >&2`; !slices.Contains(h, want) {
+		t.Errorf("history lacks %q:\n%s", want, strings.Join(h, "\n"))
+	}
+	if want := `|1 V=given /bin/sh -c cat /w/out > /w/copy; id -u > /w/uid0`; !slices.Contains(h, want) {
+		t.Errorf("history lacks %q:\n%s", want, strings.Join(h, "\n"))
+	}
+	// The build arg is no part of the image's environment.
+	if _, c := e.config(id); !reflect.DeepEqual(c.Env, []string{"E=env"}) {
+		t.Errorf("env %q", c.Env)
+	}
+}
+
+// TestFailingRun checks Docker's message for a failing RUN and that
+// nothing is left behind: no snapshot, container or scratch file.
+func TestFailingRun(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\nRUN echo before > /f\nRUN exit 3\nRUN echo never\n"})
+	_, out, err := e.build(dir, Options{})
+	var ee *ExitError
+	if !errors.As(err, &ee) || err.Error() != "The command '/bin/sh -c exit 3' returned a non-zero code: 3" || ee.Code != 3 {
+		t.Fatalf("error %v, want the non-zero code error\n%s", err, out)
+	}
+	if strings.Contains(out, "Step 4/4") {
+		t.Errorf("the build went on after the failure:\n%s", out)
+	}
+	// e.checkClean runs at cleanup.
+}
+
+// TestCancelRun cancels a build while a RUN step runs: the build ends at
+// once and leaves nothing behind.
+func TestCancelRun(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\nRUN touch /started; sleep 300\n"})
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	pr := &watchWriter{want: " ---> Running in ", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.b.Build(ctx, Options{ContextDir: dir, Out: pr})
+		done <- err
+	}()
+	select {
+	case <-pr.seen:
+	case err := <-done:
+		t.Fatalf("build ended before running: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the RUN step did not start")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the build did not end after cancel")
+	}
+}
+
+// TestSyntaxErrors checks that bad Dockerfiles fail before any work with
+// the line and the instruction in the message.
+func TestSyntaxErrors(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ df, want string }{
+		{"FROM busybox\n\nFROBNICATE x\n", `line 3: unknown instruction: FROBNICATE`},
+		{"FROM busybox\nENV\n", `line 2: ENV requires at least one argument`},
+		{"FROM busybox\nCOPY --bogus=1 a b\n", `line 2: unknown flag: --bogus`},
+		{"# just a comment\n", "file with no instructions"},
+		{"FROM busybox\nCOPY ../outside /x\n", "forbidden path outside the build context: ../outside ()"},
+		{"FROM busybox\nCOPY missing /x\n", "file not found in build context or excluded by .dockerignore: stat missing: file does not exist"},
+		{"FROM busybox\nCOPY --from=nostage /a /b\n", "No such image: nostage"},
+		{"FROM busybox AS a\n", ""},
+	} {
+		dir := e.writeContext(map[string]string{"Dockerfile": tc.df})
+		_, out, err := e.build(dir, Options{Target: map[bool]string{true: "b"}[tc.want == ""]})
+		want := tc.want
+		if want == "" {
+			want = "failed to reach build target b in Dockerfile"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q\n%s", tc.df, err, want, out)
+			continue
+		}
+		if strings.Contains(want, "line") && !strings.Contains(err.Error(), "instruction") {
+			t.Errorf("%q: error %v does not show the instruction", tc.df, err)
+		}
+		if !errdefs.IsInvalidArgument(err) && !errdefs.IsNotFound(err) {
+			t.Errorf("%q: error %v is not of class invalid argument", tc.df, err)
+		}
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// watchWriter closes seen once want appears in what is written to it.
+type watchWriter struct {
+	mu   sync.Mutex
+	want string
+	buf  strings.Builder
+	seen chan struct{}
+	once bool
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.once && strings.Contains(w.buf.String(), w.want) {
+		w.once = true
+		close(w.seen)
+	}
+	return len(p), nil
+}

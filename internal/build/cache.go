@@ -1,0 +1,132 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/metadata"
+)
+
+// cacheKind is the metadata record kind of the build cache.
+const cacheKind = "build-cache"
+
+// cacheEntry is one build cache record: the image a step made.
+type cacheEntry struct {
+	Image   digest.Digest `json:"image"`
+	Parent  digest.Digest `json:"parent,omitempty"`
+	Created time.Time     `json:"created"`
+}
+
+// cacheKey is the key of a step: its parent image, its created_by (the
+// instruction after expansion) and whatever else decides its result
+// (content digests of COPY sources, RUN's network).
+func cacheKey(parent digest.Digest, createdBy, extra string) string {
+	d := digest.Canonical.Digester()
+	fmt.Fprintf(d.Hash(), "berth-build-cache-v1\x00%s\x00%s\x00%s", parent, createdBy, extra)
+	return d.Digest().Encoded()
+}
+
+// lookup returns the cached image of key, if it still exists with its
+// layers unpacked.
+func (b *Builder) lookup(ctx context.Context, key string, parent digest.Digest) (digest.Digest, bool, error) {
+	var e cacheEntry
+	err := b.cfg.DB.View(func(tx *metadata.Tx) error { return tx.GetJSON(cacheKind, key, &e) })
+	if errdefs.IsNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("build cache: %w", err)
+	}
+	if e.Parent != parent {
+		return "", false, nil
+	}
+	img, err := b.cfg.Images.Resolve(ctx, e.Image.String())
+	if err != nil {
+		return "", false, nil // pruned since: build anew
+	}
+	if _, err := b.cfg.Images.SnapshotKey(ctx, img); err != nil {
+		return "", false, nil
+	}
+	return img.ID, true, nil
+}
+
+// store records that the step key made image id on parent.
+func (b *Builder) store(key string, parent, id digest.Digest) error {
+	err := b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		return tx.PutJSON(cacheKind, key, cacheEntry{Image: id, Parent: parent, Created: time.Now().UTC()})
+	})
+	if err != nil {
+		return fmt.Errorf("build cache: %w", err)
+	}
+	return nil
+}
+
+// Prune drops every build cache entry and deletes the untagged images only
+// the cache kept (intermediate step images no other image builds on, and
+// no container uses), with the layers only they held. It returns the
+// bytes of layers that went.
+func (b *Builder) Prune(ctx context.Context) (int64, error) {
+	ids := map[digest.Digest]bool{}
+	err := b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		var keys []string
+		err := tx.ForEachJSON(cacheKind, func(key string, raw []byte) error {
+			keys = append(keys, key)
+			var e cacheEntry
+			if json.Unmarshal(raw, &e) == nil && e.Image != "" {
+				ids[e.Image] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.DeleteJSON(cacheKind, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune build cache: %w", err)
+	}
+	before, err := b.cfg.Images.DiskUsage(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune build cache: %w", err)
+	}
+	// Children go before their parents: repeat while images go.
+	for progress := true; progress; {
+		progress = false
+		for id := range ids {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			tags, err := b.cfg.Images.RepoTags(ctx, id)
+			if err != nil || len(tags) > 0 {
+				delete(ids, id)
+				continue
+			}
+			_, err = b.cfg.Images.Remove(ctx, id.String(), image.RemoveOptions{})
+			switch {
+			case err == nil, errdefs.IsNotFound(err):
+				delete(ids, id)
+				progress = true
+			case errdefs.IsConflict(err):
+				// A child or a container still uses it; maybe later.
+			default:
+				return 0, fmt.Errorf("prune build cache: %w", err)
+			}
+		}
+	}
+	after, err := b.cfg.Images.DiskUsage(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune build cache: %w", err)
+	}
+	return max(before.LayersSize-after.LayersSize, 0), nil
+}

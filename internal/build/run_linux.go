@@ -1,0 +1,255 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/log"
+	"github.com/berth-project/berth/internal/oci"
+	"github.com/berth-project/berth/internal/snapshot"
+)
+
+// layer prepares a snapshot on st's image, mounts it, lets fill change it
+// and returns the diff as a layer blob. The returned cleanup (never nil
+// once the snapshot exists) removes the snapshot; call it after the layer
+// is in an image.
+func (bd *build) layer(ctx context.Context, st *stageState, fill func(ctx context.Context, root string) error) (image.LayerBlob, func(), error) {
+	imgs, sn := bd.b.cfg.Images, bd.b.cfg.Snapshotter
+	parent := ""
+	if st.imageID != "" {
+		img, err := imgs.Resolve(ctx, st.imageID.String())
+		if err != nil {
+			return image.LayerBlob{}, nil, err
+		}
+		if parent, err = imgs.SnapshotKey(ctx, img); err != nil {
+			return image.LayerBlob{}, nil, err
+		}
+	}
+	key := "build-" + randomHex(16)
+	mounts, err := sn.Prepare(ctx, key, parent)
+	if err != nil {
+		return image.LayerBlob{}, nil, fmt.Errorf("prepare build snapshot: %w", err)
+	}
+	cleanup := func() {
+		if err := sn.Remove(context.WithoutCancel(ctx), key); err != nil {
+			log.G(ctx).Error("remove build snapshot", "key", key, "error", err)
+		}
+	}
+	root := filepath.Join(bd.scratch, "rootfs-"+key[6:18])
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return image.LayerBlob{}, cleanup, err
+	}
+	if err := snapshot.MountAll(mounts, root); err != nil {
+		os.Remove(root)
+		return image.LayerBlob{}, cleanup, fmt.Errorf("mount build snapshot: %w", err)
+	}
+	ferr := fill(ctx, root)
+	if err := snapshot.UnmountAll(root); err != nil {
+		return image.LayerBlob{}, cleanup, errors.Join(ferr, err)
+	}
+	if err := os.Remove(root); err != nil {
+		return image.LayerBlob{}, cleanup, errors.Join(ferr, err)
+	}
+	if ferr != nil {
+		return image.LayerBlob{}, cleanup, ferr
+	}
+	l, err := imgs.DiffSnapshot(ctx, key)
+	if err != nil {
+		return image.LayerBlob{}, cleanup, err
+	}
+	return l, cleanup, nil
+}
+
+// mkdirInRoot creates directory p (absolute, inside the image) in the
+// tree at root, resolving symlinks inside root only.
+func mkdirInRoot(root, p string) error {
+	full, err := securejoin.SecureJoin(root, p)
+	if err != nil {
+		return fmt.Errorf("workdir %s: %w", p, err)
+	}
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		return fmt.Errorf("workdir %s: %w", p, err)
+	}
+	return nil
+}
+
+// runStep carries out a RUN instruction.
+func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.RunCommand) error {
+	network := bd.opts.NetworkMode
+	for _, f := range cmd.FlagsUsed {
+		switch f {
+		case "network":
+			network = string(instructions.GetNetwork(cmd))
+		case "mount":
+			return fmt.Errorf("RUN --mount is not supported yet: %w", errdefs.ErrNotImplemented)
+		default:
+			return fmt.Errorf("RUN --%s is not supported: %w", f, errdefs.ErrNotImplemented)
+		}
+	}
+	switch network {
+	case "", "default", "none":
+		network = "none"
+	case "host":
+	default:
+		return fmt.Errorf("RUN --network=%s is not supported (none, host, default): %w", network, errdefs.ErrNotImplemented)
+	}
+	if len(cmd.Files) > 0 {
+		return fmt.Errorf("heredocs in RUN are not supported yet: %w", errdefs.ErrNotImplemented)
+	}
+	argv := st.argv(cmd.ShellDependantCmdLine)
+	if len(argv) == 0 {
+		return fmt.Errorf("RUN requires at least one argument: %w", errdefs.ErrInvalidArgument)
+	}
+	// Build args reach the command as environment variables that ENV
+	// does not override, and show in created_by as Docker writes them.
+	var argEnv []string
+	names := make([]string, 0, len(st.args))
+	for k := range st.args {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if _, set := (envGetter{env: st.conf.Env}).Get(k); !set {
+			argEnv = append(argEnv, k+"="+st.args[k])
+		}
+	}
+	createdBy := strings.Join(argv, " ")
+	if len(argEnv) > 0 {
+		createdBy = fmt.Sprintf("|%d %s %s", len(argEnv), strings.Join(argEnv, " "), createdBy)
+	}
+	s := &step{createdBy: createdBy, cacheText: "network=" + network}
+	s.layer = func(ctx context.Context, root string) error {
+		return bd.runContainer(ctx, st, root, argv, append(append([]string(nil), st.conf.Env...), argEnv...), network)
+	}
+	return bd.commit(ctx, st, s)
+}
+
+// runContainer runs argv in a build container on root and waits for it,
+// streaming its output to Out. The container, its bundle and cgroup are
+// gone when it returns; on ctx's end the container is killed.
+func (bd *build) runContainer(ctx context.Context, st *stageState, root string, argv, env []string, network string) error {
+	id := randomHex(32)
+	fmt.Fprintf(bd.opts.Out, " ---> Running in %s\n", id[:12])
+	bundle := filepath.Join(bd.scratch, "bundle-"+id[:12])
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(bundle)
+	in := oci.Input{
+		ID: id,
+		Config: &container.Config{
+			Hostname:   id[:12],
+			Env:        env,
+			Cmd:        argv,
+			WorkingDir: st.conf.WorkingDir,
+			User:       st.conf.User,
+		},
+		HostConfig:  &container.HostConfig{NetworkMode: container.NetworkMode(network)},
+		Rootfs:      root,
+		CgroupsPath: "/berth-build/" + id,
+	}
+	if network == "host" {
+		for _, f := range []struct {
+			src string
+			dst *string
+		}{{"/etc/hosts", &in.HostsPath}, {"/etc/resolv.conf", &in.ResolvConfPath}} {
+			data, err := os.ReadFile(f.src)
+			if err != nil {
+				continue
+			}
+			p := filepath.Join(bundle, filepath.Base(f.src))
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return err
+			}
+			*f.dst = p
+		}
+	}
+	spec, err := oci.Generate(in)
+	if err != nil {
+		return fmt.Errorf("build container spec: %w", err)
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
+		return err
+	}
+	runErr := bd.runtime(ctx, bundle, id)
+	fmt.Fprintf(bd.opts.Out, "Removing intermediate container %s\n", id[:12])
+	if runErr != nil {
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) && ctx.Err() == nil {
+			return &ExitError{Command: strings.Join(argv, " "), Code: ee.ExitCode()}
+		}
+		return runErr
+	}
+	return nil
+}
+
+// runtime runs `berth-runtime run` for the bundle, kills the container if
+// ctx ends first, and always deletes it.
+func (bd *build) runtime(ctx context.Context, bundle, id string) error {
+	rt, root := bd.b.cfg.RuntimePath, bd.b.cfg.RuntimeRoot
+	defer func() {
+		var stderr bytes.Buffer
+		c := exec.Command(rt, "--root", root, "delete", "--force", id)
+		c.Stderr = &stderr
+		if err := c.Run(); err != nil && !strings.Contains(stderr.String(), "does not exist") && !strings.Contains(stderr.String(), "not found") {
+			log.G(ctx).Warn("delete build container", "id", id, "error", err, "stderr", strings.TrimSpace(stderr.String()))
+		}
+	}()
+	c := exec.Command(rt, "--root", root, "run", "--bundle", bundle, id)
+	out := bd.opts.Out
+	c.Stdout, c.Stderr = out, out
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("start build container: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// Kill the container; until it exists (the runtime may still be
+		// creating it) the kill fails, so try again until run returns.
+		// Killing the runtime itself would leave a half-made container.
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		giveUp := time.After(10 * time.Second)
+	wait:
+		for {
+			k := exec.Command(rt, "--root", root, "kill", id, "KILL")
+			k.Stdout, k.Stderr = io.Discard, io.Discard
+			_ = k.Run()
+			select {
+			case <-done:
+				break wait
+			case <-tick.C:
+			case <-giveUp:
+				_ = c.Process.Kill()
+				<-done
+				break wait
+			}
+		}
+		return fmt.Errorf("build container %s: %w", id[:12], ctx.Err())
+	}
+}
