@@ -1,0 +1,142 @@
+package build
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-project/berth/internal/content"
+	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/snapshot/overlay"
+)
+
+const cacheDockerfile = `
+FROM busybox
+ENV A=1
+COPY first.txt /first.txt
+RUN cat /first.txt > /seen-first
+COPY second.txt /second.txt
+RUN cat /second.txt > /seen-second
+`
+
+// cachedSteps returns the numbers of the steps the output says were cached.
+func cachedSteps(out string) []int {
+	var steps []int
+	cur := 0
+	for _, line := range strings.Split(out, "\n") {
+		var n, total int
+		if _, err := fmt.Sscanf(line, "Step %d/%d :", &n, &total); err == nil {
+			cur = n
+		}
+		if line == " ---> Using cache" {
+			steps = append(steps, cur)
+		}
+	}
+	return steps
+}
+
+// TestCache rebuilds from the cache, invalidates exactly the steps after
+// a changed file (content or mode, not mtime), survives a restart of the
+// stores, is skipped by NoCache and is emptied by Prune.
+func TestCache(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": cacheDockerfile, "first.txt": "1\n", "second.txt": "2\n"})
+	first, out := e.mustBuild(dir, Options{Tags: []string{"cached:latest"}})
+	if got := cachedSteps(out); len(got) != 0 {
+		t.Fatalf("first build used the cache at steps %v", got)
+	}
+	again, out := e.mustBuild(dir, Options{})
+	if again != first || !slices.Equal(cachedSteps(out), []int{2, 3, 4, 5, 6}) || strings.Contains(out, "Running in") {
+		t.Fatalf("rebuild made %s (first %s), cached %v:\n%s", shortID(again), shortID(first), cachedSteps(out), out)
+	}
+
+	// A new mtime alone changes nothing.
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "second.txt"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if id, out := e.mustBuild(dir, Options{}); id != first {
+		t.Errorf("a touched file rebuilt:\n%s", out)
+	}
+
+	// New content of second.txt rebuilds its COPY and what follows only.
+	writeFiles(t, dir, map[string]string{"second.txt": "two\n"})
+	edited, out := e.mustBuild(dir, Options{})
+	if edited == first || !slices.Equal(cachedSteps(out), []int{2, 3, 4}) {
+		t.Fatalf("after editing second.txt: cached %v:\n%s", cachedSteps(out), out)
+	}
+	if got, _ := e.readFile(edited, "/seen-second"); got != "two\n" {
+		t.Errorf("/seen-second = %q", got)
+	}
+	// A mode change is a change too.
+	if err := os.Chmod(filepath.Join(dir, "first.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, out := e.mustBuild(dir, Options{}); !slices.Equal(cachedSteps(out), []int{2}) {
+		t.Errorf("after chmod of first.txt: cached %v:\n%s", cachedSteps(out), out)
+	}
+
+	// NoCache builds every step.
+	fresh, out := e.mustBuild(dir, Options{NoCache: true})
+	if strings.Contains(out, "Using cache") || fresh == edited {
+		t.Errorf("NoCache build used the cache:\n%s", out)
+	}
+
+	// The cache is in the database: it survives closing and reopening
+	// every store.
+	e.reopen()
+	if _, out := e.mustBuild(dir, Options{}); !slices.Equal(cachedSteps(out), []int{2, 3, 4, 5, 6}) {
+		t.Errorf("after reopening: cached %v:\n%s", cachedSteps(out), out)
+	}
+
+	// Prune drops the cache and the images only it kept; tagged ones stay.
+	reclaimed, err := e.b.Prune(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reclaimed <= 0 {
+		t.Errorf("prune reclaimed %d bytes", reclaimed)
+	}
+	if img, err := e.svc.Resolve(e.ctx, "cached:latest"); err != nil || img.ID != first {
+		t.Errorf("cached:latest after prune: %v (%v)", img.ID, err)
+	}
+	if _, err := e.svc.Resolve(e.ctx, fresh.String()); err == nil {
+		t.Errorf("the untagged image %s survived prune", shortID(fresh))
+	}
+	if _, out := e.mustBuild(dir, Options{}); len(cachedSteps(out)) != 0 {
+		t.Errorf("after prune: cached %v:\n%s", cachedSteps(out), out)
+	}
+}
+
+// reopen closes the snapshotter and database and opens them again with
+// a new image service and builder, as a daemon restart does.
+func (e *env) reopen() {
+	t := e.t
+	if err := e.sn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if e.db, err = metadata.Open(filepath.Join(e.root, "metadata.db")); err != nil {
+		t.Fatal(err)
+	}
+	if e.sn, err = overlay.New(filepath.Join(e.root, "snapshots"), e.db.Bolt()); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := content.Open(filepath.Join(e.root, "content"), filepath.Join(e.root, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = image.New(image.Config{Content: cs, DB: e.db, Snapshotter: e.sn, Overlay: true, TmpDir: filepath.Join(e.root, "tmp")})
+	e.cfg.Images, e.cfg.Snapshotter, e.cfg.DB = e.svc, e.sn, e.db
+	if e.b, err = New(e.cfg); err != nil {
+		t.Fatal(err)
+	}
+}
