@@ -63,6 +63,9 @@ type Daemon struct {
 	net  *network.Manager
 	vols *volume.Store
 
+	// bld is the Dockerfile builder, made on first use (build.go).
+	bld lazyBuilder
+
 	// execs are the exec processes by exec ID (exec.go; zero value ready).
 	execs execTable
 

@@ -121,6 +121,7 @@ func (s *Server) makeRoutes() []route {
 		s.handle(http.MethodPost, "/images/{name}/push", s.pushImage),
 		s.handle(http.MethodGet, "/images/{name}/get", s.saveImage),
 		s.handle(http.MethodDelete, "/images/{name}", s.removeImage),
+		s.handle(http.MethodPost, "/build", s.buildImage), s.handle(http.MethodPost, "/build/prune", s.pruneBuildCache), // build.go
 		// containers.go, attach.go, logs.go, stats.go, archive.go: exact
 		// paths first, then those with a name
 		s.handle(http.MethodGet, "/containers/json", s.listContainers),

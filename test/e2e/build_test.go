@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildContextDir writes a small build context: a Dockerfile FROM the
+// imported busybox with a RUN, a COPY of the context and a CMD, a file,
+// and a .dockerignore leaving out a secret.
+func buildContextDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"Dockerfile":    "FROM busybox\nRUN echo built > /f\nCOPY . /ctx/\nCMD [\"cat\", \"/f\"]\n",
+		"hello.txt":     "hello from the context\n",
+		"secret.txt":    "must not be sent\n",
+		".dockerignore": "secret.txt\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestBuildClassicDocker builds a Dockerfile with DOCKER_BUILDKIT=0 docker
+// build against berthd and runs the image.
+func TestBuildClassicDocker(t *testing.T) {
+	d := startDaemon(t)
+	c := d.berthCLI(t)
+	c.importBusybox()
+	dir := buildContextDir(t)
+	docker := d.cli(t)
+	docker.env = append(docker.env, "DOCKER_BUILDKIT=0")
+
+	out := docker.ok("build", "-t", "x", dir)
+	for _, want := range []string{"Step 1/4 : FROM busybox\n", "Step 2/4 : RUN echo built > /f\n", " ---> Running in ",
+		"Step 4/4 : CMD [\"cat\", \"/f\"]\n", "Successfully built ", "Successfully tagged x:latest\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker build output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := docker.ok("run", "--rm", "x", "cat", "/f"); got != "built\n" {
+		t.Errorf("docker run x cat /f: %q", got)
+	}
+	if got := docker.ok("run", "--rm", "x"); got != "built\n" {
+		t.Errorf("docker run x (CMD): %q", got)
+	}
+	if got := docker.ok("run", "--rm", "x", "cat", "/ctx/hello.txt"); got != "hello from the context\n" {
+		t.Errorf("copied file: %q", got)
+	}
+	if r := docker.run("", "run", "--rm", "x", "ls", "/ctx/secret.txt"); r.ExitCode == 0 {
+		t.Errorf(".dockerignore'd file was sent: %s", r)
+	}
+
+	// A second build hits the cache; -q prints only the ID.
+	id := strings.TrimSpace(docker.ok("image", "inspect", "--format", "{{.Id}}", "x"))
+	if out := docker.ok("build", "-q", dir); strings.TrimSpace(out) != id {
+		t.Errorf("cached quiet rebuild printed %q, want %s", out, id)
+	}
+
+	// A failing RUN: docker exits with the command's code and says so.
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nRUN exit 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := docker.run("", "build", bad); r.ExitCode != 7 || !strings.Contains(r.Stderr, "returned a non-zero code: 7") {
+		t.Errorf("failing RUN: %s", r)
+	}
+}
+
+// TestBuildBerthCLI builds with berth build from a directory, from a
+// Dockerfile on stdin and from a tar on stdin, and prunes the cache.
+func TestBuildBerthCLI(t *testing.T) {
+	d := startDaemon(t)
+	c := d.berthCLI(t)
+	c.importBusybox()
+	dir := buildContextDir(t)
+
+	out := c.ok("build", "-t", "y", "--label", "by=berth", dir)
+	for _, want := range []string{"Step 1/5 : FROM busybox\n", " ---> Running in ", "Successfully built ", "Successfully tagged y:latest\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("berth build output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := c.ok("run", "--rm", "y", "cat", "/f"); got != "built\n" {
+		t.Errorf("berth run y cat /f: %q", got)
+	}
+	if got := c.ok("run", "--rm", "y", "cat", "/ctx/hello.txt"); got != "hello from the context\n" {
+		t.Errorf("copied file: %q", got)
+	}
+	if r := c.run("", "run", "--rm", "y", "ls", "/ctx/secret.txt"); r.ExitCode == 0 {
+		t.Errorf(".dockerignore'd file was sent: %s", r)
+	}
+	if got := c.ok("image", "inspect", "--format", "{{index .Config.Labels \"by\"}}", "y"); got != "berth\n" {
+		t.Errorf("--label: %q", got)
+	}
+
+	// Cached rebuild with -q and --iidfile.
+	iid := filepath.Join(t.TempDir(), "iid")
+	out = c.ok("build", "-q", "--iidfile", iid, "--label", "by=berth", dir)
+	id := strings.TrimSpace(c.ok("image", "inspect", "--format", "{{.Id}}", "y"))
+	if strings.TrimSpace(out) != id {
+		t.Errorf("berth build -q printed %q, want %s", out, id)
+	}
+	if b, err := os.ReadFile(iid); err != nil || string(b) != id {
+		t.Errorf("--iidfile: %q %v", b, err)
+	}
+
+	// A Dockerfile alone on stdin.
+	r := c.run("FROM busybox\nCMD [\"echo\", \"from stdin\"]\n", "build", "-t", "z", "-")
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "Successfully tagged z:latest") {
+		t.Fatalf("build from a Dockerfile on stdin: %s", r)
+	}
+	if got := c.ok("run", "--rm", "z"); got != "from stdin\n" {
+		t.Errorf("berth run z: %q", got)
+	}
+
+	// A failing RUN: berth exits with the command's code, as docker.
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nRUN exit 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.run("", "build", bad); r.ExitCode != 5 || !strings.Contains(r.Stderr, "returned a non-zero code: 5") {
+		t.Errorf("failing RUN: %s", r)
+	}
+	// A missing Dockerfile: docker's message, before anything is sent.
+	if r := c.run("", "build", t.TempDir()); r.ExitCode != 1 || !strings.Contains(r.Stderr, "Cannot locate specified Dockerfile: Dockerfile") {
+		t.Errorf("missing Dockerfile: %s", r)
+	}
+
+	if out := c.ok("builder", "prune", "-f"); !strings.Contains(out, "Total reclaimed space:") {
+		t.Errorf("builder prune: %q", out)
+	}
+	// The tagged images survive the prune and still run.
+	if got := c.ok("run", "--rm", "y"); got != "built\n" {
+		t.Errorf("y after prune: %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(d.DataRoot, "tmp", "build-context-*")); len(left) != 0 {
+		t.Errorf("build contexts left behind: %v", left)
+	}
+}
