@@ -226,8 +226,12 @@ func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, rel string) er
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
-		if err != nil {
-			return fmt.Errorf("write: %w", contextReadError(err))
+		var pe *fs.PathError
+		switch {
+		case errors.As(err, &pe):
+			return fmt.Errorf("write: %w", err) // the disk, not the client
+		case err != nil:
+			return fmt.Errorf("read: %w", contextReadError(err))
 		}
 	case tar.TypeSymlink:
 		if strings.IndexByte(hdr.Linkname, 0) >= 0 {

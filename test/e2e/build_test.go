@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-project/berth/internal/testutil"
 )
 
 // buildContextDir writes a small build context: a Dockerfile FROM the
@@ -141,5 +145,62 @@ func TestBuildBerthCLI(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(d.DataRoot, "tmp", "build-context-*")); len(left) != 0 {
 		t.Errorf("build contexts left behind: %v", left)
+	}
+}
+
+// TestBuildContextsAndPull sends contexts as a tar on stdin and gzipped
+// (--compress), refuses a URL context without fetching anything, and
+// builds with --pull FROM an image in a registry on loopback.
+func TestBuildContextsAndPull(t *testing.T) {
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	bb, err := testutil.BusyboxImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := reg.Host + "/busybox:1"
+	if err := testutil.PushImage(base, bb, reg.PushOptions()); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t)
+	c := d.berthCLI(t)
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"Dockerfile": "FROM " + base + "\nCOPY data /data\n",
+		"data":       "sent as a tar\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// --pull fetches the base from the registry (it is not there yet).
+	out := c.ok("build", "--pull", "--compress", "-t", "pulled", dir)
+	if !strings.Contains(out, "Successfully tagged pulled:latest") {
+		t.Errorf("build --pull --compress:\n%s", out)
+	}
+	if got := c.ok("run", "--rm", "pulled", "cat", "/data"); got != "sent as a tar\n" {
+		t.Errorf("run pulled: %q", got)
+	}
+
+	// A tar of the context on stdin, -f naming a Dockerfile inside it.
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	for name, body := range map[string]string{"build/Containerfile": "FROM " + base + "\nCOPY data /data\n", "data": "from a tar on stdin\n"} {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	r := c.run(tarball.String(), "build", "-f", "build/Containerfile", "-t", "fromtar", "-")
+	if r.ExitCode != 0 || !strings.Contains(r.Stdout, "Successfully tagged fromtar:latest") {
+		t.Fatalf("build from a tar on stdin: %s", r)
+	}
+	if got := c.ok("run", "--rm", "fromtar", "cat", "/data"); got != "from a tar on stdin\n" {
+		t.Errorf("run fromtar: %q", got)
+	}
+
+	// A URL context is refused by the daemon (501), nothing is fetched.
+	r = c.run("", "build", "https://build-context.invalid/ctx.tar")
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "remote context") {
+		t.Errorf("URL context: %s", r)
 	}
 }
