@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/jsonmessage"
+	"github.com/moby/patternmatcher"
 )
 
 // BuildOptions are the options of berth build.
@@ -80,9 +81,13 @@ func (c *CLI) Build(ctx context.Context, o BuildOptions) error {
 		if err != nil {
 			return err
 		}
+		pm, err := cd.matcher()
+		if err != nil {
+			return err
+		}
 		opts.Dockerfile = cd.name()
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeContext(cd, pw, o.Compress)) }()
+		go func() { pw.CloseWithError(writeContext(cd, pm, pw, o.Compress)) }()
 		defer pr.Close()
 		body = pr
 	}
@@ -137,13 +142,14 @@ func (c *CLI) Build(ctx context.Context, o BuildOptions) error {
 	return nil
 }
 
-// writeContext writes cd's tar to w, gzip-compressed if asked.
-func writeContext(cd *contextDir, w io.Writer, compress bool) error {
+// writeContext writes cd's tar of what pm leaves in to w, gzip-compressed
+// if asked.
+func writeContext(cd *contextDir, pm *patternmatcher.PatternMatcher, w io.Writer, compress bool) error {
 	if !compress {
-		return cd.writeTar(w)
+		return cd.writeTar(w, pm)
 	}
 	zw := gzip.NewWriter(w)
-	if err := cd.writeTar(zw); err != nil {
+	if err := cd.writeTar(zw, pm); err != nil {
 		return err
 	}
 	return zw.Close()

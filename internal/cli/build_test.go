@@ -69,8 +69,12 @@ func contextTar(t *testing.T, dir, dockerfile string, stdin io.Reader) ([]string
 	if err != nil {
 		t.Fatal(err)
 	}
+	pm, err := cd.matcher()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
-	if err := cd.writeTar(&buf); err != nil {
+	if err := cd.writeTar(&buf, pm); err != nil {
 		t.Fatal(err)
 	}
 	names, bodies, hdrs := tarNames(t, &buf)
@@ -150,6 +154,14 @@ func TestBuildContextDockerfile(t *testing.T) {
 	if _, err := localContext(ctx, "nope", nil); err == nil || !strings.Contains(err.Error(), "Cannot locate specified Dockerfile: nope") {
 		t.Errorf("missing -f: %v", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "other", ".dockerignore"), []byte("[\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cd, err := localContext(filepath.Join(dir, "other"), "", nil); err != nil {
+		t.Fatal(err)
+	} else if _, err := cd.matcher(); err == nil || !strings.Contains(err.Error(), ".dockerignore") {
+		t.Errorf("bad .dockerignore pattern: %v", err)
+	}
 	if _, err := localContext(filepath.Join(ctx, "file"), "", nil); err == nil || !strings.Contains(err.Error(), "context must be a directory") {
 		t.Errorf("file as context: %v", err)
 	}
@@ -171,8 +183,12 @@ func TestStdinContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pm, err := cd.matcher()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
-	if err := cd.writeTar(&buf); err != nil {
+	if err := cd.writeTar(&buf, pm); err != nil {
 		t.Fatal(err)
 	}
 	orig := slices.Clone(buf.Bytes())

@@ -148,21 +148,26 @@ func (c *contextDir) excludes() ([]string, error) {
 	return ex, nil
 }
 
-// writeTar writes the context as a tar to w: the files .dockerignore
-// leaves in, owned by root as docker sends them, symlinks as links, and
-// the extra Dockerfile if any. Sockets, devices and fifos are skipped.
-func (c *contextDir) writeTar(w io.Writer) error {
+// matcher returns the matcher of the context's exclusions.
+func (c *contextDir) matcher() (*patternmatcher.PatternMatcher, error) {
 	ex, err := c.excludes()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pm, err := patternmatcher.New(ex)
 	if err != nil {
-		return fmt.Errorf(".dockerignore: %w", err)
+		return nil, fmt.Errorf(".dockerignore: %w", err)
 	}
+	return pm, nil
+}
+
+// writeTar writes the context as a tar to w: the files pm leaves in,
+// owned by root as docker sends them, symlinks as links, and the extra
+// Dockerfile if any. Sockets, devices and fifos are skipped.
+func (c *contextDir) writeTar(w io.Writer, pm *patternmatcher.PatternMatcher) error {
 	tw := tar.NewWriter(w)
 	infos := map[string]patternmatcher.MatchInfo{}
-	err = filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("error checking context: %w", err)
 		}

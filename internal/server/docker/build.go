@@ -14,6 +14,7 @@ import (
 	"github.com/berth-project/berth/internal/build"
 	"github.com/berth-project/berth/internal/daemon"
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/image"
 )
 
 // buildImage is POST /build, the classic builder's endpoint: the body is
@@ -47,8 +48,9 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request, p params) er
 
 // buildOptions reads POST /build's query: t (repeated), dockerfile,
 // target, buildargs and labels (JSON), nocache, pull, networkmode, q.
-// rm and forcerm are accepted (berth never keeps a build container);
-// remote contexts and BuildKit (version=2) are not implemented.
+// rm and forcerm are accepted (berth never keeps a build container), and
+// platform when it is the host's; remote contexts and BuildKit
+// (version=2) are not implemented.
 func buildOptions(r *http.Request) (daemon.BuildOptions, bool, error) {
 	q := r.URL.Query()
 	if remote := q.Get("remote"); remote != "" {
@@ -56,6 +58,15 @@ func buildOptions(r *http.Request) (daemon.BuildOptions, bool, error) {
 	}
 	if v := q.Get("version"); v != "" && v != string(buildtypes.BuilderV1) {
 		return daemon.BuildOptions{}, false, fmt.Errorf("builder version %q is not supported: berthd has the classic builder only (version 1, DOCKER_BUILDKIT=0): %w", v, errdefs.ErrNotImplemented)
+	}
+	if v := q.Get("platform"); v != "" {
+		pl, err := image.ParsePlatform(v)
+		if err != nil {
+			return daemon.BuildOptions{}, false, err
+		}
+		if host := image.HostPlatform(); pl.OS != host.OS || pl.Architecture != host.Architecture {
+			return daemon.BuildOptions{}, false, fmt.Errorf("berthd builds for its own platform only (%s/%s), not %s: %w", host.OS, host.Architecture, v, errdefs.ErrNotImplemented)
+		}
 	}
 	opts := daemon.BuildOptions{
 		Tags:        q["t"],

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -71,6 +72,8 @@ func TestBuildBadRequests(t *testing.T) {
 		{"?labels=%5B1%5D", ok, 400, "invalid labels"},
 		{"?remote=https://example.invalid/ctx.tar", ok, 501, "remote context"},
 		{"?version=2", ok, 501, "classic builder only"},
+		{"?platform=linux/s390x", ok, 501, "its own platform only"},
+		{"?platform=" + runtime.GOOS + "/" + runtime.GOARCH + "&t=Bad:Tag:x", ok, 400, "invalid reference format"},
 		{"?t=Bad:Tag:x", ok, 400, "invalid reference format"},
 		{"?dockerfile=../Dockerfile", ok, 400, "must be within the build context"},
 		{"", hostile, 400, `"../escape" is outside of the build context`},
@@ -141,6 +144,12 @@ func TestBuildStream(t *testing.T) {
 	last := msgs[len(msgs)-1]
 	if last.Error == nil || last.Error.Code != 3 || !strings.Contains(last.Error.Message, "returned a non-zero code: 3") || !strings.Contains(raw, `"error":"`) {
 		t.Errorf("failing build's stream: %s", raw)
+	}
+
+	// A quiet build that fails sends what it kept back, then the error.
+	status, msgs, raw = postBuild(t, s, "?q=1", failing)
+	if status != 200 || len(msgs) < 2 || !strings.Contains(msgs[0].Stream, "Step 2/2 : RUN exit 3") || msgs[len(msgs)-1].Error == nil {
+		t.Errorf("failing quiet build: %d %s", status, raw)
 	}
 	assertNoContexts(t, d.Config().DataRoot)
 
