@@ -66,6 +66,15 @@ func TestBuildClassicDocker(t *testing.T) {
 		t.Errorf("cached quiet rebuild printed %q, want %s", out, id)
 	}
 
+	// berth build of the same context hits the same cache entries as
+	// docker's: its context carries the same files, modes and owners, and
+	// it prints the same text (less docker's "Sending build context" line).
+	again := docker.ok("build", "-t", "x", dir)
+	_, again, _ = strings.Cut(again, "\n")
+	if got := c.ok("build", "-t", "x", dir); got != again || !strings.Contains(got, " ---> Using cache\n") {
+		t.Errorf("berth build and docker build of the same context differ:\nberth:\n%s\ndocker:\n%s", got, again)
+	}
+
 	// A failing RUN: docker exits with the command's code and says so.
 	bad := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nRUN exit 7\n"), 0o644); err != nil {
