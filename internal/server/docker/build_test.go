@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/jsonstream"
 
@@ -172,4 +174,71 @@ func assertNoContexts(t *testing.T, dataRoot string) {
 	if err != nil || len(left) != 0 {
 		t.Errorf("build contexts left behind: %v %v", left, err)
 	}
+}
+
+// TestBuildCancelled ends a build whose client goes away in the middle of
+// a RUN: the step's process is killed and the extracted context removed.
+func TestBuildCancelled(t *testing.T) {
+	s, d := newTestServer(t)
+	layer, err := testutil.BusyboxLayerTar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ImportImage(context.Background(), bytes.NewReader(layer), image.ImportOptions{Ref: "busybox:latest"}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := contextTar(t, map[string]string{"Dockerfile": "FROM busybox\nRUN sleep 4321\n"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/build", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && !strings.Contains(sc.Text(), "Running in") {
+	}
+	if sc.Err() != nil {
+		t.Fatalf("stream ended before the RUN started: %v", sc.Err())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(sleepers(t)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the RUN step's sleep 4321 did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		left, _ := filepath.Glob(filepath.Join(d.Config().DataRoot, "tmp", "build-context-*"))
+		pids := sleepers(t)
+		if len(left) == 0 && len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after the client went away: contexts %v, sleep processes %v", left, pids)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sleepers lists the processes running "sleep 4321".
+func sleepers(t *testing.T) []string {
+	t.Helper()
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var pids []string
+	for _, p := range cmdlines {
+		b, err := os.ReadFile(p)
+		if err == nil && (strings.Contains(string(b), "sleep\x004321") || strings.Contains(string(b), "sleep 4321")) {
+			pids = append(pids, filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return pids
 }
