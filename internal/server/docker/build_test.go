@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/moby/moby/api/types/jsonstream"
 
+	"github.com/berth-project/berth/internal/daemon"
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/testutil"
 )
@@ -99,6 +101,8 @@ func TestBuildStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctxTar := contextTar(t, map[string]string{"Dockerfile": "FROM busybox\nLABEL a=b\nCMD [\"true\"]\n"})
+	_, sub := d.Events().Subscribe(time.Time{})
+	defer sub.Close()
 
 	status, msgs, raw := postBuild(t, s, "?t=built:1&labels=%7B%22l%22%3A%22v%22%7D", ctxTar)
 	if status != 200 || len(msgs) == 0 {
@@ -124,6 +128,9 @@ func TestBuildStream(t *testing.T) {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("build output lacks %q:\n%s", want, text.String())
 		}
+	}
+	if ev := nextEvent(t, sub.C, "image", "tag"); ev.ID != id || ev.Attributes["name"] != "built:1" || ev.Attributes["l"] != "v" {
+		t.Errorf("build's tag event: %+v", ev)
 	}
 	img, err := d.InspectImage(context.Background(), "built:1")
 	if err != nil || img.ID.String() != id {
@@ -163,6 +170,29 @@ func TestBuildStream(t *testing.T) {
 	}
 	if code != 200 || json.Unmarshal([]byte(body), &rep) != nil {
 		t.Errorf("build prune: %d %s", code, body)
+	}
+	if ev := nextEvent(t, sub.C, "builder", "prune"); ev.Attributes["reclaimed"] != fmt.Sprint(rep.SpaceReclaimed) {
+		t.Errorf("builder prune event: %+v", ev)
+	}
+}
+
+// nextEvent returns the next event of typ and action already published
+// (a request publishes its events before it answers), skipping others.
+func nextEvent(t *testing.T, c <-chan daemon.Event, typ, action string) daemon.Event {
+	t.Helper()
+	for {
+		select {
+		case ev, ok := <-c:
+			if !ok {
+				t.Fatal("event subscription ended")
+			}
+			if ev.Type == typ && ev.Action == action {
+				return ev
+			}
+		default:
+			t.Fatalf("no %s %s event was published", typ, action)
+			return daemon.Event{}
+		}
 	}
 }
 
