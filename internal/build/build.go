@@ -28,6 +28,7 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/snapshot"
 )
@@ -57,7 +58,9 @@ type Builder struct {
 }
 
 // New returns a Builder over cfg, creating its state and runtime
-// directories.
+// directories and removing what builds a crash interrupted left there
+// (build containers, mounts, scratch files, build snapshots). Call it
+// before any build of this data root runs.
 func New(cfg Config) (*Builder, error) {
 	if cfg.Images == nil || cfg.Snapshotter == nil || cfg.DB == nil {
 		return nil, fmt.Errorf("new builder: image service, snapshotter and database are required: %w", errdefs.ErrInvalidArgument)
@@ -70,7 +73,14 @@ func New(cfg Config) (*Builder, error) {
 			return nil, fmt.Errorf("new builder: %w", err)
 		}
 	}
-	return &Builder{cfg: cfg}, nil
+	b := &Builder{cfg: cfg}
+	// Nothing builds yet: what is in the state dir, the runtime root and
+	// the build snapshots was left by builds a crash cut short.
+	ctx := context.Background()
+	if err := b.cleanStale(ctx); err != nil {
+		log.G(ctx).Warn("builder: leftovers of earlier builds remain", "error", err)
+	}
+	return b, nil
 }
 
 // Options say what one build does, like docker build's flags.

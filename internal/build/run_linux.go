@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -219,7 +218,6 @@ func (bd *build) runtime(ctx context.Context, bundle, id string) error {
 	c := exec.Command(rt, "--root", root, "run", "--bundle", bundle, id)
 	out := bd.opts.Out
 	c.Stdout, c.Stderr = out, out
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("start build container: %w", err)
 	}
