@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,10 +161,18 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	undo = append(undo, func() { d.releaseMounts(context.WithoutCancel(ctx), c, true) })
 	// Produce the spec once now, so that what start would refuse (an
 	// unknown user, a bad capability) is refused at create, as Docker does.
-	err = snapshot.WithTempMount(ctx, mounts, func(root string) error {
-		_, err := d.buildSpec(c, root, createJoins(c.HostConfig))
-		return err
-	})
+	// Only user and group names need the container's files (/etc/passwd,
+	// /etc/group); without them the spec is checked against the container
+	// directory, which has no /etc, and the layer is not mounted (a mount
+	// and unmount per create, dear when many containers start at once).
+	if namesUserOrGroup(c.Config.User, hc.GroupAdd) {
+		err = snapshot.WithTempMount(ctx, mounts, func(root string) error {
+			_, err := d.buildSpec(c, root, createJoins(c.HostConfig))
+			return err
+		})
+	} else {
+		_, err = d.buildSpec(c, d.ctrDir(id), createJoins(c.HostConfig))
+	}
 	if err != nil {
 		return res, err
 	}
@@ -178,6 +187,26 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	d.ctrs.add(e)
 	d.publishContainer("create", c, nil)
 	return CreateContainerResult{ID: id, Warnings: warnings}, nil
+}
+
+// namesUserOrGroup reports whether a container's user ("user[:group]")
+// or its additional groups name a user or group instead of numbering it,
+// so that resolving them needs the container's /etc/passwd or /etc/group.
+func namesUserOrGroup(user string, groupAdd []string) bool {
+	numeric := func(s string) bool {
+		_, err := strconv.Atoi(s)
+		return s == "" || err == nil
+	}
+	u, g, _ := strings.Cut(user, ":")
+	if !numeric(u) || !numeric(g) {
+		return true
+	}
+	for _, ga := range groupAdd {
+		if !numeric(ga) {
+			return true
+		}
+	}
+	return false
 }
 
 // createJoins stands in for the namespaces shared with other containers
