@@ -3,6 +3,8 @@ package build
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -263,4 +265,66 @@ func (w *watchWriter) Write(p []byte) (int, error) {
 		close(w.seen)
 	}
 	return len(p), nil
+}
+
+// TestRunHeredocsAndMounts runs RUN heredocs (plain, with a shebang, read
+// by the shell) and RUN --mount tmpfs and read-only binds from the
+// context and an image; the mount points are no part of the image, and a
+// changed bind source rebuilds its step.
+func TestRunHeredocsAndMounts(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{
+		"Dockerfile": `
+FROM busybox
+RUN <<EOF
+echo simple > /simple
+echo line2 >> /simple
+EOF
+RUN <<EOF
+#!/bin/sh
+echo shebang > /shebang
+EOF
+RUN cat <<EOF > /complex
+complex text
+EOF
+RUN --mount=type=tmpfs,target=/scratch echo tmp > /scratch/f && test -f /scratch/f
+RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /from-bind
+RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/etc/passwd > /from-image
+`,
+		"data/in.txt": "bound\n",
+	})
+	id, out := e.mustBuild(dir, Options{})
+	for p, want := range map[string]string{
+		"/simple": "simple\nline2\n", "/shebang": "shebang\n", "/complex": "complex text\n",
+		"/from-bind": "bound\n", "/from-image": "root:x:0:0:root:/root:/bin/sh\n",
+	} {
+		if got, _ := e.readFile(id, p); got != want {
+			t.Errorf("%s = %q, want %q\n%s", p, got, want, out)
+		}
+	}
+	e.inImage(id, func(root string) {
+		for _, p := range []string{"scratch", "mnt"} {
+			if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+				t.Errorf("mount point /%s is in the image", p)
+			}
+		}
+	})
+	writeFiles(t, dir, map[string]string{"data/in.txt": "changed\n"})
+	id2, out := e.mustBuild(dir, Options{})
+	if !slices.Equal(cachedSteps(out), []int{2, 3, 4, 5}) {
+		t.Errorf("after changing the bind source: cached %v\n%s", cachedSteps(out), out)
+	}
+	if got, _ := e.readFile(id2, "/from-bind"); got != "changed\n" {
+		t.Errorf("/from-bind = %q", got)
+	}
+	for _, tc := range []struct{ run, want string }{
+		{"RUN --mount=type=bind,target=/ctx,rw true", "RUN --mount=type=bind,rw is not supported yet"},
+		{"RUN --mount=type=cache,target=/c true", "RUN --mount=type=cache is not supported yet"},
+		{"RUN --mount=type=bind,source=../x,target=/x true", "forbidden path outside the build context"},
+	} {
+		writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\n" + tc.run + "\n"})
+		if _, out, err := e.build(dir, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q\n%s", tc.run, err, tc.want, out)
+		}
+	}
 }

@@ -10,15 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/moby/api/types/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/oci"
@@ -89,61 +87,11 @@ func mkdirInRoot(root, p string) error {
 	return nil
 }
 
-// runStep carries out a RUN instruction.
-func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.RunCommand) error {
-	network := bd.opts.NetworkMode
-	for _, f := range cmd.FlagsUsed {
-		switch f {
-		case "network":
-			network = string(instructions.GetNetwork(cmd))
-		case "mount":
-			return fmt.Errorf("RUN --mount is not supported yet: %w", errdefs.ErrNotImplemented)
-		default:
-			return fmt.Errorf("RUN --%s is not supported: %w", f, errdefs.ErrNotImplemented)
-		}
-	}
-	switch network {
-	case "", "default", "none":
-		network = "none"
-	case "host":
-	default:
-		return fmt.Errorf("RUN --network=%s is not supported (none, host, default): %w", network, errdefs.ErrNotImplemented)
-	}
-	if len(cmd.Files) > 0 {
-		return fmt.Errorf("heredocs in RUN are not supported yet: %w", errdefs.ErrNotImplemented)
-	}
-	argv := st.argv(cmd.ShellDependantCmdLine)
-	if len(argv) == 0 {
-		return fmt.Errorf("RUN requires at least one argument: %w", errdefs.ErrInvalidArgument)
-	}
-	// Build args reach the command as environment variables that ENV
-	// does not override, and show in created_by as Docker writes them.
-	var argEnv []string
-	names := make([]string, 0, len(st.args))
-	for k := range st.args {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if _, set := (envGetter{env: st.conf.Env}).Get(k); !set {
-			argEnv = append(argEnv, k+"="+st.args[k])
-		}
-	}
-	createdBy := strings.Join(argv, " ")
-	if len(argEnv) > 0 {
-		createdBy = fmt.Sprintf("|%d %s %s", len(argEnv), strings.Join(argEnv, " "), createdBy)
-	}
-	s := &step{createdBy: createdBy, cacheText: "network=" + network}
-	s.layer = func(ctx context.Context, root string) error {
-		return bd.runContainer(ctx, st, root, argv, append(append([]string(nil), st.conf.Env...), argEnv...), network)
-	}
-	return bd.commit(ctx, st, s)
-}
-
 // runContainer runs argv in a build container on root and waits for it,
 // streaming its output to Out. The container, its bundle and cgroup are
 // gone when it returns; on ctx's end the container is killed.
-func (bd *build) runContainer(ctx context.Context, st *stageState, root string, argv, env []string, network string) error {
+func (bd *build) runContainer(ctx context.Context, st *stageState, root string, rs runSpec) error {
+	argv, network := rs.argv, rs.network
 	id := randomHex(32)
 	fmt.Fprintf(bd.opts.Out, " ---> Running in %s\n", id[:12])
 	bundle := filepath.Join(bd.scratch, "bundle-"+id[:12])
@@ -155,14 +103,26 @@ func (bd *build) runContainer(ctx context.Context, st *stageState, root string, 
 		ID: id,
 		Config: &container.Config{
 			Hostname:   id[:12],
-			Env:        env,
+			Env:        rs.env,
 			Cmd:        argv,
 			WorkingDir: st.conf.WorkingDir,
 			User:       st.conf.User,
 		},
 		HostConfig:  &container.HostConfig{NetworkMode: container.NetworkMode(network)},
 		Rootfs:      root,
+		Mounts:      rs.mounts,
 		CgroupsPath: "/berth-build/" + id,
+	}
+	if rs.script != nil {
+		// A heredoc with a shebang runs as a file under /dev/pipes.
+		pipes := filepath.Join(bundle, "pipes")
+		if err := os.Mkdir(pipes, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(pipes, rs.script.name), []byte(rs.script.data), 0o755); err != nil {
+			return err
+		}
+		in.Mounts = append(in.Mounts, specs.Mount{Destination: "/dev/pipes", Type: "bind", Source: pipes, Options: []string{"rbind", "ro"}})
 	}
 	if network == "host" {
 		for _, f := range []struct {

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,8 +143,8 @@ func (bd *build) buildStage(ctx context.Context, i int) (*stageState, error) {
 		}
 		bd.stepf(commandText(cmd))
 		if err := bd.dispatch(ctx, st, cmd); err != nil {
-			if _, ok := err.(*ExitError); ok {
-				return nil, err
+			if ee := (*ExitError)(nil); errors.As(err, &ee) {
+				return nil, ee // Docker's message, as it is
 			}
 			return nil, stepError(cmd, err)
 		}

@@ -1,0 +1,278 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-project/berth/internal/errdefs"
+)
+
+// runSpec is what a build container runs.
+type runSpec struct {
+	argv, env []string
+	network   string
+	// mounts are RUN --mount mounts resolved to host paths.
+	mounts []specs.Mount
+	// script is a heredoc with a shebang, run as /dev/pipes/<name>.
+	script *inlineFile
+}
+
+// inlineFile is a heredoc's name and content.
+type inlineFile struct{ name, data string }
+
+// runMount is one RUN --mount whose source is known once the step runs.
+type runMount struct {
+	m      *instructions.Mount
+	target string
+	fromID digest.Digest // bind from a stage or image
+	host   string        // bind from the context: the resolved source
+}
+
+// runStep carries out a RUN instruction.
+func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.RunCommand) error {
+	network := bd.opts.NetworkMode
+	for _, f := range cmd.FlagsUsed {
+		switch f {
+		case "network":
+			network = string(instructions.GetNetwork(cmd))
+		case "mount":
+		default:
+			return fmt.Errorf("RUN --%s is not supported: %w", f, errdefs.ErrNotImplemented)
+		}
+	}
+	switch network {
+	case "", "default", "none":
+		network = "none"
+	case "host":
+	default:
+		return fmt.Errorf("RUN --network=%s is not supported (none, host, default): %w", network, errdefs.ErrNotImplemented)
+	}
+	rs := runSpec{network: network}
+	args := cmd.ShellDependantCmdLine
+	if len(cmd.Files) > 0 {
+		if len(args.CmdLine) != 1 || !args.PrependShell {
+			return fmt.Errorf("parsing produced an invalid run command: %v: %w", args.CmdLine, errdefs.ErrInvalidArgument)
+		}
+		line := args.CmdLine[0]
+		if h := parser.MustParseHeredoc(line); h != nil {
+			data := cmd.Files[0].Data
+			if cmd.Files[0].Chomp {
+				data = parser.ChompHeredocContent(data)
+			}
+			if strings.HasPrefix(data, "#!") {
+				rs.script = &inlineFile{name: cmd.Files[0].Name, data: data}
+				args = instructions.ShellDependantCmdLine{CmdLine: []string{"/dev/pipes/" + cmd.Files[0].Name}}
+			} else {
+				args.CmdLine = []string{data}
+			}
+		} else {
+			// The shell reads the heredocs itself.
+			var b strings.Builder
+			b.WriteString(line)
+			for _, f := range cmd.Files {
+				b.WriteString("\n" + f.Data + f.Name)
+			}
+			args.CmdLine = []string{b.String()}
+		}
+	}
+	rs.argv = st.argv(args)
+	if len(rs.argv) == 0 {
+		return fmt.Errorf("RUN requires at least one argument: %w", errdefs.ErrInvalidArgument)
+	}
+	mounts, mountKey, err := bd.runMounts(ctx, st, cmd)
+	if err != nil {
+		return err
+	}
+	// Build args reach the command as environment variables that ENV
+	// does not override, and show in created_by as Docker writes them.
+	var argEnv []string
+	names := make([]string, 0, len(st.args))
+	for k := range st.args {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if _, set := (envGetter{env: st.conf.Env}).Get(k); !set {
+			argEnv = append(argEnv, k+"="+st.args[k])
+		}
+	}
+	rs.env = append(append([]string(nil), st.conf.Env...), argEnv...)
+	createdBy := strings.Join(rs.argv, " ")
+	if len(argEnv) > 0 {
+		createdBy = fmt.Sprintf("|%d %s %s", len(argEnv), strings.Join(argEnv, " "), createdBy)
+	}
+	key := "network=" + network + "\n" + mountKey
+	if rs.script != nil {
+		key += "\nscript=" + digest.FromString(rs.script.data).String()
+	}
+	s := &step{createdBy: createdBy, cacheText: key}
+	s.layer = func(ctx context.Context, root string) error {
+		return bd.withRunMounts(ctx, root, mounts, nil, func(resolved []specs.Mount) error {
+			rs.mounts = resolved
+			return bd.runContainer(ctx, st, root, rs)
+		})
+	}
+	return bd.commit(ctx, st, s)
+}
+
+// runMounts checks a RUN's --mount flags and returns them with the text
+// they add to the step's cache key (content digests of context binds,
+// image IDs of stage and image binds).
+func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instructions.RunCommand) ([]runMount, string, error) {
+	var out []runMount
+	var key strings.Builder
+	for _, m := range instructions.GetMounts(cmd) {
+		target := m.Target
+		if !path.IsAbs(target) {
+			base := st.conf.WorkingDir
+			if base == "" {
+				base = "/"
+			}
+			target = path.Join(base, target)
+		}
+		target = path.Clean(target)
+		rm := runMount{m: m, target: target}
+		switch m.Type {
+		case instructions.MountTypeTmpfs:
+			fmt.Fprintf(&key, "tmpfs %s %d\n", target, m.SizeLimit)
+		case instructions.MountTypeBind:
+			if !m.ReadOnly {
+				return nil, "", fmt.Errorf("RUN --mount=type=bind,rw is not supported yet: %w", errdefs.ErrNotImplemented)
+			}
+			if m.From != "" {
+				id, err := bd.copyFrom(ctx, m.From)
+				if err != nil {
+					return nil, "", err
+				}
+				rm.fromID = id
+				fmt.Fprintf(&key, "bind %s from %s %q\n", target, id, m.Source)
+				break
+			}
+			src := m.Source
+			if src == "" {
+				src = "."
+			}
+			srcs, err := collect(bd.opts.ContextDir, []string{src})
+			if err != nil {
+				return nil, "", err
+			}
+			sum, err := hashSources(srcs)
+			if err != nil {
+				return nil, "", err
+			}
+			rm.host = srcs[0].host
+			if srcs[0].fi.Mode()&fs.ModeSymlink != 0 {
+				return nil, "", fmt.Errorf("RUN --mount=type=bind: source %s is a symlink: %w", m.Source, errdefs.ErrInvalidArgument)
+			}
+			fmt.Fprintf(&key, "bind %s context %s\n", target, sum)
+		default:
+			return nil, "", fmt.Errorf("RUN --mount=type=%s is not supported yet: %w", m.Type, errdefs.ErrNotImplemented)
+		}
+		out = append(out, rm)
+	}
+	return out, key.String(), nil
+}
+
+// withRunMounts resolves the mounts (mounting the stage and image
+// sources), calls fn with them, and then removes the mount points the
+// runtime had to create in root, so that they are no part of the layer.
+func (bd *build) withRunMounts(ctx context.Context, root string, mounts []runMount, done []specs.Mount, fn func([]specs.Mount) error) error {
+	if len(mounts) == 0 {
+		created := missingPaths(root, done)
+		err := fn(done)
+		var errs []error
+		for i := len(created) - 1; i >= 0; i-- {
+			// Only what is still an empty directory or file: the command
+			// may have written there before the mount hid it.
+			if rerr := removeIfEmpty(created[i]); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove mount point: %w", rerr))
+			}
+		}
+		if len(errs) == 0 {
+			return err
+		}
+		return errors.Join(append([]error{err}, errs...)...)
+	}
+	m := mounts[0]
+	switch {
+	case m.m.Type == instructions.MountTypeTmpfs:
+		opts := []string{"nosuid", "nodev"}
+		if m.m.SizeLimit > 0 {
+			opts = append(opts, "size="+strconv.FormatInt(m.m.SizeLimit, 10))
+		}
+		return bd.withRunMounts(ctx, root, mounts[1:], append(done, specs.Mount{Destination: m.target, Type: "tmpfs", Source: "tmpfs", Options: opts}), fn)
+	case m.host != "":
+		return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, m.host)), fn)
+	default:
+		return bd.withImageRoot(ctx, m.fromID, func(src string) error {
+			host, err := securejoin.SecureJoin(src, m.m.Source)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(host); err != nil {
+				return fmt.Errorf("RUN --mount from %s: source %s: %w: %w", m.m.From, m.m.Source, err, errdefs.ErrInvalidArgument)
+			}
+			return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, host)), fn)
+		})
+	}
+}
+
+func bindMount(target, host string) specs.Mount {
+	return specs.Mount{Destination: target, Type: "bind", Source: host, Options: []string{"rbind", "ro"}}
+}
+
+// missingPaths returns the host paths of the mount destinations (and
+// their missing parents) that do not exist in root yet, parents first.
+func missingPaths(root string, mounts []specs.Mount) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		var chain []string
+		for p := m.Destination; p != "/" && p != "."; p = path.Dir(p) {
+			full, err := securejoin.SecureJoin(root, p)
+			if err != nil {
+				break
+			}
+			if _, err := os.Lstat(full); err == nil {
+				break
+			}
+			chain = append(chain, full)
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			if !seen[chain[i]] {
+				seen[chain[i]] = true
+				out = append(out, chain[i])
+			}
+		}
+	}
+	return out
+}
+
+// removeIfEmpty removes p if it is an empty directory or an empty file.
+func removeIfEmpty(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().IsRegular() && fi.Size() != 0 {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, syscall.ENOTEMPTY) {
+		return err
+	}
+	return nil
+}
