@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/internal/archive"
@@ -30,18 +31,38 @@ type source struct {
 	name string // the path as cleaned, relative to the source root
 	host string
 	fi   fs.FileInfo
+	// exclude matches the paths (relative to a directory source, or a
+	// file source's name) that COPY --exclude leaves out.
+	exclude *patternmatcher.PatternMatcher
+}
+
+// withExclude sets the --exclude patterns of every source.
+func withExclude(srcs []source, pm *patternmatcher.PatternMatcher) {
+	for i := range srcs {
+		srcs[i].exclude = pm
+	}
+}
+
+// excluded reports whether rel is left out by --exclude.
+func (s source) excluded(rel string) (bool, error) {
+	if s.exclude == nil {
+		return false, nil
+	}
+	ok, err := s.exclude.MatchesOrParentMatches(rel)
+	if err != nil {
+		return false, fmt.Errorf("--exclude: %w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return ok, nil
 }
 
 // copyStep carries out a COPY or ADD instruction.
 func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error {
 	switch {
-	case len(a.exclude) > 0:
-		return fmt.Errorf("%s --exclude is not supported yet: %w", a.name, errdefs.ErrNotImplemented)
 	case a.parents:
 		return fmt.Errorf("%s --parents is not supported yet: %w", a.name, errdefs.ErrNotImplemented)
-	case len(a.SourceContents) > 0:
-		return fmt.Errorf("heredocs in %s are not supported yet: %w", a.name, errdefs.ErrNotImplemented)
-	case len(a.SourcePaths) == 0:
+	case len(a.SourceContents) > 0 && (len(a.SourcePaths) > 0 || a.from != ""):
+		return fmt.Errorf("%s of heredocs together with files is not supported yet: %w", a.name, errdefs.ErrNotImplemented)
+	case len(a.SourcePaths) == 0 && len(a.SourceContents) == 0:
 		return fmt.Errorf("%s requires at least two arguments: %w", a.name, errdefs.ErrInvalidArgument)
 	}
 	for _, src := range a.SourcePaths {
@@ -71,7 +92,15 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		dest = path.Join(base, dest)
 	}
 	dest = path.Clean(dest)
-	opts := fmt.Sprintf("chown=%s chmod=%s add=%t", a.chown, a.chmod, a.add)
+	var exclude *patternmatcher.PatternMatcher
+	if len(a.exclude) > 0 {
+		pm, err := patternmatcher.New(a.exclude)
+		if err != nil {
+			return fmt.Errorf("--exclude: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		exclude = pm
+	}
+	opts := fmt.Sprintf("chown=%s chmod=%s add=%t exclude=%q", a.chown, a.chmod, a.add, a.exclude)
 	prefix := strings.Join(st.shell(), " ") + " #(nop) " + a.name + " "
 
 	if a.from != "" {
@@ -89,6 +118,7 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 				if err != nil {
 					return err
 				}
+				withExclude(srcs, exclude)
 				sum, err := hashSources(srcs)
 				if err != nil {
 					return err
@@ -99,10 +129,27 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		}
 		return bd.commit(ctx, st, s)
 	}
-	srcs, err := collect(bd.opts.ContextDir, a.SourcePaths)
+	root, paths := bd.opts.ContextDir, a.SourcePaths
+	if len(a.SourceContents) > 0 {
+		// Heredocs become files of a directory of their own.
+		dir, err := os.MkdirTemp(bd.scratch, "heredoc-")
+		if err != nil {
+			return err
+		}
+		for _, c := range a.SourceContents {
+			name := path.Base("/" + c.Path)
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(c.Data), 0o644); err != nil {
+				return err
+			}
+			paths = append(paths, name)
+		}
+		root = dir
+	}
+	srcs, err := collect(root, paths)
 	if err != nil {
 		return err
 	}
+	withExclude(srcs, exclude)
 	sum, err := hashSources(srcs)
 	if err != nil {
 		return err
@@ -223,13 +270,12 @@ func collect(root string, paths []string) ([]source, error) {
 // it (rel is "" for the source itself). Symlinks are not followed.
 func walkSource(s source, fn func(rel, host string, fi fs.FileInfo) error) error {
 	if !s.fi.IsDir() {
+		if ex, err := s.excluded(path.Base("/" + s.name)); err != nil || ex {
+			return err
+		}
 		return fn("", s.host, s.fi)
 	}
 	return filepath.WalkDir(s.host, func(host string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
 		if err != nil {
 			return err
 		}
@@ -237,7 +283,22 @@ func walkSource(s source, fn func(rel, host string, fi fs.FileInfo) error) error
 		if rel == "." {
 			rel = ""
 		}
-		return fn(filepath.ToSlash(rel), host, fi)
+		rel = filepath.ToSlash(rel)
+		if rel != "" {
+			if ex, err := s.excluded(rel); err != nil {
+				return err
+			} else if ex {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return fn(rel, host, fi)
 	})
 }
 

@@ -201,6 +201,45 @@ CMD ["/bin/busybox", "cat", "/app/result"]
 	}
 }
 
+// TestCopyHeredocAndExclude copies a heredoc (variables expanded,
+// quotes kept) and a directory with --exclude patterns.
+func TestCopyHeredocAndExclude(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{
+		"Dockerfile": `
+FROM busybox
+ENV WHO=world
+COPY <<EOF /greeting
+hello "$WHO"
+EOF
+COPY --exclude=*.log --exclude=skip/ src /dst/
+`,
+		"src/keep.txt":     "keep\n",
+		"src/drop.log":     "drop\n",
+		"src/skip/f.txt":   "skipped\n",
+		"src/sub/keep.txt": "kept too\n",
+	})
+	id, out := e.mustBuild(dir, Options{})
+	if got, _ := e.readFile(id, "/greeting"); got != "hello \"world\"\n" {
+		t.Errorf("/greeting = %q\n%s", got, out)
+	}
+	for p, want := range map[string]string{"/dst/keep.txt": "keep\n", "/dst/sub/keep.txt": "kept too\n"} {
+		if got, _ := e.readFile(id, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	for _, p := range []string{"/dst/drop.log", "/dst/skip/f.txt"} {
+		if _, ok := e.readFile(id, p); ok {
+			t.Errorf("%s was copied despite --exclude", p)
+		}
+	}
+	// A change in an excluded file does not touch the cache.
+	writeFiles(t, dir, map[string]string{"src/drop.log": "changed\n"})
+	if _, out := e.mustBuild(dir, Options{}); !slices.Equal(cachedSteps(out), []int{2, 3, 4}) {
+		t.Errorf("after changing an excluded file: cached %v\n%s", cachedSteps(out), out)
+	}
+}
+
 // gzipTar returns a gzip-compressed tar of files.
 func gzipTar(t *testing.T, files map[string]string) []byte {
 	t.Helper()

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
@@ -52,6 +53,18 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 	expander := func(word string) (string, error) { return bd.expand(word, env) }
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if err := ex.Expand(expander); err != nil {
+			return err
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Heredoc contents: variables expand, quotes stay.
+		raw := shell.NewLex(bd.df.escape)
+		raw.SkipProcessQuotes = true
+		err := ex.ExpandRaw(func(word string) (string, error) {
+			s, _, err := raw.ProcessWord(word, env)
+			return s, err
+		})
+		if err != nil {
 			return err
 		}
 	}
