@@ -41,6 +41,8 @@ type server struct {
 
 	rmMu    sync.Mutex // serialises removeContainer
 	removed bool       // the runtime deleted the container
+
+	idle *time.Timer // trims the shim's resident pages once calls stop
 }
 
 // Serve runs the shim of one container: it creates the container, reports
@@ -71,6 +73,7 @@ func Serve(ctx context.Context, opts Options) error {
 		}
 	}()
 	go s.waitInit()
+	s.idle = time.AfterFunc(trimAfter, trimResident)
 	s.serve()
 	return nil
 }
@@ -299,6 +302,7 @@ func (s *server) serve() {
 
 // handle serves one call. Streams keep conn; everything else closes it.
 func (s *server) handle(conn *os.File) {
+	s.idle.Reset(trimAfter)
 	var req request
 	if err := readFrame(conn, &req); err != nil {
 		conn.Close()

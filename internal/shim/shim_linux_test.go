@@ -390,11 +390,16 @@ func TestFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	running := time.Since(t0)
-	rss := statusField(t, c.ShimPid(), "VmRSS")
-	t.Logf("shim start to created %v, to running %v; shim VmRSS %d KiB", created, running, rss)
-	if rss > 16<<10 {
-		t.Errorf("shim resident memory %d KiB, want at most 16 MiB", rss)
-	}
+	t.Logf("shim start to created %v, to running %v; shim VmRSS %d KiB", created, running, statusField(t, c.ShimPid(), "VmRSS"))
+	// Idle a second after its last call, the shim trims its resident
+	// pages: issue 4 allows at most 3 MB.
+	const limit = 3000 // KiB
+	var rss int
+	eventually(t, "the idle shim's VmRSS to go under 3 MB", func() bool {
+		rss = statusField(t, c.ShimPid(), "VmRSS")
+		return rss <= limit
+	})
+	t.Logf("idle shim VmRSS %d KiB", rss)
 }
 
 // statusField returns a "kB" field of /proc/<pid>/status.
