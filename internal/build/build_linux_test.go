@@ -1,16 +1,23 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/internal/errdefs"
 )
@@ -327,4 +334,87 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 			t.Errorf("%s: error %v, want %q\n%s", tc.run, err, tc.want, out)
 		}
 	}
+}
+
+// TestLayersMatchTheirBlobs checks that the layer snapshots a build
+// commits hold exactly what their layer blobs unpack to: the image, saved
+// and loaded into another store, has the same tree (files changed,
+// deleted and replaced in lower layers included).
+func TestLayersMatchTheirBlobs(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{
+		"Dockerfile": `
+FROM busybox
+RUN mkdir -p /d/sub && echo a > /d/sub/a && echo b > /d/b && ln -s b /d/link && chmod 0700 /d/sub
+RUN rm /d/b && rm -r /d/sub && mkdir /d/sub && echo new > /d/sub/n && echo changed >> /etc/passwd && rm /bin/ls
+COPY f /etc/f
+`,
+		"f": "file\n",
+	})
+	id, _ := e.mustBuild(dir, Options{Tags: []string{"layers:latest"}})
+	var saved bytes.Buffer
+	if err := e.svc.Save(e.ctx, &saved, []string{"layers:latest"}); err != nil {
+		t.Fatal(err)
+	}
+	other := newEnv(t)
+	if _, err := other.svc.Load(other.ctx, &saved, nil); err != nil {
+		t.Fatal(err)
+	}
+	var want, got map[string]string
+	e.inImage(id, func(root string) { want = treeOf(t, root) })
+	other.inImage(id, func(root string) { got = treeOf(t, root) })
+	if len(want) < 10 || !maps.Equal(want, got) {
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: built %q, loaded %q", k, v, got[k])
+			}
+		}
+		for k, v := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s: only in the loaded image (%q)", k, v)
+			}
+		}
+	}
+	if _, ok := want["/bin/ls"]; ok {
+		t.Error("/bin/ls was not deleted")
+	}
+	if want["/d/sub/n"] == "" || want["/d/sub/a"] != "" {
+		t.Errorf("/d/sub was not replaced: %v", want)
+	}
+}
+
+// treeOf describes every file under root: mode, owner, size, link
+// target and content digest.
+func treeOf(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, root), "/")
+		st := fi.Sys().(*syscall.Stat_t)
+		desc := fmt.Sprintf("%v %d:%d", fi.Mode(), st.Uid, st.Gid)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			desc += " -> " + l
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += " " + digest.FromBytes(data).String()
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

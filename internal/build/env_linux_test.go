@@ -26,7 +26,7 @@ import (
 // database, overlay snapshotter, image service) holding busybox:latest,
 // imported offline from the test fixture.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	root     string
 	db       *metadata.DB
@@ -41,7 +41,7 @@ type env struct {
 
 var busyboxTar = sync.OnceValues(testutil.BusyboxLayerTar)
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("build tests need root (real mounts and containers)")
@@ -139,7 +139,7 @@ func (e *env) writeContext(files map[string]string) string {
 	return dir
 }
 
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

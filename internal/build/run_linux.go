@@ -10,13 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/moby/api/types/container"
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/oci"
@@ -45,7 +48,7 @@ func (bd *build) layer(ctx context.Context, st *stageState, fill func(ctx contex
 		return image.LayerBlob{}, nil, fmt.Errorf("prepare build snapshot: %w", err)
 	}
 	cleanup := func() {
-		if err := sn.Remove(context.WithoutCancel(ctx), key); err != nil {
+		if err := sn.Remove(context.WithoutCancel(ctx), key); err != nil && !errdefs.IsNotFound(err) {
 			log.G(ctx).Error("remove build snapshot", "key", key, "error", err)
 		}
 	}
@@ -70,6 +73,20 @@ func (bd *build) layer(ctx context.Context, st *stageState, fill func(ctx contex
 	l, err := imgs.DiffSnapshot(ctx, key)
 	if err != nil {
 		return image.LayerBlob{}, cleanup, err
+	}
+	if !l.Empty() {
+		// The snapshot holds exactly the parent plus this layer: commit it
+		// as the layer's chain-ID snapshot, which CreateImage then finds
+		// unpacked already, sparing a second write of every file. Should
+		// another build have made the same layer first, theirs is used.
+		chain := l.DiffID
+		if parent != "" {
+			chain = digest.FromString(parent + " " + l.DiffID.String())
+		}
+		labels := map[string]string{"berth.layer.diffid": l.DiffID.String(), "berth.layer.tarsize": strconv.FormatInt(l.Size, 10)}
+		if err := sn.Commit(ctx, chain.String(), key, snapshot.WithLabels(labels)); err != nil && !errdefs.IsAlreadyExists(err) {
+			return image.LayerBlob{}, cleanup, fmt.Errorf("commit build snapshot: %w", err)
+		}
 	}
 	return l, cleanup, nil
 }
