@@ -80,23 +80,6 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	return nil
 }
 
-// ping answers whether the daemon serves its API.
-func (c *apiClient) ping(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://engine/_ping", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("_ping: %s", resp.Status)
-	}
-	return nil
-}
-
 // create makes a container of img running cmd on network ("none" or
 // "default") with the bench's label and returns its ID.
 func (c *apiClient) create(ctx context.Context, img string, cmd []string, network string, labels map[string]string) (string, error) {

@@ -9,14 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/berth-project/berth/bench/internal/berthd"
 	"github.com/berth-project/berth/bench/internal/dockerd"
+	"github.com/berth-project/berth/bench/internal/host"
 	"github.com/berth-project/berth/bench/internal/workdir"
 	"github.com/berth-project/berth/internal/testutil"
 )
@@ -60,7 +61,7 @@ type bench struct {
 	dir     string
 	suffix  string // random, in the bridge names, cgroup parent and label
 	label   string // "org.berth.bench.engine=<suffix>", on every container
-	berth   *berthd
+	berth   *berthd.Daemon
 	docker  *refDocker
 	engines []*engine // berth first
 	idle    map[string]memSample
@@ -90,17 +91,17 @@ func (b *bench) setup(ctx context.Context) error {
 	binDir := filepath.Join(b.dir, "bin")
 	if b.opts.binDir == "" {
 		start := time.Now()
-		if err := buildBerth(ctx, binDir); err != nil {
+		if err := berthd.Build(ctx, binDir); err != nil {
 			return err
 		}
 		fmt.Printf("built berth into %s in %.1fs (make build)\n", binDir, time.Since(start).Seconds())
-	} else if err := copyBinaries(b.opts.binDir, binDir); err != nil {
+	} else if err := berthd.CopyBinaries(b.opts.binDir, binDir); err != nil {
 		return err
 	}
 	var err error
 	// The bench's bridges: berthd's default bridge (its nftables table is
 	// berth-<bridge>) and dockerd's, both unique to this run.
-	if b.berth, err = startBerthd(ctx, filepath.Join(b.dir, "berth"), binDir, "bbe"+b.suffix, b.opts.logLevel); err != nil {
+	if b.berth, err = berthd.Start(ctx, filepath.Join(b.dir, "berth"), binDir, "bbe"+b.suffix, b.opts.logLevel); err != nil {
 		b.berth = nil
 		return err
 	}
@@ -111,8 +112,8 @@ func (b *bench) setup(ctx context.Context) error {
 	be, de := b.berth, b.docker
 	b.engines = []*engine{
 		{
-			name: "berth", cli: be.cli, api: be.api, shim: be.shimOf,
-			daemons: func() []namedPid { return []namedPid{{"berthd", be.cmd.Process.Pid}} },
+			name: "berth", cli: be.CLI(), api: newAPIClient(be.Socket), shim: be.ShimOf,
+			daemons: func() []namedPid { return []namedPid{{"berthd", be.Pid()}} },
 		},
 		{
 			name: "docker", cli: de.CLI(), api: de.api, shim: de.shimOf,
@@ -146,7 +147,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if from == "" {
 		from = "make build"
 	}
-	fmt.Printf("berth:  %s (binaries from %s), bridge %s, log level %s\n", be.version, from, be.bridge, b.opts.logLevel)
+	fmt.Printf("berth:  %s (binaries from %s), bridge %s, log level %s\n", be.Version, from, be.Bridge, b.opts.logLevel)
 	fmt.Printf("docker: dockerd %s with its own containerd (overlay2), bridge %s (%s) without iptables, forwarding or masquerading\n",
 		de.Version, de.bridge, de.subnet)
 	fmt.Printf("image %s: `docker import` of testutil.BusyboxLayerTar (%d KiB) into both; roots under %s\n",
@@ -162,59 +163,6 @@ func (b *bench) setup(ctx context.Context) error {
 	return nil
 }
 
-// buildBerth builds the berth programs into dir with the Makefile's own
-// flags (static, stripped berth-runtime and berth-shim), from the module
-// the bench runs in.
-func buildBerth(ctx context.Context, dir string) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "make", "-C", root, "--no-print-directory", "build", "BIN="+dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("make build: %w\n%s", err, out)
-	}
-	return nil
-}
-
-// berthBinaries are the programs berthd runs (berth-init only for --init).
-var berthBinaries = []string{"berthd", "berth-shim", "berth-runtime", "berth-init"}
-
-// copyBinaries copies berthBinaries from src into dst.
-func copyBinaries(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	for _, p := range berthBinaries {
-		data, err := os.ReadFile(filepath.Join(src, p))
-		if err != nil {
-			return fmt.Errorf("-bin: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, p), data, 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// moduleRoot finds the directory of go.mod from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run the bench from the berth module or pass -bin")
-		}
-		dir = parent
-	}
-}
-
 // cleanup removes every container the bench made, stops both daemons and
 // removes what they leave (mounts, bridges, berthd's nftables table,
 // dockerd's cgroup parent) and the work directory.
@@ -227,7 +175,7 @@ func (b *bench) cleanup() error {
 			errs = append(errs, fmt.Errorf("%s: remove containers: %w", e.name, err))
 		}
 	}
-	errs = append(errs, b.berth.stop(), b.docker.stop())
+	errs = append(errs, b.berth.Stop(), b.docker.stop())
 	if err := workdir.UnmountUnder(b.dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -268,7 +216,7 @@ func (b *bench) removeAll(ctx context.Context, e *engine) error {
 		return fmt.Errorf("%d of %d removals failed, the first: %w", len(errs), len(cs), errs[0])
 	}
 	return waitFor(ctx, 60*time.Second, "shims of removed containers to exit", func() (bool, error) {
-		pids, err := pidsOf(e.shim)
+		pids, err := host.PidsOf(e.shim)
 		return len(pids) == 0, err
 	})
 }

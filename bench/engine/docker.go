@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/bench/internal/dockerd"
+	"github.com/berth-project/berth/bench/internal/host"
 )
 
 // refDocker is the reference dockerd with what the bench made for it: a
@@ -58,7 +58,7 @@ func startDocker(ctx context.Context, dir, bridge, cgroupParent string) (d *refD
 // containerd-shim-runc-v2 with its containerd's address under the exec
 // root.
 func (d *refDocker) shimOf(argv []string) bool {
-	return d.Daemon != nil && len(argv) > 0 && filepath.Base(argv[0]) == "containerd-shim-runc-v2" && argsUnder(argv, d.ExecRoot)
+	return d.Daemon != nil && len(argv) > 0 && filepath.Base(argv[0]) == "containerd-shim-runc-v2" && host.ArgsUnder(argv, d.ExecRoot)
 }
 
 // stop stops dockerd and its containerd (killing any shim left: the
@@ -72,31 +72,26 @@ func (d *refDocker) stop() error {
 	var errs []error
 	if d.Daemon != nil {
 		errs = append(errs, d.Daemon.Stop())
-		if ps, err := processes(); err == nil {
+		if ps, err := host.Processes(); err == nil {
 			for _, p := range ps {
-				if d.shimOf(p.argv) {
-					_ = unix.Kill(p.pid, unix.SIGKILL)
-					errs = append(errs, fmt.Errorf("containerd-shim %d outlived its containers: killed", p.pid))
+				if d.shimOf(p.Argv) {
+					_ = unix.Kill(p.Pid, unix.SIGKILL)
+					errs = append(errs, fmt.Errorf("containerd-shim %d outlived its containers: killed", p.Pid))
 				}
 			}
 		}
 	}
-	errs = append(errs, deleteLink(d.bridge))
+	errs = append(errs, host.DeleteLink(d.bridge))
 	if d.cgroupParent != "" {
 		// Empty once dockerd removed the containers; a container it
 		// could not remove still has its processes there.
-		killed, err := removeCgroup(d.cgroupParent)
+		killed, err := host.RemoveCgroup(d.cgroupParent)
 		if killed > 0 {
 			errs = append(errs, fmt.Errorf("%d processes of dockerd's containers outlived it: killed", killed))
 		}
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
 
 // makeBridge creates the bridge name with the first address of a /24 in

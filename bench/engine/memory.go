@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/berth-project/berth/bench/internal/host"
 )
 
 const (
@@ -60,7 +62,7 @@ func (b *bench) sampleMemory(ctx context.Context, e *engine) (memSample, error) 
 	var s memSample
 	busy := func() (time.Duration, error) {
 		var total time.Duration
-		pids, err := pidsOf(e.shim)
+		pids, err := host.PidsOf(e.shim)
 		if err != nil {
 			return 0, err
 		}
@@ -106,7 +108,7 @@ func (b *bench) sampleMemory(ctx context.Context, e *engine) (memSample, error) 
 		}
 		s.daemons = append(s.daemons, namedMemory{d.name, m})
 	}
-	pids, err := pidsOf(e.shim)
+	pids, err := host.PidsOf(e.shim)
 	if err != nil {
 		return s, err
 	}

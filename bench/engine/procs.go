@@ -12,50 +12,6 @@ import (
 	"time"
 )
 
-// proc is a process of the host.
-type proc struct {
-	pid  int
-	argv []string
-}
-
-// processes lists the host's processes with their command lines (kernel
-// threads and processes that exit meanwhile are left out).
-func processes() ([]proc, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	var out []proc
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || len(raw) == 0 {
-			continue
-		}
-		out = append(out, proc{pid: pid, argv: strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")})
-	}
-	return out, nil
-}
-
-// pidsOf returns the pids of the processes whose command line match says
-// are wanted.
-func pidsOf(match func(argv []string) bool) ([]int, error) {
-	ps, err := processes()
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, p := range ps {
-		if match(p.argv) {
-			pids = append(pids, p.pid)
-		}
-	}
-	return pids, nil
-}
-
 // memory is a process's resident memory: RSS (every page it maps that is
 // in memory, shared ones in full), PSS (shared pages divided among their
 // users) and private (pages no other process maps: what one more process

@@ -53,7 +53,7 @@ func parseRequestLine(line string) (at time.Time, request string, d time.Duratio
 // request read to the answer written), which splits a CLI run into the
 // calls the CLI makes.
 func (b *bench) printRequests(windows []window) error {
-	f, err := os.Open(b.berth.logPath())
+	f, err := os.Open(b.berth.LogPath())
 	if err != nil {
 		return err
 	}

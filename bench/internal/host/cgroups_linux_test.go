@@ -1,6 +1,4 @@
-//go:build linux
-
-package main
+package host
 
 import (
 	"fmt"
@@ -13,7 +11,7 @@ import (
 )
 
 // TestRemoveCgroup puts a process in a nested cgroup of two hierarchies
-// and checks that removeCgroup kills it and removes every directory.
+// and checks that RemoveCgroup kills it and removes every directory.
 func TestRemoveCgroup(t *testing.T) {
 	rel := fmt.Sprintf("/bbe-test-%d", os.Getpid())
 	var hierarchies []string
@@ -47,7 +45,7 @@ func TestRemoveCgroup(t *testing.T) {
 			t.Fatalf("move the process into %s: %v", dir, err)
 		}
 	}
-	killed, err := removeCgroup(rel)
+	killed, err := RemoveCgroup(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +62,7 @@ func TestRemoveCgroup(t *testing.T) {
 			t.Errorf("%s still exists (stat: %v)", filepath.Join(h, rel), err)
 		}
 	}
-	if killed, err := removeCgroup(rel); killed != 0 || err != nil {
-		t.Errorf("removeCgroup of a missing cgroup = %d, %v; want 0, nil", killed, err)
+	if killed, err := RemoveCgroup(rel); killed != 0 || err != nil {
+		t.Errorf("RemoveCgroup of a missing cgroup = %d, %v; want 0, nil", killed, err)
 	}
 }

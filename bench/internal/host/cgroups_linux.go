@@ -1,6 +1,4 @@
-//go:build linux
-
-package main
+package host
 
 import (
 	"errors"
@@ -16,13 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// removeCgroup kills every process left in the cgroup rel ("/bbe-xxx",
+// RemoveCgroup kills every process left in the cgroup rel ("/bbe-xxx",
 // "/berth/<id>") and below it, in every hierarchy (cgroup v1 controllers
 // and the unified one), then removes its directories, deepest first.
 // Processes are left only when a daemon could not remove its containers;
 // killed says how many there were. A cgroup that does not exist is not
 // an error.
-func removeCgroup(rel string) (killed int, err error) {
+func RemoveCgroup(rel string) (killed int, err error) {
 	var dirs []string
 	roots, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", rel))
 	if d := filepath.Join("/sys/fs/cgroup", rel); isDir(d) {
@@ -79,4 +77,9 @@ func cgroupProcs(d string) []int {
 		}
 	}
 	return pids
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
