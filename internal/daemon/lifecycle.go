@@ -310,6 +310,14 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry) {
 	c := e.c
 	d.endExecs(e) // while the shim still knows how they ended
+	// The container's processes are gone: its network and volumes are
+	// released while the shim finishes removing it from the runtime.
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		d.teardownNetwork(ctx, c)
+		d.unmountVolumes(ctx, c)
+	}()
 	if e.shim != nil {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if _, err := e.shim.Delete(dctx); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsUnavailable(err) {
@@ -323,8 +331,7 @@ func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry) {
 		d.forceDeleteRuntime(ctx, c.ID)
 	}
 	os.RemoveAll(d.shimDir(c.ID))
-	d.teardownNetwork(ctx, c)
-	d.unmountVolumes(ctx, c)
+	<-released
 	bundle := d.bundleDir(c.ID)
 	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
 		log.G(ctx).Warn("unmount container root", "container", c.ID, "error", err)
