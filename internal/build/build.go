@@ -179,6 +179,12 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 func readDockerfile(ctxDir, rel string) ([]byte, error) {
 	if rel == "" {
 		rel = "Dockerfile"
+		// Docker falls back to the lower-case name.
+		if _, err := os.Lstat(filepath.Join(ctxDir, rel)); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Lstat(filepath.Join(ctxDir, "dockerfile")); err == nil {
+				rel = "dockerfile"
+			}
+		}
 	}
 	p, err := inContext(ctxDir, rel)
 	if err != nil {

@@ -143,8 +143,15 @@ RUN echo "$V $E $(pwd)" > out && echo to-stdout && echo to-stderr >&2
 RUN ["/bin/sh", "-c", "cat /w/out > /w/copy; id -u > /w/uid0"]
 USER berth
 RUN id -u > /tmp/uid
+RUN echo "$HTTP_PROXY" > /tmp/proxy
 `})
-	id, out := e.mustBuild(dir, Options{BuildArgs: map[string]*string{"V": ptr("given")}})
+	id, out := e.mustBuild(dir, Options{BuildArgs: map[string]*string{"V": ptr("given"), "HTTP_PROXY": ptr("http://127.0.0.1:3128")}})
+	if got, _ := e.readFile(id, "/tmp/proxy"); got != "http://127.0.0.1:3128\n" {
+		t.Errorf("/tmp/proxy = %q", got)
+	}
+	if h := strings.Join(e.history(id), "\n"); strings.Contains(h, "3128") || strings.Contains(out, "not consumed") {
+		t.Errorf("the proxy arg shows in the history or was warned about:\n%s\n%s", h, out)
+	}
 	if got, _ := e.readFile(id, "/w/copy"); got != "given env /w\n" {
 		t.Errorf("/w/copy = %q", got)
 	}
@@ -417,4 +424,50 @@ func treeOf(t *testing.T, root string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestBadInput checks the errors of mistakes found while building: each
+// is precise, classified, and leaves nothing behind (checkClean).
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		df, want string
+		class    error
+	}{
+		{"FROM busybox\nCOPY a b /x\n", "When using COPY with more than one source file, the destination must be a directory and end with a /", errdefs.ErrInvalidArgument},
+		{"FROM busybox\nCOPY --chown=nosuch a /x\n", "unable to find user nosuch", errdefs.ErrInvalidArgument},
+		{"FROM busybox\nCOPY --chmod=999 a /x\n", "invalid chmod parameter: 999", errdefs.ErrInvalidArgument},
+		{"FROM busybox\nUSER nosuch\nRUN true\n", "unable to find user nosuch", errdefs.ErrInvalidArgument},
+		{"FROM busybox\nCOPY a /bin/sh/x\n", "/bin/busybox is not a directory", errdefs.ErrInvalidArgument},
+		{"FROM busybox\nADD http://127.0.0.1:9/x /x\n", "ADD of a URL (http://127.0.0.1:9/x) is not supported yet", errdefs.ErrNotImplemented},
+		{"FROM busybox\nCOPY http://127.0.0.1:9/x /x\n", "source can't be a URL for COPY", errdefs.ErrInvalidArgument},
+		{"FROM --platform=linux/s390x busybox\n", "building for another platform is not supported", errdefs.ErrNotImplemented},
+		{"FROM busybox\nSTOPSIGNAL FOO\n", "invalid signal: FOO", errdefs.ErrInvalidArgument},
+		{"FROM busybox\nEXPOSE abc\n", "invalid containerPort: abc", errdefs.ErrInvalidArgument},
+		{"FROM scratch\n", "No image was generated. Is your Dockerfile empty?", errdefs.ErrInvalidArgument},
+		{"FROM scratch\nRUN true\n", "The command '/bin/sh -c true' returned a non-zero code: 1", nil},
+	} {
+		dir := e.writeContext(map[string]string{"Dockerfile": tc.df, "a": "a", "b": "b"})
+		_, out, err := e.build(dir, Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || (tc.class != nil && !errors.Is(err, tc.class)) {
+			t.Errorf("%q: error %v, want %q (%v)\n%s", tc.df, err, tc.want, tc.class, out)
+		}
+	}
+	dir := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\n"})
+	for f, want := range map[string]string{
+		"../Dockerfile": "forbidden path outside the build context: ../Dockerfile ()",
+		"nosuch":        "Cannot locate specified Dockerfile: nosuch",
+	} {
+		if _, _, err := e.build(dir, Options{Dockerfile: f}); err == nil || !strings.Contains(err.Error(), want) || !errdefs.IsInvalidArgument(err) {
+			t.Errorf("-f %s: error %v, want %q", f, err, want)
+		}
+	}
+	// Without -f, a lower-case dockerfile is found too.
+	lower := e.writeContext(map[string]string{"dockerfile": "FROM busybox\nENV LOWER=1\n"})
+	if id, _ := e.mustBuild(lower, Options{}); !slices.Contains(e.history(id), "/bin/sh -c #(nop)  ENV LOWER=1") {
+		t.Errorf("the lower-case dockerfile was not built: %q", e.history(id))
+	}
+	if _, _, err := e.build(dir, Options{NetworkMode: "bridge"}); !errdefs.IsNotImplemented(err) {
+		t.Errorf("network bridge: error %v, want not implemented", err)
+	}
 }

@@ -112,6 +112,22 @@ func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.
 	}
 	rs.env = append(append([]string(nil), st.conf.Env...), argEnv...)
 	createdBy := strings.Join(rs.argv, " ")
+	// The proxy args need no ARG and, as in Docker, are neither in the
+	// history nor in the cache key.
+	proxies := make([]string, 0, len(predefinedArgs))
+	for k := range predefinedArgs {
+		proxies = append(proxies, k)
+	}
+	sort.Strings(proxies)
+	for _, k := range proxies {
+		v, ok := bd.opts.BuildArgs[k]
+		if _, declared := st.args[k]; !ok || v == nil || declared {
+			continue
+		}
+		if _, set := (envGetter{env: st.conf.Env}).Get(k); !set {
+			rs.env = append(rs.env, k+"="+*v)
+		}
+	}
 	if len(argEnv) > 0 {
 		createdBy = fmt.Sprintf("|%d %s %s", len(argEnv), strings.Join(argEnv, " "), createdBy)
 	}
