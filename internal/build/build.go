@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
@@ -157,7 +158,23 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	}
 	defer os.RemoveAll(scratch)
 
-	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, used: map[string]bool{}}
+	// The lease keeps the layers made and the snapshots read from the
+	// image collector until the images that use them are recorded; it
+	// expires should the daemon die before it is deleted.
+	lease := "build-" + filepath.Base(scratch)
+	err = b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		return tx.PutLease(metadata.Lease{ID: lease, Expires: time.Now().Add(24 * time.Hour).UTC()})
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("build: %w", err)
+	}
+	defer func() {
+		err := b.cfg.DB.Update(func(tx *metadata.Tx) error { return tx.DeleteLease(lease) })
+		if err != nil {
+			log.G(ctx).Warn("build: delete lease", "lease", lease, "error", err)
+		}
+	}()
+	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, lease: lease, used: map[string]bool{}}
 	id, err := bd.run(ctx)
 	if err != nil {
 		return Result{}, err
@@ -262,4 +279,15 @@ func inContext(ctxDir, rel string) (string, error) {
 		return "", fmt.Errorf("resolve %s in the build context: %w", rel, err)
 	}
 	return p, nil
+}
+
+// hold adds a resource to the build's lease.
+func (bd *build) hold(kind, id string) error {
+	err := bd.b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		return tx.AddResource(bd.lease, metadata.Resource{Kind: kind, ID: id})
+	})
+	if err != nil {
+		return fmt.Errorf("build lease: %w", err)
+	}
+	return nil
 }

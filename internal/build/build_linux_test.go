@@ -210,6 +210,9 @@ func TestCancelRun(t *testing.T) {
 	}()
 	select {
 	case <-pr.seen:
+		if leases := e.buildLeases(); len(leases) != 1 {
+			t.Errorf("leases during the build: %v, want one", leases)
+		}
 	case err := <-done:
 		t.Fatalf("build ended before running: %v", err)
 	case <-time.After(30 * time.Second):

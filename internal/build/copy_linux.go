@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-project/berth/internal/archive"
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/snapshot"
 )
@@ -198,6 +199,9 @@ func (bd *build) withImageRoot(ctx context.Context, id digest.Digest, fn func(ro
 		}
 		defer os.Remove(empty)
 		return fn(empty)
+	}
+	if err := bd.hold(metadata.ResourceSnapshot, key); err != nil {
+		return err
 	}
 	mounts, err := bd.b.cfg.Snapshotter.Mounts(ctx, key)
 	if err != nil {

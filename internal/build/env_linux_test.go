@@ -111,6 +111,9 @@ func (e *env) checkClean() {
 	if err != nil {
 		t.Errorf("walk snapshots: %v", err)
 	}
+	if leases := e.buildLeases(); len(leases) > 0 {
+		t.Errorf("build leases left behind: %v", leases)
+	}
 	// Build containers' cgroups live under berth-build in each hierarchy.
 	leftCgroups, _ := filepath.Glob("/sys/fs/cgroup/*/berth-build/*/")
 	unified, _ := filepath.Glob("/sys/fs/cgroup/berth-build/*/")
@@ -258,4 +261,22 @@ func (e *env) history(id digest.Digest) []string {
 		out = append(out, h.CreatedBy)
 	}
 	return out
+}
+
+// buildLeases returns the IDs of the builds' metadata leases.
+func (e *env) buildLeases() []string {
+	var ids []string
+	err := e.db.View(func(tx *metadata.Tx) error {
+		leases, err := tx.Leases()
+		for _, l := range leases {
+			if strings.HasPrefix(l.ID, "build-") {
+				ids = append(ids, l.ID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ids
 }

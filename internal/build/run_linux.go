@@ -22,6 +22,7 @@ import (
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/log"
+	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/snapshot"
 )
@@ -74,6 +75,9 @@ func (bd *build) layer(ctx context.Context, st *stageState, fill func(ctx contex
 	if err != nil {
 		return image.LayerBlob{}, cleanup, err
 	}
+	if err := bd.hold(metadata.ResourceContent, l.Desc.Digest.String()); err != nil {
+		return image.LayerBlob{}, cleanup, err
+	}
 	if !l.Empty() {
 		// The snapshot holds exactly the parent plus this layer: commit it
 		// as the layer's chain-ID snapshot, which CreateImage then finds
@@ -84,6 +88,9 @@ func (bd *build) layer(ctx context.Context, st *stageState, fill func(ctx contex
 			chain = digest.FromString(parent + " " + l.DiffID.String())
 		}
 		labels := map[string]string{"berth.layer.diffid": l.DiffID.String(), "berth.layer.tarsize": strconv.FormatInt(l.Size, 10)}
+		if err := bd.hold(metadata.ResourceSnapshot, chain.String()); err != nil {
+			return image.LayerBlob{}, cleanup, err
+		}
 		if err := sn.Commit(ctx, chain.String(), key, snapshot.WithLabels(labels)); err != nil && !errdefs.IsAlreadyExists(err) {
 			return image.LayerBlob{}, cleanup, fmt.Errorf("commit build snapshot: %w", err)
 		}

@@ -43,6 +43,7 @@ type build struct {
 	opts    Options
 	df      *dockerfile
 	scratch string
+	lease   string          // the metadata lease holding what the build made
 	used    map[string]bool // build args an ARG declared
 
 	metaArgs    map[string]string

@@ -12,12 +12,13 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/snapshot"
 )
 
 // cleanStale removes what builds cut short by a crash left: build
-// containers in the runtime root, mounts and files in the state dir, and
-// active build snapshots. New calls it before any build can run.
+// containers in the runtime root, mounts and files in the state dir,
+// active build snapshots and build leases. New calls it before any build can run.
 func (b *Builder) cleanStale(ctx context.Context) error {
 	var errs []error
 	entries, err := os.ReadDir(b.cfg.RuntimeRoot)
@@ -77,6 +78,23 @@ func (b *Builder) cleanStale(ctx context.Context) error {
 		if err := b.cfg.Snapshotter.Remove(ctx, key); err != nil {
 			errs = append(errs, fmt.Errorf("remove stale build snapshot %s: %w", key, err))
 		}
+	}
+	err = b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		leases, err := tx.Leases()
+		if err != nil {
+			return err
+		}
+		for _, l := range leases {
+			if strings.HasPrefix(l.ID, "build-") {
+				if err := tx.DeleteLease(l.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean stale builds: %w", err)

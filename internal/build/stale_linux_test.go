@@ -8,14 +8,15 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/snapshot"
 	"github.com/berth-project/berth/internal/testutil"
 )
 
 // TestNewCleansStale leaves what a crash in the middle of a RUN step
 // leaves (a created build container, a mounted build snapshot, scratch
-// files) and checks that New removes it all, the snapshot's parent layer
-// intact.
+// files, a lease) and checks that New removes it all, the snapshot's
+// parent layer intact.
 func TestNewCleansStale(t *testing.T) {
 	e := newEnv(t)
 	img, err := e.svc.Resolve(e.ctx, "busybox:latest")
@@ -48,6 +49,11 @@ func TestNewCleansStale(t *testing.T) {
 	create := exec.Command(e.cfg.RuntimePath, "--root", e.rtRoot, "create", "--bundle", bundle, id)
 	if err := create.Run(); err != nil {
 		t.Fatalf("create: %v", err)
+	}
+
+	err = e.db.Update(func(tx *metadata.Tx) error { return tx.PutLease(metadata.Lease{ID: "build-stale"}) })
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	if _, err := New(e.cfg); err != nil {
