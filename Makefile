@@ -46,6 +46,7 @@ bench: deps build
 	$(GO) run ./bench -runtime $(CURDIR)/$(BIN)/berth-runtime
 	$(GO) run ./bench/images
 	$(GO) run ./bench/engine -bin $(CURDIR)/$(BIN)
+	$(GO) run ./bench/build -bin $(CURDIR)/$(BIN)
 
 demo: deps build
 	@scripts/demo.sh $(CURDIR)/$(BIN)/berth-runtime
