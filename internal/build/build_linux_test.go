@@ -54,7 +54,7 @@ HEALTHCHECK --interval=5s CMD true
 		Tags:      []string{"meta:1", "meta:2"},
 	})
 	oc, c := e.config(id)
-	if want := []string{"A=1", "B=two words", "C=1-hi"}; !reflect.DeepEqual(c.Env, want) {
+	if want := []string{"PATH=" + defaultPathEnv, "A=1", "B=two words", "C=1-hi"}; !reflect.DeepEqual(c.Env, want) {
 		t.Errorf("env %q, want %q", c.Env, want)
 	}
 	if c.Labels["team"] != "berth" || c.Labels["com.example.k"] != "v w" || c.Labels["extra"] != "yes" {
@@ -96,12 +96,13 @@ HEALTHCHECK --interval=5s CMD true
 		"/bin/sh -c #(nop)  ENV C=1-hi",
 		"/bin/sh -c #(nop) WORKDIR /app/sub",
 		"/bin/sh -c #(nop)  USER berth:berth",
-		"/bin/sh -c #(nop)  EXPOSE 80/tcp 8000/udp 8001/udp",
+		"/bin/sh -c #(nop)  EXPOSE 80 8000-8001/udp",
+		`/bin/sh -ec #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x00'}`,
 		"/bin/sh -c #(nop)  VOLUME [/data]",
 		"/bin/sh -c #(nop)  ONBUILD RUN echo triggered",
 		`/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo $A"]`,
 		`/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/env"]`,
-		`/bin/sh -ec #(nop)  LABEL "extra"="yes"`,
+		`/bin/sh -ec #(nop)  LABEL extra=yes`,
 	} {
 		if !slices.Contains(h, want) {
 			t.Errorf("history lacks %q:\n%s", want, strings.Join(h, "\n"))
@@ -114,7 +115,8 @@ HEALTHCHECK --interval=5s CMD true
 	}
 	for _, want := range []string{
 		"Step 1/19 : FROM ${BASE}:latest AS base\n ---> " + shortID(e.busybox) + "\n",
-		"Step 19/19 : LABEL \"extra\"=\"yes\"\n",
+		"Step 19/19 : LABEL extra=yes\n ---> Running in ",
+		"Step 2/19 : ARG GREETING=hello\n ---> Running in ",
 		"[Warning] One or more build-args [UNUSED] were not consumed\n",
 		"Successfully tagged meta:1\nSuccessfully tagged meta:2\n",
 	} {
@@ -174,7 +176,7 @@ RUN echo "$HTTP_PROXY" > /tmp/proxy
 		t.Errorf("history lacks %q:\n%s", want, strings.Join(h, "\n"))
 	}
 	// The build arg is no part of the image's environment.
-	if _, c := e.config(id); !reflect.DeepEqual(c.Env, []string{"E=env"}) {
+	if _, c := e.config(id); !reflect.DeepEqual(c.Env, []string{"PATH=" + defaultPathEnv, "E=env"}) {
 		t.Errorf("env %q", c.Env)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/metadata"
 )
 
 // step is what one instruction commits.
@@ -28,6 +29,9 @@ type step struct {
 	// layer, if set, writes the step's changes into a snapshot of the
 	// parent mounted at root.
 	layer func(ctx context.Context, root string) error
+	// nop says Docker commits the step from a container that runs
+	// nothing (metadata instructions, WORKDIR): the progress shows it.
+	nop bool
 }
 
 // copyArgs are a COPY's or ADD's parsed arguments.
@@ -44,7 +48,7 @@ type copyArgs struct {
 // nop is a metadata step, with Docker's created_by for it
 // ("/bin/sh -c #(nop)  ENV a=b").
 func (bd *build) nop(st *stageState, text string) *step {
-	return &step{createdBy: strings.Join(st.shell(), " ") + " #(nop)  " + text}
+	return &step{createdBy: strings.Join(st.shell(), " ") + " #(nop)  " + text, nop: true}
 }
 
 // dispatch carries out one instruction of stage st.
@@ -112,7 +116,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		}
 		return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("ENTRYPOINT %q", c.Entrypoint)))
 	case *instructions.ExposeCommand:
-		var ports []string
+		var ports, words []string
 		for _, p := range cmd.Ports {
 			p, err := expander(p)
 			if err != nil {
@@ -123,6 +127,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 				return err
 			}
 			ports = append(ports, ps...)
+			words = append(words, p)
 		}
 		if c.ExposedPorts == nil {
 			c.ExposedPorts = map[string]struct{}{}
@@ -130,7 +135,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		for _, p := range ports {
 			c.ExposedPorts[p] = struct{}{}
 		}
-		return bd.commitMeta(ctx, st, bd.nop(st, "EXPOSE "+strings.Join(ports, " ")))
+		return bd.commitMeta(ctx, st, bd.nop(st, "EXPOSE "+strings.Join(words, " ")))
 	case *instructions.VolumeCommand:
 		if c.Volumes == nil {
 			c.Volumes = map[string]struct{}{}
@@ -150,7 +155,9 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		return bd.commitMeta(ctx, st, bd.nop(st, "STOPSIGNAL "+cmd.Signal))
 	case *instructions.HealthCheckCommand:
 		c.Healthcheck = cmd.Health
-		return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("HEALTHCHECK &%v", *cmd.Health)))
+		h := cmd.Health // written as Docker prints the struct with %q
+		return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("HEALTHCHECK &{%q %q %q %q %q %q}",
+			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, rune(h.Retries))))
 	case *instructions.ShellCommand:
 		c.Shell = append([]string(nil), cmd.Shell...)
 		return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("SHELL %v", cmd.Shell)))
@@ -222,7 +229,7 @@ func (bd *build) workdir(ctx context.Context, st *stageState, p string) error {
 	}
 	p = path.Clean(p)
 	st.conf.WorkingDir = p
-	s := &step{createdBy: strings.Join(st.shell(), " ") + " #(nop) WORKDIR " + p}
+	s := &step{createdBy: strings.Join(st.shell(), " ") + " #(nop) WORKDIR " + p, nop: true}
 	s.layer = func(ctx context.Context, root string) error { return mkdirInRoot(root, p) }
 	return bd.commit(ctx, st, s)
 }
@@ -240,7 +247,7 @@ func (bd *build) labelStep(ctx context.Context, st *stageState) error {
 			st.conf.Labels = map[string]string{}
 		}
 		st.conf.Labels[k] = bd.opts.Labels[k]
-		words = append(words, strconv.Quote(k)+"="+strconv.Quote(bd.opts.Labels[k]))
+		words = append(words, k+"="+bd.opts.Labels[k])
 	}
 	text := "LABEL " + strings.Join(words, " ")
 	bd.stepf(text)
@@ -250,6 +257,16 @@ func (bd *build) labelStep(ctx context.Context, st *stageState) error {
 // commitMeta commits a step without a layer.
 func (bd *build) commitMeta(ctx context.Context, st *stageState, s *step) error {
 	return bd.commit(ctx, st, s)
+}
+
+// container prints the lines Docker's classic builder prints around the
+// container it commits a step without RUN from.
+func (bd *build) container(fn func() error) error {
+	id := randomHex(6)
+	fmt.Fprintf(bd.opts.Out, " ---> Running in %s\n", id)
+	err := fn()
+	fmt.Fprintf(bd.opts.Out, "Removing intermediate container %s\n", id)
+	return err
 }
 
 // commit makes the image of one step on top of st's, or takes it from
@@ -268,23 +285,36 @@ func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 			return nil
 		}
 	}
-	spec := image.ImageSpec{Parent: st.imageID, Author: st.author, Changes: s.changes}
-	if s.layer != nil {
-		l, cleanup, err := bd.layer(ctx, st, s.layer)
-		if cleanup != nil {
-			defer cleanup()
+	var img metadata.Image
+	create := func() error {
+		spec := image.ImageSpec{Parent: st.imageID, Author: st.author, Changes: s.changes}
+		if s.layer != nil {
+			l, cleanup, err := bd.layer(ctx, st, s.layer)
+			if cleanup != nil {
+				defer cleanup()
+			}
+			if err != nil {
+				return err
+			}
+			spec.Layer = &l
 		}
-		if err != nil {
-			return err
+		conf := cloneConfig(st.conf).ImageConfig
+		spec.Config = &conf
+		spec.CreatedBy = s.createdBy
+		var err error
+		if img, err = bd.b.cfg.Images.CreateImage(ctx, spec); err != nil {
+			return fmt.Errorf("create image: %w", err)
 		}
-		spec.Layer = &l
+		return nil
 	}
-	conf := cloneConfig(st.conf).ImageConfig
-	spec.Config = &conf
-	spec.CreatedBy = s.createdBy
-	img, err := bd.b.cfg.Images.CreateImage(ctx, spec)
+	var err error
+	if s.nop {
+		err = bd.container(create)
+	} else {
+		err = create()
+	}
 	if err != nil {
-		return fmt.Errorf("create image: %w", err)
+		return err
 	}
 	if err := bd.b.store(key, st.imageID, img.ID); err != nil {
 		return err

@@ -178,6 +178,7 @@ func (bd *build) from(ctx context.Context, s instructions.Stage) (*stageState, e
 		return nil, fmt.Errorf("base name (%s) should not be blank: %w", s.BaseName, errdefs.ErrInvalidArgument)
 	}
 	if strings.EqualFold(base, "scratch") {
+		st.defaultPath()
 		return st, nil
 	}
 	for _, prev := range bd.stages {
@@ -197,8 +198,21 @@ func (bd *build) from(ctx context.Context, s instructions.Stage) (*stageState, e
 		return nil, err
 	}
 	bd.printID(id)
+	st.defaultPath()
 	return st, nil
 }
+
+// defaultPath gives the stage the default PATH when its base has none,
+// as Docker's builder does, so RUN finds its commands and the image
+// records it.
+func (st *stageState) defaultPath() {
+	if _, ok := (envGetter{env: st.conf.Env}).Get("PATH"); !ok {
+		st.conf.Env = append([]string{"PATH=" + defaultPathEnv}, st.conf.Env...)
+	}
+}
+
+// defaultPathEnv is Docker's default PATH on Linux.
+const defaultPathEnv = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // baseImage finds (or, when absent or with Pull, pulls) the image name.
 func (bd *build) baseImage(ctx context.Context, name string) (digest.Digest, error) {
