@@ -22,9 +22,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-project/berth/internal/errdefs"
@@ -174,7 +176,7 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 			log.G(ctx).Warn("build: delete lease", "lease", lease, "error", err)
 		}
 	}()
-	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, lease: lease, used: map[string]bool{}}
+	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, lease: lease, lex: shell.NewLex(parsed.escape), usedMu: &sync.Mutex{}, used: map[string]bool{}}
 	id, err := bd.run(ctx)
 	if err != nil {
 		return Result{}, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -474,5 +475,84 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, _, err := e.build(dir, Options{NetworkMode: "bridge"}); !errdefs.IsNotImplemented(err) {
 		t.Errorf("network bridge: error %v, want not implemented", err)
+	}
+}
+
+// TestParallelStages builds two stages that can only both finish if they
+// run at the same time (one serves on a loopback port in the host's
+// network, the other connects to it), and checks that the progress still
+// reads in step order.
+func TestParallelStages(t *testing.T) {
+	e := newEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := e.writeContext(map[string]string{"Dockerfile": fmt.Sprintf(`
+FROM busybox AS server
+RUN nc -l -p %d > /got
+FROM busybox AS client
+RUN until echo hello | nc 127.0.0.1 %d; do sleep 0.1; done
+FROM busybox
+COPY --from=server /got /got
+COPY --from=client /bin/busybox /client-done
+`, port, port)})
+	ctx, cancel := context.WithTimeout(e.ctx, 60*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := e.b.Build(ctx, Options{ContextDir: dir, Out: &out, NetworkMode: "host"})
+	if err != nil {
+		t.Fatalf("build (the stages did not run side by side?): %v\n%s", err, out.String())
+	}
+	if got, _ := e.readFile(res.ImageID, "/got"); got != "hello\n" {
+		t.Errorf("/got = %q", got)
+	}
+	for _, p := range []string{"/etc/hosts", "/etc/resolv.conf"} {
+		e.inImage(res.ImageID, func(root string) {
+			if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+				t.Errorf("mount point %s is in the image", p)
+			}
+		})
+	}
+	step := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		var n, total int
+		if _, err := fmt.Sscanf(line, "Step %d/%d :", &n, &total); err == nil {
+			if n != step+1 {
+				t.Errorf("step %d after step %d:\n%s", n, step, out.String())
+			}
+			step = n
+		}
+	}
+	if step != 7 {
+		t.Errorf("last step %d, want 7:\n%s", step, out.String())
+	}
+}
+
+// TestParallelStageFails fails one stage while another runs: the build
+// ends at once with the failing stage's error, the other stage's
+// container is killed, and nothing is left behind (checkClean).
+func TestParallelStageFails(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": `
+FROM busybox AS slow
+RUN sleep 300
+FROM busybox AS failing
+RUN exit 7
+FROM busybox
+COPY --from=slow /bin/busybox /a
+`})
+	start := time.Now()
+	_, out, err := e.build(dir, Options{})
+	if err == nil || err.Error() != "The command '/bin/sh -c exit 7' returned a non-zero code: 7" {
+		t.Fatalf("error %v, want stage failing's\n%s", err, out)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the build took %v: the slow stage was not stopped", d)
+	}
+	if strings.Contains(out, "Step 5/6") {
+		t.Errorf("the last stage ran:\n%s", out)
 	}
 }

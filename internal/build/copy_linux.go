@@ -165,16 +165,11 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 // copyFrom resolves COPY --from: an earlier stage by name or index, or
 // an image (pulled if absent).
 func (bd *build) copyFrom(ctx context.Context, from string) (digest.Digest, error) {
-	for _, prev := range bd.stages {
-		if prev.name != "" && strings.EqualFold(prev.name, from) {
-			return prev.imageID, nil
-		}
+	if st, ok := bd.stageNamed(from, true); ok {
+		return st.imageID, nil
 	}
 	if n, err := strconv.Atoi(from); err == nil {
-		if n < 0 || n >= len(bd.stages) {
-			return "", fmt.Errorf("invalid from flag value %s: stage index out of range: %w", from, errdefs.ErrInvalidArgument)
-		}
-		return bd.stages[n].imageID, nil
+		return "", fmt.Errorf("invalid from flag value %d: refers to current or future build stage: %w", n, errdefs.ErrInvalidArgument)
 	}
 	return bd.baseImage(ctx, from)
 }

@@ -170,7 +170,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 	case *instructions.ArgCommand:
 		var words []string
 		for _, kv := range cmd.Args {
-			bd.used[kv.Key] = true
+			bd.markUsed(kv.Key)
 			words = append(words, kv.String())
 			if kv.Value == nil {
 				words[len(words)-1] = kv.Key

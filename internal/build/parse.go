@@ -9,7 +9,6 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 
 	"github.com/berth-project/berth/internal/errdefs"
 )
@@ -18,7 +17,6 @@ import (
 type dockerfile struct {
 	stages   []instructions.Stage
 	metaArgs []instructions.ArgCommand
-	lex      *shell.Lex
 	escape   rune
 	lines    []string // the source, for error messages
 }
@@ -38,7 +36,7 @@ func parse(data []byte) (*dockerfile, error) {
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("dockerfile parse error: file with no instructions: %w", errdefs.ErrInvalidArgument)
 	}
-	return &dockerfile{stages: stages, metaArgs: metaArgs, lex: shell.NewLex(res.EscapeToken), escape: res.EscapeToken, lines: lines}, nil
+	return &dockerfile{stages: stages, metaArgs: metaArgs, escape: res.EscapeToken, lines: lines}, nil
 }
 
 // syntaxError classifies a parser error and makes sure it names the line

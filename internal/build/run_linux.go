@@ -175,7 +175,22 @@ func (bd *build) runContainer(ctx context.Context, st *stageState, root string, 
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
 		return err
 	}
+	// The files mounted over /etc/hosts and /etc/resolv.conf need mount
+	// points; those the runtime creates are no part of the layer.
+	var points []specs.Mount
+	if in.HostsPath != "" {
+		points = append(points, specs.Mount{Destination: "/etc/hosts"})
+	}
+	if in.ResolvConfPath != "" {
+		points = append(points, specs.Mount{Destination: "/etc/resolv.conf"})
+	}
+	created := missingPaths(root, points)
 	runErr := bd.runtime(ctx, bundle, id)
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := removeIfEmpty(created[i]); err != nil && !errors.Is(err, os.ErrNotExist) && runErr == nil {
+			runErr = fmt.Errorf("remove mount point: %w", err)
+		}
+	}
 	fmt.Fprintf(bd.opts.Out, "Removing intermediate container %s\n", id[:12])
 	if runErr != nil {
 		var ee *exec.ExitError

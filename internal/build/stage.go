@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -43,12 +46,38 @@ type build struct {
 	opts    Options
 	df      *dockerfile
 	scratch string
-	lease   string          // the metadata lease holding what the build made
-	used    map[string]bool // build args an ARG declared
+	lease   string // the metadata lease holding what the build made
 
-	metaArgs    map[string]string
+	usedMu *sync.Mutex
+	used   map[string]bool // build args an ARG declared
+
+	metaArgs map[string]string
+	// stages are the built stages by index (nil while building); a
+	// stage's view sees only those it waited for: deps.
 	stages      []*stageState
+	deps        []int
+	lex         *shell.Lex // not safe for concurrent use: one per stage
 	step, total int
+}
+
+// markUsed records that an ARG declared the build arg name.
+func (bd *build) markUsed(name string) {
+	bd.usedMu.Lock()
+	defer bd.usedMu.Unlock()
+	bd.used[name] = true
+}
+
+// stageNamed returns the earlier stage called name (or numbered so, when
+// byIndex), if there is one.
+func (bd *build) stageNamed(name string, byIndex bool) (*stageState, bool) {
+	n, err := strconv.Atoi(name)
+	for _, j := range bd.deps {
+		st := bd.stages[j]
+		if st.name != "" && strings.EqualFold(st.name, name) || byIndex && err == nil && n == j {
+			return st, true
+		}
+	}
+	return nil, false
 }
 
 // run builds the stages up to the target and returns the target's image.
@@ -70,15 +99,8 @@ func (bd *build) run(ctx context.Context) (digest.Digest, error) {
 	if len(bd.opts.Labels) > 0 {
 		bd.total++
 	}
-	for i := 0; i <= target; i++ {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		st, err := bd.buildStage(ctx, i)
-		if err != nil {
-			return "", err
-		}
-		bd.stages = append(bd.stages, st)
+	if err := bd.buildStages(ctx, target); err != nil {
+		return "", err
 	}
 	last := bd.stages[target]
 	if len(bd.opts.Labels) > 0 {
@@ -98,7 +120,7 @@ func (bd *build) evalMetaArgs() error {
 	bd.metaArgs = map[string]string{}
 	for _, a := range bd.df.metaArgs {
 		for _, kv := range a.Args {
-			bd.used[kv.Key] = true
+			bd.markUsed(kv.Key)
 			if v, ok := bd.opts.BuildArgs[kv.Key]; ok && v != nil {
 				bd.metaArgs[kv.Key] = *v
 				continue
@@ -116,7 +138,7 @@ func (bd *build) evalMetaArgs() error {
 }
 
 func (bd *build) expand(word string, env envGetter) (string, error) {
-	s, _, err := bd.df.lex.ProcessWord(word, env)
+	s, _, err := bd.lex.ProcessWord(word, env)
 	return s, err
 }
 
@@ -181,13 +203,11 @@ func (bd *build) from(ctx context.Context, s instructions.Stage) (*stageState, e
 		st.defaultPath()
 		return st, nil
 	}
-	for _, prev := range bd.stages {
-		if prev.name != "" && strings.EqualFold(prev.name, base) {
-			st.imageID = prev.imageID
-			st.conf = cloneConfig(prev.conf)
-			bd.printID(st.imageID)
-			return st, nil
-		}
+	if prev, ok := bd.stageNamed(base, false); ok {
+		st.imageID = prev.imageID
+		st.conf = cloneConfig(prev.conf)
+		bd.printID(st.imageID)
+		return st, nil
 	}
 	id, err := bd.baseImage(ctx, base)
 	if err != nil {
