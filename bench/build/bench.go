@@ -38,6 +38,9 @@ type engine struct {
 	cli     dockerd.CLI
 	iidFile string // where --iidfile writes the built image's ID
 	lastID  string // the image its last successful build made
+	// steps and cached count the Dockerfile steps of its last build and
+	// those that hit the cache, from its output.
+	steps, cached int
 }
 
 // bench holds what one bench run made.
@@ -163,6 +166,9 @@ func (b *bench) build(ctx context.Context, e *engine) (time.Duration, error) {
 	start := time.Now()
 	err := cmd.Run()
 	d := time.Since(start)
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("docker build: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("docker build: %w: %s", err, tail(out.Bytes()))
 	}
@@ -171,7 +177,22 @@ func (b *bench) build(ctx context.Context, e *engine) (time.Duration, error) {
 		return 0, fmt.Errorf("docker build wrote no image ID (%v): %s", err, tail(out.Bytes()))
 	}
 	e.lastID = strings.TrimSpace(string(id))
+	e.steps, e.cached = countSteps(out.Bytes())
 	return d, nil
+}
+
+// countSteps counts the steps in a classic build's output ("Step 3/11 :
+// ...") and those that hit the cache (" ---> Using cache").
+func countSteps(out []byte) (steps, cached int) {
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "Step "):
+			steps++
+		case strings.TrimSpace(line) == "---> Using cache":
+			cached++
+		}
+	}
+	return steps, cached
 }
 
 // check runs the built image and compares what it lists with what the

@@ -110,3 +110,17 @@ func tree(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// TestCountSteps counts steps and cache hits in classic build output.
+func TestCountSteps(t *testing.T) {
+	out := "Sending build context to Docker daemon  1.9MB\n" +
+		"Step 1/3 : FROM bench/busybox:build\n ---> d4ed5ad3cf09\n" +
+		"Step 2/3 : RUN echo a\n ---> Using cache\n ---> c1b5c1291dc8\n" +
+		"Step 3/3 : COPY src /src\n ---> 07e4ab427538\nSuccessfully built 07e4ab427538\n"
+	if steps, cached := countSteps([]byte(out)); steps != 3 || cached != 1 {
+		t.Errorf("countSteps = %d, %d; want 3, 1", steps, cached)
+	}
+	if steps, cached := countSteps(nil); steps != 0 || cached != 0 {
+		t.Errorf("countSteps(nil) = %d, %d; want 0, 0", steps, cached)
+	}
+}

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -34,6 +35,15 @@ func (b *bench) printScenario(sc scenario, results []*result) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t\n", r.engine, secs(timing.Median(r.wall)), secs(timing.Percentile(r.wall, 90)), ratio)
 	}
 	w.Flush()
+	var hits []string
+	for _, r := range results {
+		if r.steps > 0 {
+			hits = append(hits, fmt.Sprintf("%s %d of %d", r.engine, r.cached, r.steps))
+		}
+	}
+	if len(hits) > 0 {
+		fmt.Printf("  steps from the cache in the last build: %s\n", strings.Join(hits, ", "))
+	}
 	for _, r := range results {
 		if r.err != nil {
 			fmt.Printf("  %s FAILED: %v\n", r.engine, r.err)

@@ -29,6 +29,8 @@ type result struct {
 	engine string
 	wall   []time.Duration // one per measured build
 	err    error           // the failure that stopped it, if any
+	// steps and cached: the last measured build's steps and cache hits
+	steps, cached int
 }
 
 // runScenario runs sc's warm-up and measured rounds, berth then docker in
@@ -60,6 +62,7 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) []*result {
 			}
 			if round >= 0 {
 				res.wall = append(res.wall, d)
+				res.steps, res.cached = e.steps, e.cached
 			}
 		}
 	}
