@@ -58,6 +58,9 @@ type Config struct {
 // concurrent use.
 type Builder struct {
 	cfg Config
+
+	cacheMu    sync.Mutex
+	cacheUsers map[string]int // RUN cache mount snapshots in use, by key
 }
 
 // New returns a Builder over cfg, creating its state and runtime

@@ -339,7 +339,7 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 	}
 	for _, tc := range []struct{ run, want string }{
 		{"RUN --mount=type=bind,target=/ctx,rw true", "RUN --mount=type=bind,rw is not supported yet"},
-		{"RUN --mount=type=cache,target=/c true", "RUN --mount=type=cache is not supported yet"},
+		{"RUN --mount=type=secret,id=s true", "RUN --mount=type=secret is not supported yet"},
 		{"RUN --mount=type=bind,source=../x,target=/x true", "forbidden path outside the build context"},
 	} {
 		writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\n" + tc.run + "\n"})
@@ -554,5 +554,42 @@ COPY --from=slow /bin/busybox /a
 	}
 	if strings.Contains(out, "Step 5/6") {
 		t.Errorf("the last stage ran:\n%s", out)
+	}
+}
+
+// TestRunCacheMount checks that a RUN --mount=type=cache directory keeps
+// its content from one build to the next (with the owner and mode the
+// mount asks for), is no part of the image, and goes with Prune.
+func TestRunCacheMount(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{"Dockerfile": `
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/app,uid=1000,mode=0700 echo run >> /var/cache/app/log && cp /var/cache/app/log /seen && stat -c '%u %a' /var/cache/app > /owner
+`})
+	first, _ := e.mustBuild(dir, Options{})
+	second, _ := e.mustBuild(dir, Options{NoCache: true})
+	if got, _ := e.readFile(first, "/seen"); got != "run\n" {
+		t.Errorf("first /seen = %q", got)
+	}
+	if got, _ := e.readFile(second, "/seen"); got != "run\nrun\n" {
+		t.Errorf("second /seen = %q, want the cache's earlier line too", got)
+	}
+	if got, _ := e.readFile(second, "/owner"); got != "1000 700\n" {
+		t.Errorf("cache dir owner and mode %q", got)
+	}
+	e.inImage(second, func(root string) {
+		if _, err := os.Lstat(filepath.Join(root, "var")); err == nil {
+			t.Error("the cache mount point is in the image")
+		}
+	})
+	if n, err := e.b.Prune(e.ctx); err != nil || n <= 0 {
+		t.Errorf("prune: %d bytes, %v", n, err)
+	}
+	third, _ := e.mustBuild(dir, Options{NoCache: true})
+	if got, _ := e.readFile(third, "/seen"); got != "run\n" {
+		t.Errorf("after prune /seen = %q, want a fresh cache", got)
+	}
+	if _, err := e.b.Prune(e.ctx); err != nil {
+		t.Fatal(err)
 	}
 }

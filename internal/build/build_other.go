@@ -27,3 +27,5 @@ func (bd *build) runStep(context.Context, *stageState, *instructions.RunCommand)
 func (bd *build) copyStep(context.Context, *stageState, copyArgs) error { return errNotLinux }
 
 func (b *Builder) cleanStale(context.Context) error { return nil }
+
+func (b *Builder) pruneCacheMounts(context.Context) (int64, error) { return 0, nil }

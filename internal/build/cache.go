@@ -69,8 +69,8 @@ func (b *Builder) store(key string, parent, id digest.Digest) error {
 
 // Prune drops every build cache entry and deletes the untagged images only
 // the cache kept (intermediate step images no other image builds on, and
-// no container uses), with the layers only they held. It returns the
-// bytes of layers that went.
+// no container uses), with the layers only they held, and the RUN
+// --mount=type=cache directories. It returns the bytes that went.
 func (b *Builder) Prune(ctx context.Context) (int64, error) {
 	ids := map[digest.Digest]bool{}
 	err := b.cfg.DB.Update(func(tx *metadata.Tx) error {
@@ -128,5 +128,9 @@ func (b *Builder) Prune(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("prune build cache: %w", err)
 	}
-	return max(before.LayersSize-after.LayersSize, 0), nil
+	mounts, err := b.pruneCacheMounts(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune build cache: %w", err)
+	}
+	return max(before.LayersSize-after.LayersSize, 0) + mounts, nil
 }

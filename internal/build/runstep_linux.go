@@ -19,6 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/snapshot"
 )
 
 // runSpec is what a build container runs.
@@ -165,6 +166,12 @@ func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instruction
 		switch m.Type {
 		case instructions.MountTypeTmpfs:
 			fmt.Fprintf(&key, "tmpfs %s %d\n", target, m.SizeLimit)
+		case instructions.MountTypeCache:
+			// What a cache mount holds is no input of the step: it is
+			// not in the key, as in Docker.
+			if m.From != "" {
+				return nil, "", fmt.Errorf("RUN --mount=type=cache,from= is not supported yet: %w", errdefs.ErrNotImplemented)
+			}
 		case instructions.MountTypeBind:
 			if !m.ReadOnly {
 				return nil, "", fmt.Errorf("RUN --mount=type=bind,rw is not supported yet: %w", errdefs.ErrNotImplemented)
@@ -231,6 +238,14 @@ func (bd *build) withRunMounts(ctx context.Context, root string, mounts []runMou
 			opts = append(opts, "size="+strconv.FormatInt(m.m.SizeLimit, 10))
 		}
 		return bd.withRunMounts(ctx, root, mounts[1:], append(done, specs.Mount{Destination: m.target, Type: "tmpfs", Source: "tmpfs", Options: opts}), fn)
+	case m.m.Type == instructions.MountTypeCache:
+		return bd.withCacheMount(ctx, m, func(host string) error {
+			mnt := bindMount(m.target, host)
+			if !m.m.ReadOnly {
+				mnt.Options = []string{"rbind", "rw"}
+			}
+			return bd.withRunMounts(ctx, root, mounts[1:], append(done, mnt), fn)
+		})
 	case m.host != "":
 		return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, m.host)), fn)
 	default:
@@ -291,4 +306,61 @@ func removeIfEmpty(p string) error {
 		return err
 	}
 	return nil
+}
+
+// cacheMountPrefix names the snapshots that hold RUN --mount=type=cache
+// directories; they outlive builds until Prune.
+const cacheMountPrefix = "buildcache-"
+
+// withCacheMount mounts the cache directory of m (made on first use,
+// with the mount's mode and owner) and calls fn with its host path.
+func (bd *build) withCacheMount(ctx context.Context, m runMount, fn func(host string) error) error {
+	id := m.m.CacheID
+	if id == "" {
+		id = m.target
+	}
+	sn := bd.b.cfg.Snapshotter
+	key := cacheMountPrefix + digest.FromString(id).Encoded()[:32]
+	defer bd.b.useCache(key)()
+	mounts, err := sn.Prepare(ctx, key, "", snapshot.WithLabels(map[string]string{"berth.build.cache-id": id}))
+	fresh := err == nil
+	if errdefs.IsAlreadyExists(err) {
+		mounts, err = sn.Mounts(ctx, key)
+	}
+	if err != nil {
+		return fmt.Errorf("cache mount %s: %w", id, err)
+	}
+	dir, err := os.MkdirTemp(bd.scratch, "cache-")
+	if err != nil {
+		return err
+	}
+	if err := snapshot.MountAll(mounts, dir); err != nil {
+		os.Remove(dir)
+		return fmt.Errorf("cache mount %s: %w", id, err)
+	}
+	defer func() {
+		if err := snapshot.UnmountAll(dir); err == nil {
+			os.Remove(dir)
+		}
+	}()
+	if fresh {
+		mode := os.FileMode(0o755)
+		if m.m.Mode != nil {
+			mode = os.FileMode(*m.m.Mode & 0o7777)
+		}
+		uid, gid := 0, 0
+		if m.m.UID != nil {
+			uid = int(*m.m.UID)
+		}
+		if m.m.GID != nil {
+			gid = int(*m.m.GID)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			return err
+		}
+		if err := os.Lchown(dir, uid, gid); err != nil {
+			return err
+		}
+	}
+	return fn(dir)
 }
