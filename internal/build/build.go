@@ -7,6 +7,12 @@
 // instruction and the digest of its inputs to the image it made, so an
 // unchanged step is reused and a changed file rebuilds only what follows.
 //
+// Stages that do not use each other build in parallel; the progress
+// still reads as Docker's sequential classic build stream. RUN supports
+// heredocs and --mount=type=tmpfs|bind (read-only)|cache; COPY and ADD
+// read only inside the context (or the --from image) and write through
+// archive.Apply, which never writes outside the step's snapshot.
+//
 // The Dockerfile is parsed with buildkit's parser and instructions
 // packages; variables are expanded with its shell lexer.
 package build
