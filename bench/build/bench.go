@@ -88,8 +88,18 @@ func (b *bench) setup(ctx context.Context) error {
 	} else if err := berthd.CopyBinaries(b.opts.binDir, binDir); err != nil {
 		return err
 	}
+	// berthd's snapshot directories (one per layer) spread over block
+	// groups as dockerd.Start makes dockerd's overlay2 layer directories
+	// do, so that neither engine's creates pay for the other's or the
+	// reset's deletes (see workdir.SpreadChildren).
+	berthDir := filepath.Join(b.dir, "berth")
+	snapshots := filepath.Join(berthDir, "data", "snapshots")
+	if err := os.MkdirAll(snapshots, 0o700); err != nil {
+		return err
+	}
+	workdir.SpreadChildren(snapshots)
 	var err error
-	if b.berth, err = berthd.Start(ctx, filepath.Join(b.dir, "berth"), binDir, "bbb"+b.suffix, "info"); err != nil {
+	if b.berth, err = berthd.Start(ctx, berthDir, binDir, "bbb"+b.suffix, "info"); err != nil {
 		b.berth = nil
 		return err
 	}
