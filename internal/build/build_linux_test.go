@@ -144,11 +144,20 @@ ENV E=env
 WORKDIR /w
 RUN echo "$V $E $(pwd)" > out && echo to-stdout && echo to-stderr >&2
 RUN ["/bin/sh", "-c", "cat /w/out > /w/copy; id -u > /w/uid0"]
+RUN grep -q "127.0.0.1.*localhost" /etc/hosts && ping -c 1 -W 5 localhost > /dev/null && echo ok > /tmp/loopback
 USER berth
 RUN id -u > /tmp/uid
 RUN echo "$HTTP_PROXY" > /tmp/proxy
 `})
 	id, out := e.mustBuild(dir, Options{BuildArgs: map[string]*string{"V": ptr("given"), "HTTP_PROXY": ptr("http://127.0.0.1:3128")}})
+	if got, _ := e.readFile(id, "/tmp/loopback"); got != "ok\n" {
+		t.Errorf("the loopback and localhost do not work in RUN:\n%s", out)
+	}
+	e.inImage(id, func(root string) {
+		if _, err := os.Lstat(filepath.Join(root, "etc/hosts")); err == nil {
+			t.Error("the /etc/hosts mount point is in the image")
+		}
+	})
 	if got, _ := e.readFile(id, "/tmp/proxy"); got != "http://127.0.0.1:3128\n" {
 		t.Errorf("/tmp/proxy = %q", got)
 	}

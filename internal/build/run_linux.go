@@ -163,6 +163,14 @@ func (bd *build) runContainer(ctx context.Context, st *stageState, root string, 
 			}
 			*f.dst = p
 		}
+	} else {
+		// Only a loopback: a hosts file that names it and the container.
+		p := filepath.Join(bundle, "hosts")
+		hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t" + id[:12] + "\n"
+		if err := os.WriteFile(p, []byte(hosts), 0o644); err != nil {
+			return err
+		}
+		in.HostsPath = p
 	}
 	spec, err := oci.Generate(in)
 	if err != nil {
