@@ -193,6 +193,9 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	if unused := bd.unusedArgs(); len(unused) > 0 {
 		fmt.Fprintf(opts.Out, "[Warning] One or more build-args [%s] were not consumed\n", strings.Join(unused, " "))
 	}
+	if err := b.markResult(id); err != nil {
+		return Result{}, err
+	}
 	fmt.Fprintf(opts.Out, "Successfully built %s\n", shortID(id))
 	for _, t := range opts.Tags {
 		if err := b.cfg.Images.Tag(ctx, id.String(), t); err != nil {

@@ -16,6 +16,21 @@ import (
 // cacheKind is the metadata record kind of the build cache.
 const cacheKind = "build-cache"
 
+// resultKind is the metadata record kind marking images a build returned:
+// Prune leaves them, tagged or not, as Docker's builder prune does.
+const resultKind = "build-result"
+
+// markResult records that a build returned image id.
+func (b *Builder) markResult(id digest.Digest) error {
+	err := b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		return tx.PutJSON(resultKind, id.Encoded(), struct{}{})
+	})
+	if err != nil {
+		return fmt.Errorf("record build result: %w", err)
+	}
+	return nil
+}
+
 // cacheEntry is one build cache record: the image a step made.
 type cacheEntry struct {
 	Image   digest.Digest `json:"image"`
@@ -68,9 +83,10 @@ func (b *Builder) store(key string, parent, id digest.Digest) error {
 }
 
 // Prune drops every build cache entry and deletes the untagged images only
-// the cache kept (intermediate step images no other image builds on, and
-// no container uses), with the layers only they held, and the RUN
-// --mount=type=cache directories. It returns the bytes that went.
+// the cache kept (intermediate step images no other image builds on, no
+// container uses and no build returned), with the layers only they held,
+// and the RUN --mount=type=cache directories. It returns the bytes that
+// went.
 func (b *Builder) Prune(ctx context.Context) (int64, error) {
 	ids := map[digest.Digest]bool{}
 	err := b.cfg.DB.Update(func(tx *metadata.Tx) error {
@@ -88,6 +104,24 @@ func (b *Builder) Prune(ctx context.Context) (int64, error) {
 		}
 		for _, k := range keys {
 			if err := tx.DeleteJSON(cacheKind, k); err != nil {
+				return err
+			}
+		}
+		// Images builds returned stay; markers of images gone go.
+		var gone []string
+		err = tx.ForEachJSON(resultKind, func(key string, _ []byte) error {
+			id := digest.NewDigestFromEncoded(digest.SHA256, key)
+			delete(ids, id)
+			if _, err := tx.GetImage(id); errdefs.IsNotFound(err) {
+				gone = append(gone, key)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := tx.DeleteJSON(resultKind, k); err != nil {
 				return err
 			}
 		}

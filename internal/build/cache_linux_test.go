@@ -94,7 +94,31 @@ func TestCache(t *testing.T) {
 		t.Errorf("after reopening: cached %v:\n%s", cachedSteps(out), out)
 	}
 
-	// Prune drops the cache and the images only it kept; tagged ones stay.
+	// Prune drops the cache; what builds returned stays, tagged or not.
+	if _, err := e.b.Prune(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if img, err := e.svc.Resolve(e.ctx, "cached:latest"); err != nil || img.ID != first {
+		t.Errorf("cached:latest after prune: %v (%v)", img.ID, err)
+	}
+	if _, err := e.svc.Resolve(e.ctx, fresh.String()); err != nil {
+		t.Errorf("the untagged build result %s went with prune: %v", shortID(fresh), err)
+	}
+	if _, out := e.mustBuild(dir, Options{}); len(cachedSteps(out)) != 0 {
+		t.Errorf("after prune: cached %v:\n%s", cachedSteps(out), out)
+	}
+
+	// Once the user removes a result, the step images only the cache
+	// kept go with Prune, with their layers.
+	other := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\nRUN date +%s%N > /stamp\nENV X=1\n"})
+	id, _ := e.mustBuild(other, Options{})
+	img, err := e.svc.Resolve(e.ctx, id.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Remove(e.ctx, id.String(), image.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	reclaimed, err := e.b.Prune(e.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -102,14 +126,8 @@ func TestCache(t *testing.T) {
 	if reclaimed <= 0 {
 		t.Errorf("prune reclaimed %d bytes", reclaimed)
 	}
-	if img, err := e.svc.Resolve(e.ctx, "cached:latest"); err != nil || img.ID != first {
-		t.Errorf("cached:latest after prune: %v (%v)", img.ID, err)
-	}
-	if _, err := e.svc.Resolve(e.ctx, fresh.String()); err == nil {
-		t.Errorf("the untagged image %s survived prune", shortID(fresh))
-	}
-	if _, out := e.mustBuild(dir, Options{}); len(cachedSteps(out)) != 0 {
-		t.Errorf("after prune: cached %v:\n%s", cachedSteps(out), out)
+	if _, err := e.svc.Resolve(e.ctx, img.Parent.String()); err == nil {
+		t.Errorf("the RUN step's image %s, kept only by the cache, survived prune", shortID(img.Parent))
 	}
 }
 
