@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -174,6 +175,9 @@ func (d *differ) dir(lfd, ufd int, rel string) error {
 // added emits a new entry and, for a directory, all it holds.
 func (d *differ) added(ufd int, name, rel string) error {
 	st, err := lstatAt(ufd, name)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // removed since the listing (a running container's diff)
+	}
 	if err != nil {
 		return fmt.Errorf("stat upper %q: %w", rel, err)
 	}
@@ -205,6 +209,11 @@ func (d *differ) both(lfd, ufd int, name, rel string) error {
 		return fmt.Errorf("stat lower %q: %w", rel, err)
 	}
 	ust, err := lstatAt(ufd, name)
+	if errors.Is(err, unix.ENOENT) {
+		// Removed since the listing (a running container's diff): it is
+		// now deleted from the lower tree.
+		return d.out(Delete, -1, name, rel, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("stat upper %q: %w", rel, err)
 	}
