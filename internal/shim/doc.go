@@ -2,13 +2,14 @@
 // client berthd uses to talk to it.
 //
 // A shim is started by the daemon (Start) as a new session. It becomes a
-// child subreaper, runs `berth-runtime create` and is from then on the
-// container's parent: it reaps init and the exec'd processes, keeps their
-// stdio (json-file log, attach streams, pty), records the exit status in
-// the state dir and serves a small RPC on a unix socket there. It never
-// depends on the daemon: it writes its own log, drops attachers that do
-// not keep up, and keeps running when the daemon dies; the daemon comes
-// back with Connect.
+// child subreaper, sets up the container's stdio and its socket, and on
+// the start call runs `berth-runtime run --detach` (create and start in one
+// program start); from then on it is the container's parent: it reaps
+// init and the exec'd processes, keeps their stdio (json-file log, attach
+// streams, pty), records the exit status in the state dir and serves a
+// small RPC on a unix socket there. It never depends on the daemon: it
+// writes its own log, drops attachers that do not keep up, and keeps
+// running when the daemon dies; the daemon comes back with Connect.
 //
 // # State dir
 //
@@ -16,26 +17,33 @@
 //	<state-dir>/shim.log      the shim's own stderr (its slog output)
 //	<state-dir>/exit.json     ExitStatus, written atomically when init exits
 //	<state-dir>/init.pid      init's pid (the runtime's --pid-file)
-//	<state-dir>/console.sock  pty master hand-over during create (--tty)
+//	<state-dir>/console.sock  pty master hand-over during start (--tty)
 //
 // # Start handshake
 //
 // The starter passes the write end of a pipe as fd 3 (--ready-fd). The shim
-// writes one JSON object to it and closes it: {"pid":N} once the container
-// is created and the socket listens, or {"error":"...","class":"..."} after
-// it undid everything (the runtime's own error text when create failed).
-// EOF without an object means the shim died; see shim.log. A starter that
-// gives up sends SIGTERM: the shim lets the runtime finish, removes the
-// container again and answers with an error. After the handshake the shim
-// ignores SIGTERM and SIGINT; it exits after Delete.
+// writes one JSON object to it and closes it: {"ready":true} once the
+// socket listens and the container's stdio is ready, or
+// {"error":"...","class":"..."} after it undid everything. EOF without an
+// object means the shim died; see shim.log. A starter that gives up sends
+// SIGTERM: the shim stops and answers with an error. After the handshake
+// the shim ignores SIGTERM and SIGINT; it exits after Delete.
 //
-//	daemon (Start)                  berth-shim                     berth-runtime
-//	     │ fork+exec, setsid, fd 3 ──▶ │ subreaper, listen shim.sock
-//	     │                             │ create --pid-file ... ────────▶ │ init waits for start
+// The container does not exist before the start call, so that attachers
+// can connect to its streams first and miss nothing. Start makes it, runs
+// it and answers once its process runs (or with the runtime's own error
+// text; the runtime has then removed what it made). Until then State says
+// "created" with no pid, and Delete just ends the shim.
+//
+//	daemon                          berth-shim                     berth-runtime
+//	     │ fork+exec, setsid, fd 3 ──▶ │ subreaper, listen shim.sock, stdio pipes
+//	     │ ◀──── {"ready":true}, EOF ──│
+//	     │ attach (streams) ─────────▶ │
+//	     │ start ────────────────────▶ │ run --detach --pid-file ... ──▶ │ create, start
 //	     │                             │ ◀──────── pty master (SCM_RIGHTS, with --tty)
 //	     │                             │ ◀──────────────────────── exit 0 (or error in --log)
-//	     │ ◀── {"pid":N} on fd 3, EOF ─│ copy stdio to log and attachers
-//	     │ connect shim.sock ────────▶ │ serve RPC until Delete
+//	     │ ◀──────────────────── {} ── │ copy stdio to log and attachers
+//	     │ state, wait, ... ─────────▶ │ serve RPC until Delete
 //
 // # Exit
 //

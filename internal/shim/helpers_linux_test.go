@@ -157,6 +157,34 @@ func (r *rig) start(opts shim.StartOptions) *shim.Client {
 	return c
 }
 
+// startFails starts a shim with opts (which must work) and then the
+// container (which must fail), and returns the start's error after it
+// checked that the failed start left nothing in the runtime and that
+// Delete ends the shim.
+func (r *rig) startFails(opts shim.StartOptions) error {
+	r.t.Helper()
+	c := r.start(opts)
+	ctx := ctxT(r.t)
+	err := c.Start(ctx)
+	if err == nil {
+		return nil
+	}
+	if entries, _ := os.ReadDir(r.root); len(entries) > 0 {
+		for _, e := range entries {
+			if e.Name() == r.id {
+				r.t.Errorf("a failed start left the container %s in the runtime", r.id)
+			}
+		}
+	}
+	if st, serr := c.State(ctx); serr != nil || st.Status != shim.StatusCreated || st.Pid != 0 {
+		r.t.Errorf("state after a failed start = %+v, %v; want created, no pid", st, serr)
+	}
+	if _, derr := c.Delete(ctx); derr != nil {
+		r.t.Errorf("delete after a failed start: %v", derr)
+	}
+	return err
+}
+
 // cleanup registers the removal of the container and its shim (pid),
 // through a new connection since the test may have closed its client.
 func (r *rig) cleanup(shimPid int) {

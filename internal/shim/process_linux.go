@@ -48,6 +48,11 @@ type process struct {
 	stdin     *os.File   // pipe to the process, or the pty master
 	inClosed  bool
 	master    *os.File
+	// stdinReady is closed once stdin can be written: at once for a pipe,
+	// when the pty master arrives for a terminal (input an attacher sends
+	// before that waits for it), or when the process's stdio is closed.
+	stdinReady chan struct{}
+	readyOnce  sync.Once
 
 	pid    int
 	pidfd  int // -1 when unknown
@@ -59,8 +64,12 @@ func newProcess(id string, terminal bool) *process {
 	// Only an exec'd process's output waits for its attachers: it has no
 	// log, they are its only readers.
 	block := id != ""
-	return &process{id: id, terminal: terminal, stdout: newFanout(block), stderr: newFanout(block), pidfd: -1, exited: make(chan struct{})}
+	return &process{id: id, terminal: terminal, stdout: newFanout(block), stderr: newFanout(block), pidfd: -1,
+		exited: make(chan struct{}), stdinReady: make(chan struct{})}
 }
+
+// markStdinReady closes stdinReady, once.
+func (p *process) markStdinReady() { p.readyOnce.Do(func() { close(p.stdinReady) }) }
 
 // setupStdio makes the process's pipes, or listens on consolePath for its
 // pty master.
@@ -81,6 +90,7 @@ func (p *process) setupStdio(withStdin bool, consolePath string) error {
 		}
 		p.childIn, p.stdin = r, w
 	}
+	p.markStdinReady()
 	r, w, err := os.Pipe()
 	if err != nil {
 		p.closeAll()
@@ -121,6 +131,10 @@ func (p *process) closeConsole() {
 
 // closeAll releases every descriptor of a process that never ran.
 func (p *process) closeAll() {
+	p.inMu.Lock()
+	p.inClosed = true
+	p.inMu.Unlock()
+	p.markStdinReady() // input waiting for a pty master that never comes fails
 	p.closeChild()
 	p.closeConsole()
 	for _, f := range []*os.File{p.stdin, p.outR, p.errR, p.master} {
@@ -147,10 +161,13 @@ func (p *process) receiveMaster() <-chan error {
 		defer conn.Close()
 		m, err := recvFd(conn)
 		if err == nil {
+			p.inMu.Lock()
 			p.master, p.outR = m, m
 			if p.withStdin {
 				p.stdin = m
 			}
+			p.inMu.Unlock()
+			p.markStdinReady()
 		}
 		done <- err
 	}()
@@ -213,6 +230,7 @@ func (p *process) drain() <-chan struct{} {
 
 // writeStdin writes b to the process's stdin.
 func (p *process) writeStdin(b []byte) error {
+	<-p.stdinReady
 	p.inMu.Lock()
 	defer p.inMu.Unlock()
 	if p.stdin == nil || p.inClosed {
@@ -225,6 +243,7 @@ func (p *process) writeStdin(b []byte) error {
 // closeStdin closes the stdin pipe; with a terminal, whose master is also
 // the output, it writes the terminal's end-of-file character instead.
 func (p *process) closeStdin() error {
+	<-p.stdinReady
 	p.inMu.Lock()
 	defer p.inMu.Unlock()
 	if p.stdin == nil {
@@ -280,6 +299,7 @@ func (p *process) finish(exit ExitStatus) {
 		p.stdin.Close()
 	}
 	p.inClosed = true
+	p.markStdinReady()
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
 		p.pidfd = -1

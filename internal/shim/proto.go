@@ -105,7 +105,7 @@ type response struct {
 
 // handshake is what the shim writes on its ready fd.
 type handshake struct {
-	Pid   int    `json:"pid,omitempty"`
+	Ready bool   `json:"ready,omitempty"`
 	Error string `json:"error,omitempty"`
 	Class string `json:"class,omitempty"`
 }

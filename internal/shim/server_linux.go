@@ -34,7 +34,9 @@ type server struct {
 
 	mu       sync.Mutex
 	init     *process
-	started  bool
+	started  bool // a start call came (it may still run, or have failed)
+	running  bool // the start succeeded: the runtime has the container
+	failed   bool // the start failed: its stdio is gone, it cannot be retried
 	deleting bool
 	execs    map[string]*process
 	done     chan struct{} // closed when the shim should exit
@@ -45,14 +47,14 @@ type server struct {
 	idle *time.Timer // trims the shim's resident pages once calls stop
 }
 
-// Serve runs the shim of one container: it creates the container, reports
-// the outcome on opts.Ready, then serves the RPC until the container is
-// deleted. It returns the error reported to the starter, if any.
+// Serve runs the shim of one container: it sets itself up, reports the
+// outcome on opts.Ready, then serves the RPC (the start call makes the
+// container) until the container is deleted. It returns the error reported
+// to the starter, if any.
 //
-// SIGTERM or SIGINT before the handshake cancels the start: the shim lets
-// a runtime call in progress finish, removes what it made and reports the
-// cancellation. Afterwards they are ignored: the shim lives as long as
-// its container (Kill, then Delete).
+// SIGTERM or SIGINT before the handshake cancels the start: the shim
+// removes what it made and reports the cancellation. Afterwards they are
+// ignored: the shim lives as long as its container (Kill, then Delete).
 func Serve(ctx context.Context, opts Options) error {
 	s := &server{opts: opts, ctx: ctx, execs: map[string]*process{}, done: make(chan struct{})}
 	if err := closeOnExec(); err != nil {
@@ -62,17 +64,16 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	s.cancel = make(chan os.Signal, 1)
 	signal.Notify(s.cancel, unix.SIGTERM, unix.SIGINT)
-	if err := s.create(); err != nil {
+	if err := s.setup(); err != nil {
 		s.handshake(handshake{Error: err.Error(), Class: className(err)})
 		return err
 	}
-	s.handshake(handshake{Pid: s.init.pid})
+	s.handshake(handshake{Ready: true})
 	go func() {
 		for sig := range s.cancel {
 			log.G(ctx).Warn("ignoring signal: the shim exits when its container is deleted", "signal", sig)
 		}
 	}()
-	go s.waitInit()
 	s.idle = time.AfterFunc(trimAfter, trimResident)
 	s.serve()
 	return nil
@@ -91,9 +92,10 @@ func (s *server) handshake(h handshake) {
 
 func (s *server) path(name string) string { return filepath.Join(s.opts.StateDir, name) }
 
-// create sets the shim up and creates the container. On failure nothing is
-// left: no socket, no runtime state, no process.
-func (s *server) create() (err error) {
+// setup prepares the shim: subreaper, state dir, socket, the container's
+// stdio and log. The container itself is made by the start call. On
+// failure nothing is left: no socket, no process.
+func (s *server) setup() (err error) {
 	o := &s.opts
 	if err := o.validate(); err != nil {
 		return err
@@ -111,6 +113,7 @@ func (s *server) create() (err error) {
 	}
 	os.Remove(sock)
 	os.Remove(s.path(exitName)) // from an earlier container
+	os.Remove(s.path(pidName))
 	if s.listener, err = listen(sock); err != nil {
 		return err
 	}
@@ -120,7 +123,6 @@ func (s *server) create() (err error) {
 			p.closeAll()
 			s.listener.Close()
 			os.Remove(sock)
-			os.Remove(s.path(pidName))
 			if s.jlog != nil {
 				s.jlog.close()
 			}
@@ -134,15 +136,26 @@ func (s *server) create() (err error) {
 			return err
 		}
 	}
-	args := []string{"create", "--bundle", o.Bundle, "--pid-file", s.path(pidName)}
+	if err := s.cancelled(); err != nil {
+		return err
+	}
+	s.init = p
+	return nil
+}
+
+// run creates and starts the container in one runtime call (`berth-runtime
+// run --detach`: one program start instead of create and then start),
+// then follows init: its pid, its cgroups, its output. If the runtime
+// fails, it has removed what it made; the container's stdio is closed.
+func (s *server) run() (err error) {
+	o, p := &s.opts, s.init
+	args := []string{"run", "--detach", "--bundle", o.Bundle, "--pid-file", s.path(pidName)}
 	var master <-chan error
 	if p.terminal {
 		args = append(args, "--console-socket", p.consolePath)
 		master = p.receiveMaster()
 	}
-	if err = s.cancelled(); err == nil {
-		err = s.runtime(p.childStdio(), append(args, o.ID)...)
-	}
+	err = s.runtime(p.childStdio(), append(args, o.ID)...)
 	p.closeChild()
 	if err == nil && master != nil {
 		err = <-master
@@ -152,20 +165,15 @@ func (s *server) create() (err error) {
 		if master != nil {
 			<-master
 		}
+		p.closeAll()
 		return err
 	}
-	defer func() {
-		if err != nil {
-			// The container exists: take it down again.
-			if derr := s.runtime([3]*os.File{}, "delete", "--force", o.ID); derr != nil {
-				log.G(s.ctx).Error("remove container after failed create", "error", derr)
-			}
-		}
-	}()
 	if p.pid, err = readPidFile(s.path(pidName)); err != nil {
-		return err
-	}
-	if err = s.cancelled(); err != nil {
+		// The runtime reported success: the container exists.
+		if derr := s.runtime([3]*os.File{}, "delete", "--force", o.ID); derr != nil {
+			log.G(s.ctx).Error("remove container after a failed start", "error", derr)
+		}
+		p.closeAll()
 		return err
 	}
 	if fd, perr := unix.PidfdOpen(p.pid, 0); perr == nil {
@@ -181,7 +189,7 @@ func (s *server) create() (err error) {
 		}
 	}
 	p.startCopiers(emit)
-	s.init = p
+	go s.waitInit()
 	return nil
 }
 
@@ -394,45 +402,56 @@ func (s *server) withProcess(id string, f func(*process) error) error {
 
 func (s *server) state() State {
 	p := s.init
-	st := State{ID: s.opts.ID, Pid: p.pid, ShimPid: os.Getpid(), Terminal: p.terminal}
-	s.mu.Lock()
-	started := s.started
-	s.mu.Unlock()
+	st := State{ID: s.opts.ID, ShimPid: os.Getpid(), Terminal: p.terminal}
+	if !s.created() {
+		st.Status = StatusCreated // not made yet, or its start failed
+		return st
+	}
+	st.Pid = p.pid
 	switch {
 	case p.done():
 		st.Status, st.ExitCode, st.ExitedAt, st.OOMKilled = StatusStopped, p.exit.Code, p.exit.ExitedAt, p.exit.OOMKilled
 	case frozen(s.cgroups):
 		st.Status = StatusPaused
-	case started:
-		st.Status = StatusRunning
 	default:
-		st.Status = StatusCreated
+		st.Status = StatusRunning
 	}
 	return st
 }
 
+// start creates and starts the container, once.
 func (s *server) start() error {
 	s.mu.Lock()
-	if s.started || s.init.done() {
+	if s.started || s.deleting {
 		s.mu.Unlock()
 		return fmt.Errorf("container %s is not in the created state: %w", s.opts.ID, errdefs.ErrConflict)
 	}
 	s.started = true
 	s.mu.Unlock()
-	if err := s.runtime([3]*os.File{}, "start", s.opts.ID); err != nil {
-		s.mu.Lock()
-		s.started = false
-		s.mu.Unlock()
-		return err
+	err := s.run()
+	s.mu.Lock()
+	if err != nil {
+		s.failed = true
+	} else {
+		s.running = true
 	}
-	return nil
+	s.mu.Unlock()
+	return err
+}
+
+// created reports whether the runtime has the container: the start call
+// succeeded. Before that there is no init process to signal or wait for.
+func (s *server) created() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running
 }
 
 func (s *server) kill(sig int, all bool) error {
 	if sig <= 0 || sig > 64 {
 		return fmt.Errorf("invalid signal %d: %w", sig, errdefs.ErrInvalidArgument)
 	}
-	if s.init.done() && !all {
+	if !s.created() || s.init.done() && !all {
 		return fmt.Errorf("container %s is not running: %w", s.opts.ID, errdefs.ErrConflict)
 	}
 	args := []string{"kill"}
@@ -443,7 +462,7 @@ func (s *server) kill(sig int, all bool) error {
 }
 
 func (s *server) pause(verb string) error {
-	if s.init.done() {
+	if !s.created() || s.init.done() {
 		return fmt.Errorf("container %s is not running: %w", s.opts.ID, errdefs.ErrConflict)
 	}
 	return s.runtime([3]*os.File{}, verb, s.opts.ID)
@@ -526,20 +545,29 @@ func (s *server) attach(conn *os.File, req *request) bool {
 	return false
 }
 
-// delete removes the container with the runtime once it is not running; a
-// created container's init is killed. The shim exits after the reply.
+// delete removes the container with the runtime once it is not running
+// (one never started, or whose start failed, is not in the runtime at all).
+// The shim exits after the reply.
 func (s *server) delete() (ExitStatus, error) {
 	s.mu.Lock()
 	if s.deleting {
 		s.mu.Unlock()
 		return ExitStatus{}, fmt.Errorf("container %s is being deleted: %w", s.opts.ID, errdefs.ErrConflict)
 	}
-	if s.started && !s.init.done() {
+	if s.started && !s.failed && !s.init.done() {
 		s.mu.Unlock()
 		return ExitStatus{}, fmt.Errorf("container %s is running: kill it first: %w", s.opts.ID, errdefs.ErrConflict)
 	}
 	s.deleting = true
+	running := s.running
 	s.mu.Unlock()
+	if !running {
+		s.init.closeAll()
+		if s.jlog != nil {
+			s.jlog.close()
+		}
+		return ExitStatus{}, nil
+	}
 	if err := s.removeContainer(); err != nil {
 		s.mu.Lock()
 		s.deleting = false

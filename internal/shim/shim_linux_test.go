@@ -30,11 +30,14 @@ func TestLogsAndExitCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status != shim.StatusCreated || st.Pid <= 0 || st.ShimPid != c.ShimPid() {
-		t.Fatalf("state after create = %+v, want created with pids", st)
+	if st.Status != shim.StatusCreated || st.Pid != 0 || st.ShimPid != c.ShimPid() {
+		t.Fatalf("state before start = %+v, want created, no init yet, the shim's pid", st)
 	}
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if st, err = c.State(ctx); err != nil || st.Pid <= 0 {
+		t.Fatalf("state after start = %+v, %v; want init's pid", st, err)
 	}
 	exit, err := c.Wait(ctx)
 	if err != nil {
@@ -148,13 +151,19 @@ func TestKill(t *testing.T) {
 		}
 	})
 	t.Run("created", func(t *testing.T) {
-		// Delete of a created container kills its init.
+		// Before its start the container is not in the runtime: there is
+		// nothing to signal, and delete just ends the shim.
 		r := newRig(t, withArgs("sleep", "1000"))
 		c := r.start(r.opts())
 		ctx := ctxT(t)
-		exit, err := c.Delete(ctx)
-		if err != nil || exit.Code != 128+9 {
-			t.Fatalf("delete = %+v, %v; want code 137", exit, err)
+		if err := c.Kill(ctx, syscall.SIGKILL, false); !errdefs.IsConflict(err) {
+			t.Errorf("kill before start = %v, want a conflict", err)
+		}
+		if _, err := c.Delete(ctx); err != nil {
+			t.Fatalf("delete before start: %v", err)
+		}
+		if alive(c.ShimPid()) {
+			t.Errorf("shim %d still runs after delete", c.ShimPid())
 		}
 	})
 }
@@ -301,19 +310,16 @@ func TestBadInput(t *testing.T) {
 		r := newRig(t, nil)
 		opts := r.opts()
 		opts.Bundle = filepath.Join(r.bundle, "nonexistent")
-		_, err := shim.Start(ctxT(t), opts)
-		if err == nil || !strings.Contains(err.Error(), "berth-runtime create") || !strings.Contains(err.Error(), "nonexistent") {
+		err := r.startFails(opts)
+		if err == nil || !strings.Contains(err.Error(), "berth-runtime run") || !strings.Contains(err.Error(), "nonexistent") {
 			t.Fatalf("start = %v, want the runtime's error about the bundle", err)
-		}
-		if _, serr := os.Stat(r.stateDir); !os.IsNotExist(serr) {
-			t.Errorf("state dir left behind: %v", serr)
 		}
 	})
 	t.Run("bad runtime", func(t *testing.T) {
 		r := newRig(t, nil)
 		opts := r.opts()
 		opts.Runtime = "/nonexistent/berth-runtime"
-		_, err := shim.Start(ctxT(t), opts)
+		err := r.startFails(opts)
 		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), opts.Runtime) {
 			t.Fatalf("start = %v, want invalid argument naming the runtime", err)
 		}
@@ -328,7 +334,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("terminal mismatch", func(t *testing.T) {
 		r := newRig(t, withTerminal("sh"))
-		_, err := shim.Start(ctxT(t), r.opts())
+		err := r.startFails(r.opts())
 		if err == nil || !strings.Contains(err.Error(), "console socket") {
 			t.Fatalf("start = %v, want the runtime's console socket error", err)
 		}
@@ -338,19 +344,13 @@ func TestBadInput(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(r.bundle, "config.json"), []byte("{not json"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := shim.Start(ctxT(t), r.opts()); err == nil || !strings.Contains(err.Error(), "berth-runtime create") {
+		if err := r.startFails(r.opts()); err == nil || !strings.Contains(err.Error(), "berth-runtime run") {
 			t.Fatalf("start = %v, want the runtime's error", err)
 		}
 	})
 	t.Run("missing binary", func(t *testing.T) {
-		// The runtime reports it at create or at start; either way the
-		// caller gets its message.
 		r := newRig(t, withArgs("/no/such/binary"))
-		c, err := shim.Start(ctxT(t), r.opts())
-		if err == nil {
-			r.cleanup(c.ShimPid())
-			err = c.Start(ctxT(t))
-		}
+		err := r.startFails(r.opts())
 		if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
 			t.Fatalf("start = %v, want the runtime's error naming the binary", err)
 		}
@@ -628,7 +628,9 @@ func TestLeakedDescriptor(t *testing.T) {
 	}
 	leaked := fmt.Sprintf("pipe:[%d]", st.Ino)
 	c := r.start(r.opts())
-	// Created: "berth-runtime init" waits for start, with what it inherited.
+	if err := c.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	state, err := c.State(ctxT(t))
 	if err != nil {
 		t.Fatal(err)

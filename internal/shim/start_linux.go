@@ -27,9 +27,9 @@ const cancelTimeout = 30 * time.Second
 const maxHandshake = 64 << 10
 
 // Start starts a shim for the container opts.ID (a new session, so that
-// it outlives the caller) and waits until it created the container. It
-// returns a client for it. On failure it returns the runtime's error text
-// and leaves nothing behind: no shim, no runtime state, no cgroup.
+// it outlives the caller) and waits until it is ready; Client.Start then
+// makes and runs the container. It returns a client for the shim. On
+// failure it leaves nothing behind: no shim, no runtime state.
 func Start(ctx context.Context, opts StartOptions) (_ *Client, err error) {
 	for _, f := range []struct{ name, v string }{
 		{"shim binary", opts.Shim}, {"runtime", opts.Runtime}, {"runtime root", opts.RuntimeRoot},
@@ -115,7 +115,7 @@ func Start(ctx context.Context, opts StartOptions) (_ *Client, err error) {
 			// The shim may have finished before the signal: then it is
 			// serving and the container exists; delete it through the shim.
 			var h handshake
-			if json.Unmarshal(data, &h) == nil && h.Error == "" && h.Pid > 0 {
+			if json.Unmarshal(data, &h) == nil && h.Error == "" && h.Ready {
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
 				_, err := newClient(opts.StateDir, cmd.Process.Pid, exited).Delete(dctx)
 				cancel()
@@ -132,7 +132,7 @@ func Start(ctx context.Context, opts StartOptions) (_ *Client, err error) {
 		return nil, fmt.Errorf("start shim for %s: %w", opts.ID, ctx.Err())
 	}
 	var h handshake
-	if len(bytes.TrimSpace(data)) == 0 || json.Unmarshal(data, &h) != nil || h.Error == "" && h.Pid <= 0 {
+	if len(bytes.TrimSpace(data)) == 0 || json.Unmarshal(data, &h) != nil || h.Error == "" && !h.Ready {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 		forceDelete(opts)

@@ -148,6 +148,33 @@ func TestTerminal(t *testing.T) {
 
 // An attacher that never reads does not hold the container back: it is
 // dropped, and the log gets everything.
+// TestTerminalInputBeforeStart: what an attacher types before the start
+// call (docker run -it sends input as soon as it is attached) waits for
+// the pty, which only exists once the container is made, and reaches the
+// shell.
+func TestTerminalInputBeforeStart(t *testing.T) {
+	r := newRig(t, withTerminal("sh"))
+	opts := r.opts()
+	opts.Terminal, opts.Stdin = true, true
+	c := r.start(opts)
+	ctx := ctxT(t)
+	stdin, stdout, _, err := c.Attach(ctx, shim.AttachOptions{Stdin: true, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := collect(stdout)
+	if _, err := io.WriteString(stdin, "echo early-$((6*7)); exit 3\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "early-42")
+	if exit, err := c.Wait(ctx); err != nil || exit.Code != 3 {
+		t.Fatalf("wait = %+v, %v; want code 3", exit, err)
+	}
+}
+
 func TestStalledAttacher(t *testing.T) {
 	r := newRig(t, withArgs("sh", "-c", "yes 0123456789012345678901234567890123456789 | head -n 100000; echo done"))
 	c := r.start(r.opts())
