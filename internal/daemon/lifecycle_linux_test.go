@@ -12,6 +12,7 @@ import (
 	api "github.com/moby/moby/api/types/container"
 
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/shim"
 )
 
 func TestRunWaitLogsRemove(t *testing.T) {
@@ -166,6 +167,45 @@ func TestAttachBeforeStart(t *testing.T) {
 	if out.String() != "got hello\n" || errOut.String() != "bye\n" {
 		t.Errorf("attach got stdout %q stderr %q", out.String(), errOut.String())
 	}
+}
+
+// TestRestoreStartCutShort: the daemon stopped after it launched a
+// container's shim but before the start call. The restarted daemon finds
+// the shim with no container, removes it and records the start as failed.
+func TestRestoreStartCutShort(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	id := td.create(t, "cut", &api.Config{Cmd: []string{"sleep", "1000"}}, nil)
+	e, err := td.ctrs.get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := td.bundleDir(id)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := shim.Start(ctx, shim.StartOptions{
+		Shim: td.cfg.ShimPath, Runtime: td.cfg.RuntimePath, RuntimeRoot: td.runtimeRoot(),
+		ID: id, Bundle: bundle, StateDir: td.shimDir(id),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shimPid := cl.ShimPid()
+	cl.Close()
+	e.mu.Lock()
+	e.c.State.Status, e.c.HasBeenStarted = api.StateRunning, true
+	if err := td.save(e); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Unlock()
+	td.close(t)
+	td.open(t)
+	v, err := td.Container(ctx, id, false)
+	if err != nil || v.State.Status != api.StateExited || v.State.ExitCode != 128 {
+		t.Fatalf("container whose start was cut short: %+v, %v; want exited 128", v.State, err)
+	}
+	poll(t, "the shim to exit", func() bool { return syscall.Kill(shimPid, 0) != nil })
 }
 
 func TestLiveRestore(t *testing.T) {

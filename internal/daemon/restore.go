@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	api "github.com/moby/moby/api/types/container"
 
@@ -69,6 +70,16 @@ func (d *Daemon) reconnect(ctx context.Context, e *ctrEntry) bool {
 	cl, err := shim.Connect(ctx, d.shimDir(id))
 	if err == nil {
 		st, err := cl.State(ctx)
+		if err == nil && st.Status == shim.StatusCreated {
+			// The daemon stopped between the shim's launch and the
+			// container's start: there is no container, only the shim.
+			if _, err := cl.Delete(ctx); err != nil {
+				log.G(ctx).Warn("remove the shim of a start cut short", "container", id, "error", err)
+			}
+			cl.Close()
+			d.handleExit(e, nil, shim.ExitStatus{Code: 128, ExitedAt: time.Now().UTC()})
+			return false
+		}
 		if err == nil && st.Status != shim.StatusStopped {
 			e.mu.Lock()
 			e.shim = cl
