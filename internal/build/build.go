@@ -67,6 +67,68 @@ type Builder struct {
 
 	cacheMu    sync.Mutex
 	cacheUsers map[string]int // RUN cache mount snapshots in use, by key
+
+	// activeMu guards active, the images running builds use (bases,
+	// steps made or taken from the cache), counted per build; Prune
+	// checks it and removes under it.
+	activeMu sync.Mutex
+	active   map[digest.Digest]int
+	pruning  map[digest.Digest]bool // images Prune is removing
+}
+
+// InUse reports whether a running build uses image id (as a base, a step
+// it made or a cache hit): the image service must keep it, for the build
+// will build on it. The daemon ORs it into image.Config.InUse.
+func (b *Builder) InUse(id digest.Digest) bool {
+	b.activeMu.Lock()
+	defer b.activeMu.Unlock()
+	return b.active[id] > 0
+}
+
+// imageHolds are the images one build holds in Builder.active.
+type imageHolds struct {
+	mu  sync.Mutex
+	ids map[digest.Digest]bool
+}
+
+// holdImage marks id in use by the build until it ends. It fails (false)
+// for an image Prune is removing.
+func (bd *build) holdImage(id digest.Digest) bool {
+	if id == "" {
+		return true
+	}
+	bd.holds.mu.Lock()
+	defer bd.holds.mu.Unlock()
+	if bd.holds.ids[id] {
+		return true
+	}
+	b := bd.b
+	b.activeMu.Lock()
+	defer b.activeMu.Unlock()
+	if b.pruning[id] {
+		return false
+	}
+	bd.holds.ids[id] = true
+	if b.active == nil {
+		b.active = map[digest.Digest]int{}
+	}
+	b.active[id]++
+	return true
+}
+
+// releaseImages drops the build's holds.
+func (bd *build) releaseImages() {
+	bd.holds.mu.Lock()
+	defer bd.holds.mu.Unlock()
+	b := bd.b
+	b.activeMu.Lock()
+	defer b.activeMu.Unlock()
+	for id := range bd.holds.ids {
+		if b.active[id]--; b.active[id] <= 0 {
+			delete(b.active, id)
+		}
+	}
+	bd.holds.ids = map[digest.Digest]bool{}
 }
 
 // New returns a Builder over cfg, creating its state and runtime
@@ -185,7 +247,9 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 			log.G(ctx).Warn("build: delete lease", "lease", lease, "error", err)
 		}
 	}()
-	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, lease: lease, lex: shell.NewLex(parsed.escape), usedMu: &sync.Mutex{}, used: map[string]bool{}}
+	bd := &build{b: b, opts: opts, df: parsed, scratch: scratch, lease: lease, lex: shell.NewLex(parsed.escape), usedMu: &sync.Mutex{}, used: map[string]bool{},
+		holds: &imageHolds{ids: map[digest.Digest]bool{}}}
+	defer bd.releaseImages()
 	id, err := bd.run(ctx)
 	if err != nil {
 		return Result{}, err

@@ -48,8 +48,9 @@ func cacheKey(parent digest.Digest, createdBy, extra string) string {
 }
 
 // lookup returns the cached image of key, if it still exists with its
-// layers unpacked.
-func (b *Builder) lookup(ctx context.Context, key string, parent digest.Digest) (digest.Digest, bool, error) {
+// layers unpacked, held for the build.
+func (bd *build) lookup(ctx context.Context, key string, parent digest.Digest) (digest.Digest, bool, error) {
+	b := bd.b
 	var e cacheEntry
 	err := b.cfg.DB.View(func(tx *metadata.Tx) error { return tx.GetJSON(cacheKind, key, &e) })
 	if errdefs.IsNotFound(err) {
@@ -60,6 +61,10 @@ func (b *Builder) lookup(ctx context.Context, key string, parent digest.Digest) 
 	}
 	if e.Parent != parent {
 		return "", false, nil
+	}
+	// Held before it is checked: Prune removes only what no build holds.
+	if !bd.holdImage(e.Image) {
+		return "", false, nil // going with a Prune
 	}
 	img, err := b.cfg.Images.Resolve(ctx, e.Image.String())
 	if err != nil {
@@ -146,7 +151,7 @@ func (b *Builder) Prune(ctx context.Context) (int64, error) {
 				delete(ids, id)
 				continue
 			}
-			_, err = b.cfg.Images.Remove(ctx, id.String(), image.RemoveOptions{})
+			err = b.removeUnused(ctx, id)
 			switch {
 			case err == nil, errdefs.IsNotFound(err):
 				delete(ids, id)
@@ -167,4 +172,28 @@ func (b *Builder) Prune(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("prune build cache: %w", err)
 	}
 	return max(before.LayersSize-after.LayersSize, 0) + mounts, nil
+}
+
+// removeUnused removes image id unless a running build holds it (then it
+// is kept, as for a conflict).
+// The image is marked while it goes, not locked: the image service may
+// ask InUse meanwhile.
+func (b *Builder) removeUnused(ctx context.Context, id digest.Digest) error {
+	b.activeMu.Lock()
+	if b.active[id] > 0 {
+		b.activeMu.Unlock()
+		return fmt.Errorf("image %s is used by a build: %w", shortID(id), errdefs.ErrConflict)
+	}
+	if b.pruning == nil {
+		b.pruning = map[digest.Digest]bool{}
+	}
+	b.pruning[id] = true
+	b.activeMu.Unlock()
+	defer func() {
+		b.activeMu.Lock()
+		delete(b.pruning, id)
+		b.activeMu.Unlock()
+	}()
+	_, err := b.cfg.Images.Remove(ctx, id.String(), image.RemoveOptions{})
+	return err
 }

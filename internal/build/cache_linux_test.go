@@ -1,6 +1,8 @@
 package build
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -156,5 +158,55 @@ func (e *env) reopen() {
 	e.cfg.Images, e.cfg.Snapshotter, e.cfg.DB = e.svc, e.sn, e.db
 	if e.b, err = New(e.cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPruneDuringBuild prunes while a build runs on a step image only the
+// cache keeps: the image stays (the build holds it, and InUse says so)
+// and goes with a Prune after the build.
+func TestPruneDuringBuild(t *testing.T) {
+	e := newEnv(t)
+	first := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\nENV X=1\nENV Y=2\n"})
+	result, _ := e.mustBuild(first, Options{})
+	img, err := e.svc.Resolve(e.ctx, result.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := img.Parent // ENV X=1: untagged, only in the cache once result goes
+	if _, err := e.svc.Remove(e.ctx, result.String(), image.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	second := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\nENV X=1\nRUN sleep 300\n"})
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	w := &watchWriter{want: " ---> Running in ", seen: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.b.Build(ctx, Options{ContextDir: second, Out: w})
+		done <- err
+	}()
+	select {
+	case <-w.seen:
+	case err := <-done:
+		t.Fatalf("build ended early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the RUN step did not start")
+	}
+	if !e.b.InUse(step) {
+		t.Errorf("InUse(%s) is false during the build", shortID(step))
+	}
+	if _, err := e.b.Prune(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Resolve(e.ctx, step.String()); err != nil {
+		t.Errorf("the step image the build uses went with prune: %v", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("build error %v", err)
+	}
+	if e.b.InUse(step) {
+		t.Errorf("InUse(%s) is still true after the build", shortID(step))
 	}
 }

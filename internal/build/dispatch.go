@@ -274,7 +274,7 @@ func (bd *build) container(fn func() error) error {
 func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 	key := cacheKey(st.imageID, s.createdBy, s.cacheText)
 	if !bd.opts.NoCache {
-		id, ok, err := bd.b.lookup(ctx, key, st.imageID)
+		id, ok, err := bd.lookup(ctx, key, st.imageID)
 		if err != nil {
 			return err
 		}
@@ -316,6 +316,7 @@ func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 	if err != nil {
 		return err
 	}
+	bd.holdImage(img.ID)
 	if err := bd.b.store(key, st.imageID, img.ID); err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ type build struct {
 
 	usedMu *sync.Mutex
 	used   map[string]bool // build args an ARG declared
+	holds  *imageHolds     // images the build uses, kept from Prune
 
 	metaArgs map[string]string
 	// stages are the built stages by index (nil while building); a
@@ -241,6 +242,7 @@ func (bd *build) baseImage(ctx context.Context, name string) (digest.Digest, err
 	if !bd.opts.Pull {
 		img, err := imgs.Resolve(ctx, name)
 		if err == nil {
+			bd.holdImage(img.ID)
 			return img.ID, nil
 		}
 		if !errdefs.IsNotFound(err) {
@@ -255,6 +257,7 @@ func (bd *build) baseImage(ctx context.Context, name string) (digest.Digest, err
 		}
 		return "", fmt.Errorf("pull %s: %w", name, err)
 	}
+	bd.holdImage(res.Image.ID)
 	return res.Image.ID, nil
 }
 
