@@ -132,11 +132,17 @@ HEALTHCHECK --interval=5s CMD true
 	}
 }
 
-// TestRun runs shell- and exec-form RUN steps: a file one writes is seen
-// by the next and is in the final image; the env, workdir, user and build
-// args reach the command; output is streamed.
+// TestRun runs shell- and exec-form RUN steps, with each snapshotter: a
+// file one writes is seen by the next and is in the final image; the env,
+// workdir, user and build args reach the command; output is streamed.
 func TestRun(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{"overlay", "native"} {
+		t.Run(kind, func(t *testing.T) { testRun(t, kind) })
+	}
+}
+
+func testRun(t *testing.T, kind string) {
+	e := newEnvOn(t, kind)
 	dir := e.writeContext(map[string]string{"Dockerfile": `
 FROM busybox
 ARG V=default
@@ -358,12 +364,18 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 	}
 }
 
-// TestLayersMatchTheirBlobs checks that the layer snapshots a build
-// commits hold exactly what their layer blobs unpack to: the image, saved
-// and loaded into another store, has the same tree (files changed,
-// deleted and replaced in lower layers included).
+// TestLayersMatchTheirBlobs checks, with each snapshotter, that the layer
+// snapshots a build commits hold exactly what their layer blobs unpack
+// to: the image, saved and loaded into another store, has the same tree
+// (files changed, deleted and replaced in lower layers included).
 func TestLayersMatchTheirBlobs(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{"overlay", "native"} {
+		t.Run(kind, func(t *testing.T) { testLayersMatchTheirBlobs(t, kind) })
+	}
+}
+
+func testLayersMatchTheirBlobs(t *testing.T, kind string) {
+	e := newEnvOn(t, kind)
 	dir := e.writeContext(map[string]string{
 		"Dockerfile": `
 FROM busybox

@@ -14,7 +14,6 @@ import (
 	"github.com/berth-project/berth/internal/content"
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/metadata"
-	"github.com/berth-project/berth/internal/snapshot/overlay"
 )
 
 const cacheDockerfile = `
@@ -147,14 +146,12 @@ func (e *env) reopen() {
 	if e.db, err = metadata.Open(filepath.Join(e.root, "metadata.db")); err != nil {
 		t.Fatal(err)
 	}
-	if e.sn, err = overlay.New(filepath.Join(e.root, "snapshots"), e.db.Bolt()); err != nil {
-		t.Fatal(err)
-	}
+	e.openSnapshotter()
 	cs, err := content.Open(filepath.Join(e.root, "content"), filepath.Join(e.root, "tmp"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc = image.New(image.Config{Content: cs, DB: e.db, Snapshotter: e.sn, Overlay: true, TmpDir: filepath.Join(e.root, "tmp")})
+	e.svc = image.New(image.Config{Content: cs, DB: e.db, Snapshotter: e.sn, Overlay: e.kind == "overlay", TmpDir: filepath.Join(e.root, "tmp")})
 	e.cfg.Images, e.cfg.Snapshotter, e.cfg.DB = e.svc, e.sn, e.db
 	if e.b, err = New(e.cfg); err != nil {
 		t.Fatal(err)

@@ -16,9 +16,16 @@ import (
 
 // TestCopy copies files, directories and globs from the context, with
 // --chown (numeric and by name) and --chmod, and ADD unpacks a local
-// gzip tar; each result is read back from the image.
+// gzip tar, with each snapshotter; each result is read back from the
+// image.
 func TestCopy(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{"overlay", "native"} {
+		t.Run(kind, func(t *testing.T) { testCopy(t, kind) })
+	}
+}
+
+func testCopy(t *testing.T, kind string) {
+	e := newEnvOn(t, kind)
 	dir := e.writeContext(map[string]string{
 		"Dockerfile": `
 FROM busybox

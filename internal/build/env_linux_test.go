@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/internal/image"
 	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/snapshot"
+	"github.com/berth-project/berth/internal/snapshot/native"
 	"github.com/berth-project/berth/internal/snapshot/overlay"
 	"github.com/berth-project/berth/internal/testutil"
 )
@@ -37,11 +38,32 @@ type env struct {
 	busybox  digest.Digest
 	stateDir string
 	rtRoot   string
+	kind     string // snapshotter: overlay or native
+}
+
+// openSnapshotter opens the env's snapshotter over its data root.
+func (e *env) openSnapshotter() {
+	snaps := filepath.Join(e.root, "snapshots")
+	var err error
+	if e.kind == "native" {
+		e.sn, err = native.New(snaps, e.db.Bolt())
+	} else {
+		e.sn, err = overlay.New(snaps, e.db.Bolt())
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 var busyboxTar = sync.OnceValues(testutil.BusyboxLayerTar)
 
 func newEnv(t testing.TB) *env {
+	t.Helper()
+	return newEnvOn(t, "overlay")
+}
+
+// newEnvOn is newEnv with the overlay or the native snapshotter.
+func newEnvOn(t testing.TB, kind string) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("build tests need root (real mounts and containers)")
@@ -60,7 +82,7 @@ func newEnv(t testing.TB) *env {
 			}
 		}
 	})
-	e := &env{t: t, ctx: context.Background(), root: root}
+	e := &env{t: t, ctx: context.Background(), root: root, kind: kind}
 	cs, err := content.Open(filepath.Join(root, "content"), filepath.Join(root, "tmp"))
 	if err != nil {
 		t.Fatal(err)
@@ -69,15 +91,14 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.db.Close() })
-	snaps := filepath.Join(root, "snapshots")
-	if err := overlay.Supported(snaps); err != nil {
-		t.Fatalf("overlayfs, which this machine has, does not mount: %v", err)
+	if kind == "overlay" {
+		if err := overlay.Supported(filepath.Join(root, "snapshots")); err != nil {
+			t.Fatalf("overlayfs, which this machine has, does not mount: %v", err)
+		}
 	}
-	if e.sn, err = overlay.New(snaps, e.db.Bolt()); err != nil {
-		t.Fatal(err)
-	}
+	e.openSnapshotter()
 	t.Cleanup(func() { e.sn.Close() })
-	e.svc = image.New(image.Config{Content: cs, DB: e.db, Snapshotter: e.sn, Overlay: true, TmpDir: filepath.Join(root, "tmp")})
+	e.svc = image.New(image.Config{Content: cs, DB: e.db, Snapshotter: e.sn, Overlay: kind == "overlay", TmpDir: filepath.Join(root, "tmp")})
 	tarball, err := busyboxTar()
 	if err != nil {
 		t.Fatal(err)
