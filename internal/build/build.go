@@ -177,6 +177,9 @@ type Options struct {
 	NoCache bool
 	// Pull pulls every FROM image even if it is present.
 	Pull bool
+	// Secrets are the values of RUN --mount=type=secret, by id (berth
+	// build --secret); they reach no image and no cache key.
+	Secrets map[string][]byte
 	// NetworkMode is the network of RUN steps: "none", "host", or ""
 	// and "default", which are "none" with a loopback for now.
 	NetworkMode string

@@ -3,6 +3,8 @@ package build
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -354,7 +356,7 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 	}
 	for _, tc := range []struct{ run, want string }{
 		{"RUN --mount=type=bind,target=/ctx,rw true", "RUN --mount=type=bind,rw is not supported yet"},
-		{"RUN --mount=type=secret,id=s true", "RUN --mount=type=secret is not supported yet"},
+		{"RUN --mount=type=ssh true", "RUN --mount=type=ssh is not supported yet"},
 		{"RUN --mount=type=bind,source=../x,target=/x true", "forbidden path outside the build context"},
 	} {
 		writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\n" + tc.run + "\n"})
@@ -612,5 +614,45 @@ RUN --mount=type=cache,target=/var/cache/app,uid=1000,mode=0700 echo run >> /var
 	}
 	if _, err := e.b.Prune(e.ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunSecret passes secrets to RUN as a file and as an environment
+// variable; they reach neither the image nor its history nor the cache
+// key, and a required secret that was not given fails the step.
+func TestRunSecret(t *testing.T) {
+	e := newEnv(t)
+	// The Dockerfile names the secret's digest only, so that finding the
+	// secret in the image means it leaked.
+	sum := fmt.Sprintf("%x", md5.Sum([]byte("s3cret")))
+	dir := e.writeContext(map[string]string{"Dockerfile": fmt.Sprintf(`
+FROM busybox
+RUN --mount=type=secret,id=token test "$(md5sum < /run/secrets/token | cut -d' ' -f1)" = %[1]s && stat -c '%%a %%u' /run/secrets/token > /file-ok
+RUN --mount=type=secret,id=token,env=TOKEN test "$(printf %%s "$TOKEN" | md5sum | cut -d' ' -f1)" = %[1]s && echo ok > /env-ok
+RUN --mount=type=secret,id=absent,target=/x test ! -e /x && echo ok > /absent-ok
+`, sum)})
+	secrets := map[string][]byte{"token": []byte("s3cret")}
+	id, out := e.mustBuild(dir, Options{Secrets: secrets})
+	for p, want := range map[string]string{"/file-ok": "400 0\n", "/env-ok": "ok\n", "/absent-ok": "ok\n"} {
+		if got, _ := e.readFile(id, p); got != want {
+			t.Errorf("%s = %q, want %q\n%s", p, got, want, out)
+		}
+	}
+	e.inImage(id, func(root string) {
+		if _, err := os.Lstat(filepath.Join(root, "run")); err == nil {
+			t.Error("the secret's mount point is in the image")
+		}
+	})
+	oc, _ := e.config(id)
+	if raw, _ := json.Marshal(oc); bytes.Contains(raw, []byte("s3cret")) {
+		t.Errorf("the secret is in the image config: %s", raw)
+	}
+	// Another value does not change the steps' keys.
+	if _, out := e.mustBuild(dir, Options{Secrets: map[string][]byte{"token": []byte("other")}}); !slices.Equal(cachedSteps(out), []int{2, 3, 4}) {
+		t.Errorf("a new secret value rebuilt steps: cached %v\n%s", cachedSteps(out), out)
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=absent,required true\n"})
+	if _, _, err := e.build(dir, Options{}); err == nil || !strings.Contains(err.Error(), "secret absent: not found") || !errdefs.IsInvalidArgument(err) {
+		t.Errorf("a missing required secret: %v", err)
 	}
 }

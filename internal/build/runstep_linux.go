@@ -41,6 +41,7 @@ type runMount struct {
 	target string
 	fromID digest.Digest // bind from a stage or image
 	host   string        // bind from the context: the resolved source
+	secret []byte        // a secret's value (mounted at target unless "")
 }
 
 // runStep carries out a RUN instruction.
@@ -94,7 +95,7 @@ func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.
 	if len(rs.argv) == 0 {
 		return fmt.Errorf("RUN requires at least one argument: %w", errdefs.ErrInvalidArgument)
 	}
-	mounts, mountKey, err := bd.runMounts(ctx, st, cmd)
+	mounts, mountKey, secretEnv, err := bd.runMounts(ctx, st, cmd)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.
 			argEnv = append(argEnv, k+"="+st.args[k])
 		}
 	}
-	rs.env = append(append([]string(nil), st.conf.Env...), argEnv...)
+	rs.env = append(append(append([]string(nil), st.conf.Env...), argEnv...), secretEnv...)
 	createdBy := strings.Join(rs.argv, " ")
 	// The proxy args need no ARG and, as in Docker, are neither in the
 	// history nor in the cache key.
@@ -149,7 +150,7 @@ func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.
 // runMounts checks a RUN's --mount flags and returns them with the text
 // they add to the step's cache key (content digests of context binds,
 // image IDs of stage and image binds).
-func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instructions.RunCommand) ([]runMount, string, error) {
+func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instructions.RunCommand) (_ []runMount, _ string, env []string, err error) {
 	var out []runMount
 	var key strings.Builder
 	for _, m := range instructions.GetMounts(cmd) {
@@ -166,20 +167,51 @@ func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instruction
 		switch m.Type {
 		case instructions.MountTypeTmpfs:
 			fmt.Fprintf(&key, "tmpfs %s %d\n", target, m.SizeLimit)
+		case instructions.MountTypeSecret:
+			// Secrets are no input of the step's key, as in Docker.
+			id := m.CacheID
+			switch {
+			case id != "":
+			case m.Source != "":
+				id = m.Source
+			default:
+				id = path.Base(m.Target)
+			}
+			value, ok := bd.opts.Secrets[id]
+			if !ok {
+				if m.Required {
+					return nil, "", nil, fmt.Errorf("secret %s: not found: %w", id, errdefs.ErrInvalidArgument)
+				}
+				continue
+			}
+			rm.secret = value
+			if m.Target == "" {
+				rm.target = ""
+				if m.Env == nil {
+					rm.target = "/run/secrets/" + id
+				}
+			}
+			if m.Env != nil {
+				name := *m.Env
+				if name == "" {
+					name = id
+				}
+				env = append(env, name+"="+string(value))
+			}
 		case instructions.MountTypeCache:
 			// What a cache mount holds is no input of the step: it is
 			// not in the key, as in Docker.
 			if m.From != "" {
-				return nil, "", fmt.Errorf("RUN --mount=type=cache,from= is not supported yet: %w", errdefs.ErrNotImplemented)
+				return nil, "", nil, fmt.Errorf("RUN --mount=type=cache,from= is not supported yet: %w", errdefs.ErrNotImplemented)
 			}
 		case instructions.MountTypeBind:
 			if !m.ReadOnly {
-				return nil, "", fmt.Errorf("RUN --mount=type=bind,rw is not supported yet: %w", errdefs.ErrNotImplemented)
+				return nil, "", nil, fmt.Errorf("RUN --mount=type=bind,rw is not supported yet: %w", errdefs.ErrNotImplemented)
 			}
 			if m.From != "" {
 				id, err := bd.copyFrom(ctx, m.From)
 				if err != nil {
-					return nil, "", err
+					return nil, "", nil, err
 				}
 				rm.fromID = id
 				fmt.Fprintf(&key, "bind %s from %s %q\n", target, id, m.Source)
@@ -191,23 +223,23 @@ func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instruction
 			}
 			srcs, err := collect(bd.opts.ContextDir, []string{src})
 			if err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 			sum, err := hashSources(srcs)
 			if err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 			rm.host = srcs[0].host
 			if srcs[0].fi.Mode()&fs.ModeSymlink != 0 {
-				return nil, "", fmt.Errorf("RUN --mount=type=bind: source %s is a symlink: %w", m.Source, errdefs.ErrInvalidArgument)
+				return nil, "", nil, fmt.Errorf("RUN --mount=type=bind: source %s is a symlink: %w", m.Source, errdefs.ErrInvalidArgument)
 			}
 			fmt.Fprintf(&key, "bind %s context %s\n", target, sum)
 		default:
-			return nil, "", fmt.Errorf("RUN --mount=type=%s is not supported yet: %w", m.Type, errdefs.ErrNotImplemented)
+			return nil, "", nil, fmt.Errorf("RUN --mount=type=%s is not supported yet: %w", m.Type, errdefs.ErrNotImplemented)
 		}
 		out = append(out, rm)
 	}
-	return out, key.String(), nil
+	return out, key.String(), env, nil
 }
 
 // withRunMounts resolves the mounts (mounting the stage and image
@@ -238,6 +270,40 @@ func (bd *build) withRunMounts(ctx context.Context, root string, mounts []runMou
 			opts = append(opts, "size="+strconv.FormatInt(m.m.SizeLimit, 10))
 		}
 		return bd.withRunMounts(ctx, root, mounts[1:], append(done, specs.Mount{Destination: m.target, Type: "tmpfs", Source: "tmpfs", Options: opts}), fn)
+	case m.m.Type == instructions.MountTypeSecret:
+		if m.target == "" {
+			return bd.withRunMounts(ctx, root, mounts[1:], done, fn)
+		}
+		f, err := os.CreateTemp(bd.scratch, "secret-")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		_, err = f.Write(m.secret)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o400)
+		if m.m.Mode != nil {
+			mode = os.FileMode(*m.m.Mode & 0o7777)
+		}
+		uid, gid := 0, 0
+		if m.m.UID != nil {
+			uid = int(*m.m.UID)
+		}
+		if m.m.GID != nil {
+			gid = int(*m.m.GID)
+		}
+		if err := os.Chmod(f.Name(), mode); err != nil {
+			return err
+		}
+		if err := os.Lchown(f.Name(), uid, gid); err != nil {
+			return err
+		}
+		return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, f.Name())), fn)
 	case m.m.Type == instructions.MountTypeCache:
 		return bd.withCacheMount(ctx, m, func(host string) error {
 			mnt := bindMount(m.target, host)
