@@ -9,7 +9,7 @@
 //
 // Stages that do not use each other build in parallel; the progress
 // still reads as Docker's sequential classic build stream. RUN supports
-// heredocs and --mount=type=tmpfs|bind (read-only)|cache; COPY and ADD
+// heredocs and --mount=type=tmpfs|bind|cache|secret; COPY and ADD
 // read only inside the context (or the --from image) and write through
 // archive.Apply, which never writes outside the step's snapshot.
 //

@@ -305,9 +305,9 @@ func (w *watchWriter) Write(p []byte) (int, error) {
 }
 
 // TestRunHeredocsAndMounts runs RUN heredocs (plain, with a shebang, read
-// by the shell) and RUN --mount tmpfs and read-only binds from the
-// context and an image; the mount points are no part of the image, and a
-// changed bind source rebuilds its step.
+// by the shell) and RUN --mount tmpfs and binds from the context and an
+// image, read-only and rw (writes thrown away); the mount points are no
+// part of the image, and a changed bind source rebuilds its step.
 func TestRunHeredocsAndMounts(t *testing.T) {
 	e := newEnv(t)
 	dir := e.writeContext(map[string]string{
@@ -327,6 +327,9 @@ EOF
 RUN --mount=type=tmpfs,target=/scratch echo tmp > /scratch/f && test -f /scratch/f
 RUN --mount=type=bind,source=data,target=/mnt/data cat /mnt/data/in.txt > /from-bind
 RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/etc/passwd > /from-image
+RUN --mount=type=bind,source=data,target=/mnt/rw,rw echo written > /mnt/rw/in.txt && echo new > /mnt/rw/new && cat /mnt/rw/in.txt > /rw-dir
+RUN --mount=type=bind,source=data/in.txt,target=/mnt/file,rw echo written > /mnt/file && cat /mnt/file > /rw-file
+RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc,rw echo x > /mnt/etc/passwd && cat /mnt/etc/passwd > /rw-image
 `,
 		"data/in.txt": "bound\n",
 	})
@@ -334,6 +337,7 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 	for p, want := range map[string]string{
 		"/simple": "simple\nline2\n", "/shebang": "shebang\n", "/complex": "complex text\n",
 		"/from-bind": "bound\n", "/from-image": "root:x:0:0:root:/root:/bin/sh\n",
+		"/rw-dir": "written\n", "/rw-file": "written\n", "/rw-image": "x\n",
 	} {
 		if got, _ := e.readFile(id, p); got != want {
 			t.Errorf("%s = %q, want %q\n%s", p, got, want, out)
@@ -346,6 +350,17 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 			}
 		}
 	})
+	// Writes to rw binds are thrown away: the context and the image are
+	// as they were.
+	if data, err := os.ReadFile(filepath.Join(dir, "data/in.txt")); err != nil || string(data) != "bound\n" {
+		t.Errorf("context file after an rw bind: %q %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data/new")); err == nil {
+		t.Error("an rw bind wrote into the context")
+	}
+	if got, _ := e.readFile(e.busybox, "/etc/passwd"); !strings.HasPrefix(got, "root:x:0:0") {
+		t.Errorf("busybox's /etc/passwd after an rw bind: %q", got)
+	}
 	writeFiles(t, dir, map[string]string{"data/in.txt": "changed\n"})
 	id2, out := e.mustBuild(dir, Options{})
 	if !slices.Equal(cachedSteps(out), []int{2, 3, 4, 5}) {
@@ -355,7 +370,6 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/mnt/etc head -n 1 /mnt/et
 		t.Errorf("/from-bind = %q", got)
 	}
 	for _, tc := range []struct{ run, want string }{
-		{"RUN --mount=type=bind,target=/ctx,rw true", "RUN --mount=type=bind,rw is not supported yet"},
 		{"RUN --mount=type=ssh true", "RUN --mount=type=ssh is not supported yet"},
 		{"RUN --mount=type=bind,source=../x,target=/x true", "forbidden path outside the build context"},
 	} {

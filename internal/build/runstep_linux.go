@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/snapshot"
@@ -205,9 +208,6 @@ func (bd *build) runMounts(ctx context.Context, st *stageState, cmd *instruction
 				return nil, "", nil, fmt.Errorf("RUN --mount=type=cache,from= is not supported yet: %w", errdefs.ErrNotImplemented)
 			}
 		case instructions.MountTypeBind:
-			if !m.ReadOnly {
-				return nil, "", nil, fmt.Errorf("RUN --mount=type=bind,rw is not supported yet: %w", errdefs.ErrNotImplemented)
-			}
 			if m.From != "" {
 				id, err := bd.copyFrom(ctx, m.From)
 				if err != nil {
@@ -303,17 +303,17 @@ func (bd *build) withRunMounts(ctx context.Context, root string, mounts []runMou
 		if err := os.Lchown(f.Name(), uid, gid); err != nil {
 			return err
 		}
-		return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, f.Name())), fn)
+		return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, f.Name(), true)), fn)
 	case m.m.Type == instructions.MountTypeCache:
 		return bd.withCacheMount(ctx, m, func(host string) error {
-			mnt := bindMount(m.target, host)
-			if !m.m.ReadOnly {
-				mnt.Options = []string{"rbind", "rw"}
-			}
-			return bd.withRunMounts(ctx, root, mounts[1:], append(done, mnt), fn)
+			return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, host, m.m.ReadOnly)), fn)
 		})
 	case m.host != "":
-		return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, m.host)), fn)
+		return bd.withBindSource(m, m.host, func(host string) error {
+			return bd.withBindSource(m, host, func(host string) error {
+				return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, host, m.m.ReadOnly)), fn)
+			})
+		})
 	default:
 		return bd.withImageRoot(ctx, m.fromID, func(src string) error {
 			host, err := securejoin.SecureJoin(src, m.m.Source)
@@ -323,13 +323,76 @@ func (bd *build) withRunMounts(ctx context.Context, root string, mounts []runMou
 			if _, err := os.Stat(host); err != nil {
 				return fmt.Errorf("RUN --mount from %s: source %s: %w: %w", m.m.From, m.m.Source, err, errdefs.ErrInvalidArgument)
 			}
-			return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, host)), fn)
+			return bd.withBindSource(m, host, func(host string) error {
+				return bd.withRunMounts(ctx, root, mounts[1:], append(done, bindMount(m.target, host, m.m.ReadOnly)), fn)
+			})
 		})
 	}
 }
 
-func bindMount(target, host string) specs.Mount {
-	return specs.Mount{Destination: target, Type: "bind", Source: host, Options: []string{"rbind", "ro"}}
+// withBindSource calls fn with what a bind mount of host binds: host
+// itself when read-only; for rw, a writable view whose writes are thrown
+// away afterwards, as Docker's: an overlay over a directory, a copy of a
+// file.
+func (bd *build) withBindSource(m runMount, host string, fn func(string) error) error {
+	if m.m.ReadOnly {
+		return fn(host)
+	}
+	dir, err := os.MkdirTemp(bd.scratch, "rw-")
+	if err != nil {
+		return err
+	}
+	mounted := false
+	defer func() {
+		// Never remove files through a mount still there.
+		if !mounted || snapshot.UnmountAll(filepath.Join(dir, "merged")) == nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	fi, err := os.Stat(host)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		src, err := os.Open(host)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		cp := filepath.Join(dir, "file")
+		dst, err := os.OpenFile(cp, os.O_CREATE|os.O_WRONLY|os.O_EXCL, fi.Mode().Perm())
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(dst, src)
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		return fn(cp)
+	}
+	for _, d := range []string{"upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	merged := filepath.Join(dir, "merged")
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", host, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("RUN --mount=type=bind,rw: writable view of %s: %w", m.m.Source, err)
+	}
+	mounted = true
+	return fn(merged)
+}
+
+func bindMount(target, host string, readOnly bool) specs.Mount {
+	mode := "rw"
+	if readOnly {
+		mode = "ro"
+	}
+	return specs.Mount{Destination: target, Type: "bind", Source: host, Options: []string{"rbind", mode}}
 }
 
 // missingPaths returns the host paths of the mount destinations (and
