@@ -85,9 +85,9 @@ HEALTHCHECK --interval=5s CMD true
 	if !reflect.DeepEqual(c.Entrypoint, []string{"/bin/env"}) {
 		t.Errorf("entrypoint %q", c.Entrypoint)
 	}
-	if oc.Author != "" {
-		// The author is the step's own: the last step (the label) has it.
-		t.Logf("author %q", oc.Author)
+	// MAINTAINER sets the author of every later step's image.
+	if oc.Author != "someone@example.com" {
+		t.Errorf("author %q", oc.Author)
 	}
 	if fi := e.lstat(id, "/app/sub"); !fi.IsDir() {
 		t.Errorf("/app/sub is not a directory")

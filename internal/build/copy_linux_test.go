@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -164,14 +165,16 @@ func TestCopyStaysInContext(t *testing.T) {
 }
 
 // TestMultiStage copies from an earlier stage (by name and index) and
-// from an image, into a scratch stage, and builds a --target.
+// from an image, into a scratch stage, and builds a --target; the
+// platform args are set.
 func TestMultiStage(t *testing.T) {
 	e := newEnv(t)
 	dir := e.writeContext(map[string]string{"Dockerfile": `
 FROM busybox AS builder
 RUN mkdir -p /out && echo built > /out/result && ln -s result /out/link
-FROM busybox AS other
-RUN echo other > /other
+FROM --platform=$BUILDPLATFORM busybox AS other
+ARG TARGETARCH
+RUN echo other > /other && echo $TARGETARCH > /arch
 FROM scratch
 COPY --from=builder /out /app/
 COPY --from=0 /out/result /by-index
@@ -203,7 +206,10 @@ CMD ["/bin/busybox", "cat", "/app/result"]
 	if got, _ := e.readFile(tid, "/other"); got != "other\n" {
 		t.Errorf("target image /other = %q", got)
 	}
-	if strings.Contains(out, "FROM scratch") || !strings.Contains(out, "Step 4/4 : RUN echo other > /other") {
+	if got, _ := e.readFile(tid, "/arch"); got != runtime.GOARCH+"\n" {
+		t.Errorf("TARGETARCH = %q, want %s", got, runtime.GOARCH)
+	}
+	if strings.Contains(out, "FROM scratch") || !strings.Contains(out, "Step 5/5 : RUN echo other > /other") {
 		t.Errorf("--target output:\n%s", out)
 	}
 }

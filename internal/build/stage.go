@@ -118,7 +118,16 @@ func (bd *build) run(ctx context.Context) (digest.Digest, error) {
 
 // evalMetaArgs evaluates the ARGs before the first FROM.
 func (bd *build) evalMetaArgs() error {
+	// The platform args are set in the global scope, as BuildKit sets
+	// them; a stage sees them once it declares them (ARG TARGETARCH).
+	p := image.HostPlatform()
 	bd.metaArgs = map[string]string{}
+	for _, prefix := range []string{"BUILD", "TARGET"} {
+		bd.metaArgs[prefix+"PLATFORM"] = image.FormatPlatform(p)
+		bd.metaArgs[prefix+"OS"] = p.OS
+		bd.metaArgs[prefix+"ARCH"] = p.Architecture
+		bd.metaArgs[prefix+"VARIANT"] = p.Variant
+	}
 	for _, a := range bd.df.metaArgs {
 		for _, kv := range a.Args {
 			bd.markUsed(kv.Key)
