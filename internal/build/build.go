@@ -310,6 +310,8 @@ func shortID(id digest.Digest) string {
 
 // unusedArgs lists the build args no ARG instruction declared, sorted.
 func (bd *build) unusedArgs() []string {
+	bd.usedMu.Lock()
+	defer bd.usedMu.Unlock()
 	var out []string
 	for k := range bd.opts.BuildArgs {
 		if !bd.used[k] && !predefinedArgs[k] {
