@@ -24,6 +24,18 @@ func TestParse(t *testing.T) {
 	if got := commandText(df.stages[0].Commands[0]); got != "RUN echo one   two" {
 		t.Errorf("step text %q", got)
 	}
+	// The escape directive changes the continuation character and the
+	// lexer's escape.
+	df, err = parse([]byte("# escape=`\nFROM busybox\nRUN echo a `\n  b\nENV P=C:\\dir\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := commandText(df.stages[0].Commands[0]); got != "RUN echo a   b" {
+		t.Errorf("step text with escape=`: %q", got)
+	}
+	if df.escape != '`' {
+		t.Errorf("escape %q", df.escape)
+	}
 	for _, tc := range []struct{ df, want string }{
 		{"FROM busybox\nFROBNICATE bar\n", `dockerfile parse error on line 2: unknown instruction: FROBNICATE (instruction "FROBNICATE bar")`},
 		{"# escape=x\nFROM busybox\n", "invalid escape token"},
