@@ -488,7 +488,7 @@ func TestBadInput(t *testing.T) {
 		{"FROM busybox\nSTOPSIGNAL FOO\n", "invalid signal: FOO", errdefs.ErrInvalidArgument},
 		{"FROM busybox\nEXPOSE abc\n", "invalid containerPort: abc", errdefs.ErrInvalidArgument},
 		{"FROM scratch\n", "No image was generated. Is your Dockerfile empty?", errdefs.ErrInvalidArgument},
-		{"FROM scratch\nRUN true\n", "The command '/bin/sh -c true' returned a non-zero code: 1", nil},
+		{"FROM scratch\nRUN true\n", `build container: exec: "/bin/sh": no such file or directory`, errdefs.ErrInvalidArgument},
 	} {
 		dir := e.writeContext(map[string]string{"Dockerfile": tc.df, "a": "a", "b": "b"})
 		_, out, err := e.build(dir, Options{})

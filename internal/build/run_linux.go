@@ -222,7 +222,10 @@ func (bd *build) runtime(ctx context.Context, bundle, id string) error {
 			log.G(ctx).Warn("delete build container", "id", id, "error", err, "stderr", strings.TrimSpace(stderr.String()))
 		}
 	}()
-	c := exec.Command(rt, "--root", root, "run", "--bundle", bundle, id)
+	// The runtime's own errors go to its log; the command's exit status
+	// is run's, with nothing logged.
+	logPath := filepath.Join(bundle, "runtime.log")
+	c := exec.Command(rt, "--root", root, "--log", logPath, "--log-format", "json", "run", "--bundle", bundle, id)
 	out := bd.opts.Out
 	c.Stdout, c.Stderr = out, out
 	if err := c.Start(); err != nil {
@@ -232,6 +235,11 @@ func (bd *build) runtime(ctx context.Context, bundle, id string) error {
 	go func() { done <- c.Wait() }()
 	select {
 	case err := <-done:
+		if err != nil {
+			if msg := runtimeError(logPath); msg != "" {
+				return fmt.Errorf("build container: %s", msg)
+			}
+		}
 		return err
 	case <-ctx.Done():
 		// Kill the container; until it exists (the runtime may still be
@@ -257,4 +265,24 @@ func (bd *build) runtime(ctx context.Context, bundle, id string) error {
 		}
 		return fmt.Errorf("build container %s: %w", id[:12], ctx.Err())
 	}
+}
+
+// runtimeError returns the last error berth-runtime logged as JSON to
+// path, or "" if it logged none.
+func runtimeError(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	msg := ""
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var entry struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(line, &entry) == nil && entry.Level == "ERROR" {
+			msg = entry.Msg
+		}
+	}
+	return msg
 }
