@@ -105,7 +105,12 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 	prefix := strings.Join(st.shell(), " ") + " #(nop) " + a.name + " "
 
 	if a.from != "" {
-		fromID, err := bd.copyFrom(ctx, a.from)
+		from, err := bd.expand(a.from, st.env())
+		if err != nil {
+			return fmt.Errorf("--from=%s: %w: %w", a.from, err, errdefs.ErrInvalidArgument)
+		}
+		a.from = from
+		fromID, err := bd.copyFrom(ctx, from)
 		if err != nil {
 			return err
 		}

@@ -176,7 +176,8 @@ FROM --platform=$BUILDPLATFORM busybox AS other
 ARG TARGETARCH
 RUN echo other > /other && echo $TARGETARCH > /arch
 FROM scratch
-COPY --from=builder /out /app/
+ARG SRC=builder
+COPY --from=${SRC} /out /app/
 COPY --from=0 /out/result /by-index
 COPY --from=busybox /bin/busybox /bin/busybox
 COPY --from=other /other /other
