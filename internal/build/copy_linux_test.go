@@ -33,6 +33,7 @@ FROM busybox
 WORKDIR /work
 COPY a.txt .
 COPY a.txt /renamed
+COPY a.txt /etc
 COPY dir /copied/
 COPY *.md /docs/
 COPY --chown=berth a.txt /owned/by-name
@@ -60,6 +61,7 @@ RUN cat /work/a.txt /copied/sub/deep.txt > /combined
 	files := map[string]string{
 		"/work/a.txt":          "alpha\n",
 		"/renamed":             "alpha\n",
+		"/etc/a.txt":           "alpha\n",
 		"/copied/b.txt":        "beta\n",
 		"/copied/sub/deep.txt": "deep\n",
 		"/docs/one.md":         "1\n",
