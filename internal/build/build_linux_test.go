@@ -53,7 +53,7 @@ HEALTHCHECK --interval=5s CMD true
 `})
 	id, out := e.mustBuild(dir, Options{
 		BuildArgs: map[string]*string{"GREETING": ptr("hi"), "UNUSED": ptr("x")},
-		Labels:    map[string]string{"extra": "yes"},
+		Labels:    map[string]string{"extra": "yes", "another": "1 2"},
 		Tags:      []string{"meta:1", "meta:2"},
 	})
 	oc, c := e.config(id)
@@ -106,20 +106,22 @@ HEALTHCHECK --interval=5s CMD true
 		`/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo $A"]`,
 		`/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/env"]`,
 		`/bin/sh -ec #(nop)  LABEL extra=yes`,
+		`/bin/sh -ec #(nop)  LABEL another=1 2`,
 	} {
 		if !slices.Contains(h, want) {
 			t.Errorf("history lacks %q:\n%s", want, strings.Join(h, "\n"))
 		}
 	}
 	// busybox's own entry, then one per instruction after FROM, plus
-	// the --label step.
-	if len(h) != 1+17+1 {
-		t.Errorf("%d history entries, want 19:\n%s", len(h), strings.Join(h, "\n"))
+	// one step per --label, in key order (as Docker's classic builder).
+	if len(h) != 1+17+2 {
+		t.Errorf("%d history entries, want 20:\n%s", len(h), strings.Join(h, "\n"))
 	}
 	for _, want := range []string{
-		"Step 1/19 : FROM ${BASE}:latest AS base\n ---> " + shortID(e.busybox) + "\n",
-		"Step 19/19 : LABEL extra=yes\n ---> Running in ",
-		"Step 2/19 : ARG GREETING=hello\n ---> Running in ",
+		"Step 1/20 : FROM ${BASE}:latest AS base\n ---> " + shortID(e.busybox) + "\n",
+		"Step 19/20 : LABEL another=1 2\n ---> Running in ",
+		"Step 20/20 : LABEL extra=yes\n ---> Running in ",
+		"Step 2/20 : ARG GREETING=hello\n ---> Running in ",
 		"[Warning] One or more build-args [UNUSED] were not consumed\n",
 		"Successfully tagged meta:1\nSuccessfully tagged meta:2\n",
 	} {

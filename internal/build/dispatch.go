@@ -234,24 +234,26 @@ func (bd *build) workdir(ctx context.Context, st *stageState, p string) error {
 	return bd.commit(ctx, st, s)
 }
 
-// labelStep applies Options.Labels to the final stage as one more LABEL.
+// labelStep applies Options.Labels to the final stage as Docker's classic
+// builder does: one LABEL step per label, in key order.
 func (bd *build) labelStep(ctx context.Context, st *stageState) error {
 	keys := make([]string, 0, len(bd.opts.Labels))
 	for k := range bd.opts.Labels {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var words []string
 	for _, k := range keys {
 		if st.conf.Labels == nil {
 			st.conf.Labels = map[string]string{}
 		}
 		st.conf.Labels[k] = bd.opts.Labels[k]
-		words = append(words, k+"="+bd.opts.Labels[k])
+		text := "LABEL " + k + "=" + bd.opts.Labels[k]
+		bd.stepf(text)
+		if err := bd.commitMeta(ctx, st, bd.nop(st, text)); err != nil {
+			return err
+		}
 	}
-	text := "LABEL " + strings.Join(words, " ")
-	bd.stepf(text)
-	return bd.commitMeta(ctx, st, bd.nop(st, text))
+	return nil
 }
 
 // commitMeta commits a step without a layer.

@@ -97,9 +97,7 @@ func (bd *build) run(ctx context.Context) (digest.Digest, error) {
 	for i := 0; i <= target; i++ {
 		bd.total += 1 + len(bd.df.stages[i].Commands)
 	}
-	if len(bd.opts.Labels) > 0 {
-		bd.total++
-	}
+	bd.total += len(bd.opts.Labels) // one LABEL step each, as Docker's classic builder
 	if err := bd.buildStages(ctx, target); err != nil {
 		return "", err
 	}
