@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 
@@ -41,6 +42,7 @@ type lazyBuilder struct {
 	once sync.Once
 	b    *build.Builder
 	err  error
+	made atomic.Pointer[build.Builder] // b, once made: readable any time
 }
 
 // builder returns the builder, making it the first time. Its containers
@@ -56,6 +58,9 @@ func (d *Daemon) builder() (*build.Builder, error) {
 			RuntimeRoot: filepath.Join(d.cfg.ExecRoot, "build", "runtime"),
 			StateDir:    filepath.Join(d.cfg.DataRoot, "build"),
 		})
+		if d.bld.err == nil {
+			d.bld.made.Store(d.bld.b)
+		}
 	})
 	return d.bld.b, d.bld.err
 }

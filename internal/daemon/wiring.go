@@ -94,6 +94,11 @@ func (d *Daemon) imageUsers(id digest.Digest) ([]string, bool) {
 		e.mu.Unlock()
 	}
 	slices.Sort(users)
+	// An image a build is building on is in use, as by a running container
+	// (named "build" in the conflict messages).
+	if b := d.bld.made.Load(); b != nil && b.InUse(id) {
+		users, running = append(users, "build"), true
+	}
 	return users, running
 }
 
