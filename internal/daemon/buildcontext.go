@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/berth-project/berth/internal/archive"
@@ -35,8 +33,9 @@ var (
 // The tar comes from a client and is hostile: a name that climbs out of
 // the context ("../x") or a hard link to something outside it is refused,
 // an absolute name is taken relative to the context, no entry is written
-// through a symlink leading out of it (os.Root), symlinks are kept as
-// links and never followed, and device nodes and fifos are refused.
+// through a symlink (an entry whose path goes through one is refused),
+// symlinks are kept as links and never followed, and device nodes and
+// fifos are refused.
 func extractContext(ctx context.Context, tmpDir string, r io.Reader) (_ string, err error) {
 	dir, err := os.MkdirTemp(tmpDir, "build-context-")
 	if err != nil {
@@ -117,12 +116,11 @@ func (c *cancelReader) Close() error {
 
 // untarContext writes the entries of the tar r under dir.
 func untarContext(ctx context.Context, dir string, r io.Reader) error {
-	root, err := os.OpenRoot(dir)
+	w, err := newContextWriter(dir)
 	if err != nil {
 		return fmt.Errorf("build context: %w", err)
 	}
-	defer root.Close()
-	var dirs []*tar.Header // their times are set last, deepest first
+	defer w.close()
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -139,20 +137,12 @@ func untarContext(ctx context.Context, dir string, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("build context: %w", err)
 		}
-		if err := extractEntry(root, tr, hdr, rel); err != nil {
+		if err := extractEntry(w, tr, hdr, rel); err != nil {
 			return fmt.Errorf("build context: entry %q: %w", hdr.Name, err)
 		}
-		if hdr.Typeflag == tar.TypeDir && rel != "." {
-			h := *hdr
-			h.Name = rel
-			dirs = append(dirs, &h)
-		}
 	}
-	slices.SortStableFunc(dirs, func(a, b *tar.Header) int { return strings.Count(b.Name, "/") - strings.Count(a.Name, "/") })
-	for _, h := range dirs {
-		if err := root.Chtimes(h.Name, h.AccessTime, h.ModTime); err != nil {
-			return fmt.Errorf("build context: entry %q: %w", h.Name, err)
-		}
+	if err := w.finish(); err != nil {
+		return fmt.Errorf("build context: %w", err)
 	}
 	return nil
 }
@@ -187,8 +177,8 @@ func contextName(name string) (string, error) {
 	return c, nil
 }
 
-// extractEntry writes one entry at rel.
-func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, rel string) error {
+// extractEntry checks one entry and has w write it at rel.
+func extractEntry(w *contextWriter, tr *tar.Reader, hdr *tar.Header, rel string) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
@@ -198,99 +188,29 @@ func extractEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, rel string) er
 	default:
 		return fmt.Errorf("unsupported entry type %q: %w", string(hdr.Typeflag), errdefs.ErrInvalidArgument)
 	}
-	if rel == "." {
-		if hdr.Typeflag != tar.TypeDir {
-			return fmt.Errorf("names the context itself but is not a directory: %w", errdefs.ErrInvalidArgument)
-		}
-		return setMeta(root, rel, hdr)
-	}
-	if parent := path.Dir(rel); parent != "." {
-		if err := root.MkdirAll(parent, 0o755); err != nil {
-			return confined(err)
-		}
-	}
-	if err := clearPath(root, rel, hdr.Typeflag == tar.TypeDir); err != nil {
-		return confined(err)
+	if rel == "." && hdr.Typeflag != tar.TypeDir {
+		return fmt.Errorf("names the context itself but is not a directory: %w", errdefs.ErrInvalidArgument)
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := root.Mkdir(rel, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return confined(err)
-		}
+		return w.dir(rel, hdr)
 	case tar.TypeReg:
-		f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return confined(err)
-		}
-		_, err = io.Copy(f, tr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		var pe *fs.PathError
-		switch {
-		case errors.As(err, &pe):
-			return fmt.Errorf("write: %w", err) // the disk, not the client
-		case err != nil:
-			return fmt.Errorf("read: %w", contextReadError(err))
-		}
+		return w.file(rel, hdr, tr)
 	case tar.TypeSymlink:
 		if strings.IndexByte(hdr.Linkname, 0) >= 0 {
 			return fmt.Errorf("link name contains a NUL byte: %w", errdefs.ErrInvalidArgument)
 		}
-		if err := root.Symlink(hdr.Linkname, rel); err != nil {
-			return confined(err)
-		}
-		return root.Lchown(rel, hdr.Uid, hdr.Gid)
-	case tar.TypeLink:
+		return w.symlink(rel, hdr)
+	default: // tar.TypeLink
 		target, err := contextName(hdr.Linkname)
 		if err != nil {
 			return fmt.Errorf("hard link: %w", err)
 		}
-		if err := root.Link(target, rel); err != nil {
-			return confined(err)
-		}
-		return nil // the target's metadata is the link's
+		return w.link(rel, target)
 	}
-	return setMeta(root, rel, hdr)
 }
 
-// clearPath removes what an earlier entry of the same name left at rel,
-// unless both are directories.
-func clearPath(root *os.Root, rel string, dir bool) error {
-	fi, err := root.Lstat(rel)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if dir && fi.IsDir() {
-		return nil
-	}
-	return root.RemoveAll(rel)
-}
-
-// setMeta gives a file or directory the entry's owner, mode and (files)
-// times.
-func setMeta(root *os.Root, rel string, hdr *tar.Header) error {
-	if err := root.Lchown(rel, hdr.Uid, hdr.Gid); err != nil {
-		return err
-	}
-	mode := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-	if err := root.Chmod(rel, mode); err != nil {
-		return err
-	}
-	if hdr.Typeflag == tar.TypeReg {
-		return root.Chtimes(rel, hdr.AccessTime, hdr.ModTime)
-	}
-	return nil
-}
-
-// confined classifies os.Root's refusal to leave the root (a path through
-// a symlink that leads out) as invalid input.
-func confined(err error) error {
-	if err != nil && strings.Contains(err.Error(), "path escapes from parent") {
-		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
-	}
-	return err
+// entryMode is the permission and special bits of an entry.
+func entryMode(hdr *tar.Header) uint32 {
+	return uint32(hdr.Mode) & 0o7777
 }

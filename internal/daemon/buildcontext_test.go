@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,5 +199,59 @@ func assertNothingOutside(t *testing.T, scratch, tmp, dir string) {
 	})
 	if _, err := os.Lstat("/escape"); err == nil {
 		t.Errorf("/escape exists")
+	}
+}
+
+// benchContext is a deterministic build context like bench/build's: a
+// Dockerfile and 300 files of 1-8 KiB in nested directories, as the
+// docker CLI sends them (directory entries before their content, owner
+// root).
+func benchContext(tb testing.TB) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mtime := time.Unix(1700000000, 0)
+	write := func(h *tar.Header, body []byte) {
+		if err := tw.WriteHeader(h); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	write(&tar.Header{Typeflag: tar.TypeReg, Name: "Dockerfile", Mode: 0o644, Size: 13, ModTime: mtime}, []byte("FROM busybox\n"))
+	seen := map[string]bool{}
+	for i := range 300 {
+		dir := fmt.Sprintf("src/d%d/e%d", i%10, i%3)
+		for _, d := range []string{"src", path.Dir(dir), dir} {
+			if !seen[d] {
+				seen[d] = true
+				write(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime}, nil)
+			}
+		}
+		body := bytes.Repeat([]byte{byte('a' + i%26)}, 1024+(i*7919)%(7*1024))
+		write(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("%s/f%03d.txt", dir, i), Mode: 0o644, Size: int64(len(body)), ModTime: mtime}, body)
+	}
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkExtractContext extracts benchContext and removes it again, as
+// a build does.
+func BenchmarkExtractContext(b *testing.B) {
+	data := benchContext(b)
+	tmp := b.TempDir()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dir, err := extractContext(context.Background(), tmp, bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
