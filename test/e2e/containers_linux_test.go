@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -262,7 +263,9 @@ func TestRunOptions(t *testing.T) {
 		defer c.ok("rm", "-f", "mnt")
 		want := `[{"Type":"bind","Source":"` + dir + `","Destination":"/data","Mode":"ro","RW":false,"Propagation":"rprivate"},` +
 			`{"Type":"bind","Source":"` + dir + `","Destination":"/rw","Mode":"","RW":true,"Propagation":"rprivate"}]`
-		if got := c.inspect("{{json .Mounts}}", "mnt"); got != want {
+		// The docker CLI sends -v binds in map order, so Mounts come in
+		// no fixed order (with dockerd too): compare them sorted.
+		if got := sortedMountsJSON(t, c.inspect("{{json .Mounts}}", "mnt")); got != want {
 			t.Errorf("Mounts:\n got %s\nwant %s", got, want)
 		}
 		c.ok("exec", "mnt", "sh", "-c", "echo through > /rw/f && touch /scratch/t")
@@ -436,4 +439,25 @@ func numCPU() int {
 		n += z - a + 1
 	}
 	return n
+}
+
+// sortedMountsJSON re-encodes inspect's Mounts JSON sorted by destination,
+// keeping each mount's fields as inspect wrote them.
+func sortedMountsJSON(t *testing.T, s string) string {
+	t.Helper()
+	var ms []json.RawMessage
+	if err := json.Unmarshal([]byte(s), &ms); err != nil {
+		t.Fatalf("inspect Mounts %q: %v", s, err)
+	}
+	dest := func(m json.RawMessage) string {
+		var d struct{ Destination string }
+		json.Unmarshal(m, &d)
+		return d.Destination
+	}
+	sort.SliceStable(ms, func(i, j int) bool { return dest(ms[i]) < dest(ms[j]) })
+	out, err := json.Marshal(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
