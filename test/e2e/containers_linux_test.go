@@ -279,23 +279,26 @@ func TestRunOptions(t *testing.T) {
 			t.Errorf("--tmpfs /scratch: %q", out)
 		}
 	})
+}
 
-	t.Run("network", func(t *testing.T) {
-		e.requireNetwork(t)
-		c := e.cli(t)
-		c.ok("run", "-d", "--name", "net", "busybox", "sleep", "1000")
-		defer c.ok("rm", "-f", "net")
-		ip := c.inspect("{{.NetworkSettings.IPAddress}}", "net")
-		if ip == "" || ip != c.inspect("{{.NetworkSettings.Networks.bridge.IPAddress}}", "net") {
-			t.Errorf("IPAddress %q on the default bridge", ip)
-		}
-		if out := c.ok("exec", "net", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, " "+ip+"/") {
-			t.Errorf("eth0 in the container lacks %s: %q", ip, out)
-		}
-		if out := c.ok("exec", "net", "hostname"); strings.TrimSpace(out) != c.id("net")[:12] {
-			t.Errorf("hostname %q, want the short id", out)
-		}
-	})
+// TestRunDefaultBridge: a container on the default bridge has its address
+// in inspect and on its eth0, and its short id as hostname.
+func TestRunDefaultBridge(t *testing.T) {
+	t.Parallel()
+	e := startEngine(t)
+	c := e.cli(t)
+	c.ok("run", "-d", "--name", "net", "busybox", "sleep", "1000")
+	defer c.ok("rm", "-f", "net")
+	ip := c.inspect("{{.NetworkSettings.IPAddress}}", "net")
+	if ip == "" || ip != c.inspect("{{.NetworkSettings.Networks.bridge.IPAddress}}", "net") {
+		t.Errorf("IPAddress %q on the default bridge", ip)
+	}
+	if out := c.ok("exec", "net", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, " "+ip+"/") {
+		t.Errorf("eth0 in the container lacks %s: %q", ip, out)
+	}
+	if out := c.ok("exec", "net", "hostname"); strings.TrimSpace(out) != c.id("net")[:12] {
+		t.Errorf("hostname %q, want the short id", out)
+	}
 }
 
 // TestPsFormat checks docker ps with --format and filters: the fields

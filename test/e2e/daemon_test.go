@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -42,6 +43,8 @@ var (
 var tempDirs []string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	selectTarget()
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

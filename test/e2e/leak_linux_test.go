@@ -60,9 +60,6 @@ func cgroupRoots(t *testing.T) []string {
 // shims, veths on the daemon's bridge, network namespace files, and no
 // growth of berthd's descriptors or goroutines.
 func TestRunRmLeaks(t *testing.T) {
-	if *target != targetBerth {
-		t.Skip("berth only: counts berthd's own descriptors, mounts, cgroups, shims and veths")
-	}
 	t.Parallel()
 	e := startEngine(t)
 	d := e.berth

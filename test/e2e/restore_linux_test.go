@@ -91,9 +91,6 @@ func consecutive(t *testing.T, what string, lines []string, from int) {
 // the exited one with its exit code and finish time, each container once,
 // a stop that completes or can be repeated, and room for new containers.
 func TestLiveRestore(t *testing.T) {
-	if *target != targetBerth {
-		t.Skip("berth only: restarts berthd on the same roots after a crash")
-	}
 	t.Parallel()
 	e := startEngine(t)
 	c := e.cli(t)

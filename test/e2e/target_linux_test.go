@@ -38,6 +38,23 @@ const (
 var target = flag.String("target", envOr("E2E_TARGET", targetBerth),
 	`daemon the container scenarios run against: "berth" or "docker" (Debian's /usr/sbin/dockerd)`)
 
+// berthOnly names the tests and subtests that check berthd itself and have
+// no counterpart on the test's dockerd: the leak count of berthd's own
+// descriptors, mounts, cgroups, shims and veths; a crash and restart of
+// berthd on the same roots; and the default bridge, which the test's
+// dockerd runs without (--bridge=none, so that it never touches the host's
+// networking). With -target=docker they are left out of the run (the
+// -test.skip filter) instead of skipping themselves.
+const berthOnly = "^(TestRunRmLeaks|TestLiveRestore|TestRunDefaultBridge)$"
+
+// selectTarget applies berthOnly for -target=docker, unless the caller set
+// its own -test.skip. It runs in TestMain, after the flags are parsed.
+func selectTarget() {
+	if *target == targetDocker && flag.Lookup("test.skip").Value.String() == "" {
+		flag.Set("test.skip", berthOnly)
+	}
+}
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
@@ -92,16 +109,6 @@ func (e *engine) cli(t *testing.T) *CLI {
 }
 
 func (e *engine) isBerth() bool { return e.name == targetBerth }
-
-// requireNetwork skips a check that needs the default bridge, which the
-// test's dockerd runs without (--bridge=none) so that it never touches the
-// host's networking.
-func (e *engine) requireNetwork(t *testing.T) {
-	t.Helper()
-	if !e.isBerth() {
-		t.Skip("the test's dockerd runs with --bridge=none (no host networking): no default bridge to check")
-	}
-}
 
 // initPath is where the daemon's --init binary appears in a container.
 func (e *engine) initPath() string {
