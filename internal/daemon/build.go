@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -91,8 +90,7 @@ func buildTags(tags []string) ([]string, error) {
 	return out, nil
 }
 
-// Build extracts the context under <data-root>/tmp, builds it and
-// removes it, and publishes a tag event for each tag. It returns the
+// Build unpacks the context (see contextDirs), builds it, and publishes a tag event for each tag. It returns the
 // image ID.
 func (d *Daemon) Build(ctx context.Context, opts BuildOptions) (digest.Digest, error) {
 	if err := CheckBuildOptions(opts); err != nil {
@@ -109,11 +107,11 @@ func (d *Daemon) Build(ctx context.Context, opts BuildOptions) (digest.Digest, e
 	if err != nil {
 		return "", err
 	}
-	dir, err := extractContext(ctx, filepath.Join(d.cfg.DataRoot, "tmp"), opts.Context)
+	dir, release, err := d.ctxDirs.unpack(ctx, opts.Context)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
+	defer release()
 	res, err := b.Build(withAuth(ctx, nil), build.Options{
 		ContextDir:  dir,
 		Dockerfile:  opts.Dockerfile,
@@ -145,6 +143,9 @@ func (d *Daemon) BuilderPrune(ctx context.Context) (int64, error) {
 	n, err := b.Prune(ctx)
 	if err != nil {
 		return n, err
+	}
+	if err := d.ctxDirs.prune(); err != nil {
+		return n, fmt.Errorf("builder prune: %w", err)
 	}
 	d.publish(Event{Type: "builder", Action: "prune", Attributes: map[string]string{"reclaimed": fmt.Sprint(n)}})
 	return n, nil

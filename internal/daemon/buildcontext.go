@@ -46,15 +46,24 @@ func extractContext(ctx context.Context, tmpDir string, r io.Reader) (_ string, 
 			os.RemoveAll(dir)
 		}
 	}()
-	tr, err := decompressContext(ctx, r)
-	if err != nil {
-		return "", err
-	}
-	defer tr.Close()
-	if err := untarContext(ctx, dir, tr); err != nil {
+	if err := unpackContext(ctx, dir, false, r); err != nil {
 		return "", err
 	}
 	return dir, nil
+}
+
+// unpackContext unpacks the build context tar r into dir, as
+// extractContext does. With reused set, dir may hold an earlier context,
+// which is brought in line with this one: what matches is kept, what
+// differs rewritten, what this one does not name removed. On error dir
+// is left in between.
+func unpackContext(ctx context.Context, dir string, reused bool, r io.Reader) error {
+	tr, err := decompressContext(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	return untarContext(ctx, dir, reused, tr)
 }
 
 // decompressContext returns the tar stream of r, decompressed when its
@@ -114,9 +123,10 @@ func (c *cancelReader) Close() error {
 	return c.ReadCloser.Close()
 }
 
-// untarContext writes the entries of the tar r under dir.
-func untarContext(ctx context.Context, dir string, r io.Reader) error {
-	w, err := newContextWriter(dir)
+// untarContext writes the entries of the tar r under dir (see
+// unpackContext).
+func untarContext(ctx context.Context, dir string, reused bool, r io.Reader) error {
+	w, err := newContextWriter(dir, reused)
 	if err != nil {
 		return fmt.Errorf("build context: %w", err)
 	}

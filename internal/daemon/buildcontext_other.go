@@ -13,7 +13,7 @@ import (
 // contextWriter is Linux's: elsewhere build contexts are not extracted.
 type contextWriter struct{}
 
-func newContextWriter(string) (*contextWriter, error) {
+func newContextWriter(string, bool) (*contextWriter, error) {
 	return nil, fmt.Errorf("build contexts are extracted on Linux only: %w", errdefs.ErrNotImplemented)
 }
 

@@ -65,6 +65,8 @@ type Daemon struct {
 
 	// bld is the Dockerfile builder, made on first use (build.go).
 	bld lazyBuilder
+	// ctxDirs are where build contexts are unpacked (buildcontextdirs.go).
+	ctxDirs contextDirPool
 
 	// execs are the exec processes by exec ID (exec.go; zero value ready).
 	execs execTable
@@ -106,6 +108,7 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	d := &Daemon{cfg: cfg, started: time.Now(), events: NewEvents(), ctrs: newContainers()}
 	d.runCtx, d.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.ctxDirs.root, d.ctxDirs.tmp = filepath.Join(cfg.DataRoot, "build-contexts"), filepath.Join(cfg.DataRoot, "tmp")
 	if d.id, err = engineID(cfg.DataRoot); err != nil {
 		return nil, err
 	}
