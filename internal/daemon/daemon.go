@@ -38,6 +38,7 @@ import (
 	"github.com/berth-project/berth/internal/snapshot"
 	"github.com/berth-project/berth/internal/snapshot/native"
 	"github.com/berth-project/berth/internal/snapshot/overlay"
+	"github.com/berth-project/berth/internal/topdir"
 	"github.com/berth-project/berth/internal/volume"
 )
 
@@ -98,11 +99,12 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 			return nil, fmt.Errorf("data root: %w", err)
 		}
 	}
-	for _, dir := range []string{"runtime", "shim"} {
+	for _, dir := range []string{"runtime", "shim", "containers"} {
 		if err := os.MkdirAll(filepath.Join(cfg.ExecRoot, dir), 0o700); err != nil {
 			return nil, fmt.Errorf("exec root: %w", err)
 		}
 	}
+	markTopDirs(ctx, cfg)
 	if err := findBinaries(&cfg); err != nil {
 		return nil, err
 	}
@@ -177,6 +179,24 @@ func New(ctx context.Context, cfg Config) (_ *Daemon, err error) {
 	}
 	log.G(ctx).Info("daemon ready", "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot, "storage-driver", d.driver)
 	return d, nil
+}
+
+// markTopDirs marks the directories that get a subtree per container or
+// snapshot as tops of unrelated trees (see package topdir). It is a
+// placement hint only: a failure is logged.
+func markTopDirs(ctx context.Context, cfg Config) {
+	dirs := []string{
+		filepath.Join(cfg.DataRoot, "containers"), filepath.Join(cfg.DataRoot, "snapshots"),
+		filepath.Join(cfg.DataRoot, "volumes"), filepath.Join(cfg.DataRoot, "tmp"),
+	}
+	for _, dir := range []string{"runtime", "shim", "containers"} {
+		dirs = append(dirs, filepath.Join(cfg.ExecRoot, dir))
+	}
+	for _, dir := range dirs {
+		if err := topdir.Mark(dir); err != nil {
+			log.G(ctx).Debug("spread subdirectories", "error", err)
+		}
+	}
 }
 
 // chooseDriver returns the storage driver to use: the one asked for, or
