@@ -7,9 +7,11 @@ import (
 	"io"
 	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -156,8 +158,13 @@ type ImageSpec struct {
 	// layer) adds only a history entry marked empty_layer.
 	Layer *LayerBlob
 	// Config replaces the parent's run config (Docker-only fields such as
-	// the health check are kept); nil keeps the parent's.
+	// the health check are kept unless Docker is set); nil keeps the
+	// parent's.
 	Config *ocispec.ImageConfig
+	// Docker, if set, replaces the run-config fields only Docker writes
+	// (health check, ONBUILD triggers, shell), each nil or empty one
+	// clearing the parent's; nil keeps the parent's (commit, import).
+	Docker *DockerConfig
 	// Changes are Dockerfile instructions applied to the config (see
 	// docker commit --change).
 	Changes []string
@@ -265,6 +272,11 @@ func (s *Service) createImage(ctx context.Context, spec ImageSpec, changes []cha
 	}
 	if spec.Config != nil {
 		rc.ImageConfig = cloneImageConfig(*spec.Config)
+	}
+	if spec.Docker != nil {
+		if err := rc.setDocker(*spec.Docker); err != nil {
+			return metadata.Image{}, err
+		}
 	}
 	if err := applyChanges(&rc, changes); err != nil {
 		return metadata.Image{}, err
@@ -391,6 +403,33 @@ func ociLayer(d ocispec.Descriptor) ocispec.Descriptor {
 		d.MediaType = ocispec.MediaTypeImageLayerGzip
 	}
 	return d
+}
+
+// DockerConfig is the part of an image's run config that Docker writes
+// besides the OCI fields: what HEALTHCHECK, ONBUILD and SHELL set.
+type DockerConfig struct {
+	// Healthcheck is the container health check; nil for none. Durations
+	// are stored in nanoseconds, as Docker stores them.
+	Healthcheck *dockerspec.HealthcheckConfig
+	// OnBuild are the ONBUILD triggers, each an instruction as written.
+	OnBuild []string
+	// Shell is the shell of shell-form commands; nil for the default.
+	Shell []string
+}
+
+// setDocker replaces c's Docker-only fields with d's.
+func (c *runConfig) setDocker(d DockerConfig) error {
+	c.Healthcheck = nil
+	if d.Healthcheck != nil {
+		raw, err := json.Marshal(d.Healthcheck)
+		if err != nil {
+			return fmt.Errorf("encode health check: %w", err)
+		}
+		c.Healthcheck = raw
+	}
+	c.OnBuild = slices.Clone(d.OnBuild)
+	c.Shell = slices.Clone(d.Shell)
+	return nil
 }
 
 // cloneImageConfig returns a deep copy of c.
