@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
@@ -24,8 +27,6 @@ type step struct {
 	// cacheText is hashed into the cache key besides the parent and
 	// createdBy (content digests, network mode).
 	cacheText string
-	// changes are --change instructions for the image service (ONBUILD).
-	changes []string
 	// layer, if set, writes the step's changes into a snapshot of the
 	// parent mounted at root.
 	layer func(ctx context.Context, root string) error
@@ -154,8 +155,11 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		c.StopSignal = cmd.Signal
 		return bd.commitMeta(ctx, st, bd.nop(st, "STOPSIGNAL "+cmd.Signal))
 	case *instructions.HealthCheckCommand:
-		c.Healthcheck = cmd.Health
+		if old := c.Healthcheck; old != nil && len(old.Test) > 0 && old.Test[0] != "NONE" {
+			fmt.Fprintf(bd.opts.Out, "Note: overriding previous HEALTHCHECK: %v\n", old.Test)
+		}
 		h := cmd.Health // written as Docker prints the struct with %q
+		c.Healthcheck = inheritHealth(*h, c.Healthcheck)
 		return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("HEALTHCHECK &{%q %q %q %q %q %q}",
 			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, rune(h.Retries))))
 	case *instructions.ShellCommand:
@@ -164,9 +168,7 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 	case *instructions.OnbuildCommand:
 		expr := strings.TrimSpace(cmd.Expression)
 		c.OnBuild = append(c.OnBuild, expr)
-		s := bd.nop(st, "ONBUILD "+expr)
-		s.changes = []string{"ONBUILD " + expr}
-		return bd.commitMeta(ctx, st, s)
+		return bd.commitMeta(ctx, st, bd.nop(st, "ONBUILD "+expr))
 	case *instructions.ArgCommand:
 		var words []string
 		for _, kv := range cmd.Args {
@@ -201,6 +203,32 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		})
 	}
 	return fmt.Errorf("instruction %s is not supported: %w", cmd.Name(), errdefs.ErrNotImplemented)
+}
+
+// inheritHealth returns the health check h with each field it leaves
+// unset taken from prev, the one it replaces: Docker's classic builder
+// stores it so (its container create fills them in from the parent
+// image's), even for HEALTHCHECK NONE.
+func inheritHealth(h dockerspec.HealthcheckConfig, prev *dockerspec.HealthcheckConfig) *dockerspec.HealthcheckConfig {
+	h.Test = slices.Clone(h.Test)
+	if prev == nil {
+		return &h
+	}
+	if len(h.Test) == 0 {
+		h.Test = slices.Clone(prev.Test)
+	}
+	for _, f := range []struct{ v, from *time.Duration }{
+		{&h.Interval, &prev.Interval}, {&h.Timeout, &prev.Timeout},
+		{&h.StartPeriod, &prev.StartPeriod}, {&h.StartInterval, &prev.StartInterval},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.from
+		}
+	}
+	if h.Retries == 0 {
+		h.Retries = prev.Retries
+	}
+	return &h
 }
 
 // argv is the command line of a CMD, ENTRYPOINT or RUN: the exec form as
@@ -283,13 +311,15 @@ func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 		if ok {
 			fmt.Fprintln(bd.opts.Out, " ---> Using cache")
 			st.imageID = id
-			bd.printID(id)
+			if !st.triggers {
+				bd.printID(id)
+			}
 			return nil
 		}
 	}
 	var img metadata.Image
 	create := func() error {
-		spec := image.ImageSpec{Parent: st.imageID, Author: st.author, Changes: s.changes}
+		spec := image.ImageSpec{Parent: st.imageID, Author: st.author}
 		if s.layer != nil {
 			l, cleanup, err := bd.layer(ctx, st, s.layer)
 			if cleanup != nil {
@@ -300,8 +330,9 @@ func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 			}
 			spec.Layer = &l
 		}
-		conf := cloneConfig(st.conf).ImageConfig
-		spec.Config = &conf
+		conf := cloneConfig(st.conf)
+		spec.Config = &conf.ImageConfig
+		spec.Docker = &image.DockerConfig{Healthcheck: conf.Healthcheck, OnBuild: conf.OnBuild, Shell: conf.Shell}
 		spec.CreatedBy = s.createdBy
 		var err error
 		if img, err = bd.b.cfg.Images.CreateImage(ctx, spec); err != nil {
@@ -323,7 +354,9 @@ func (bd *build) commit(ctx context.Context, st *stageState, s *step) error {
 		return err
 	}
 	st.imageID = img.ID
-	bd.printID(img.ID)
+	if !st.triggers {
+		bd.printID(img.ID)
+	}
 	return nil
 }
 

@@ -38,6 +38,9 @@ type stageState struct {
 	args    map[string]string // ARG values declared in the stage
 	author  string
 	cmdSet  bool // a CMD came in this stage (ENTRYPOINT keeps it)
+	// triggers is set while the base image's ONBUILD triggers run: their
+	// steps print no image ID, as in Docker's classic builder.
+	triggers bool
 }
 
 // build is one Build call.
@@ -162,11 +165,13 @@ func (bd *build) buildStage(ctx context.Context, i int) (*stageState, error) {
 	bd.stepf(strings.TrimSpace(s.SourceCode))
 	st, err := bd.from(ctx, s)
 	if err != nil {
-		line := 0
-		if len(s.Location) > 0 {
-			line = s.Location[0].Start.Line
+		return nil, fmt.Errorf("dockerfile line %d: %s: %w", fromLine(s), strings.TrimSpace(s.SourceCode), err)
+	}
+	if err := bd.runTriggers(ctx, st); err != nil {
+		if ee := (*ExitError)(nil); errors.As(err, &ee) {
+			return nil, ee
 		}
-		return nil, fmt.Errorf("dockerfile line %d: %s: %w", line, strings.TrimSpace(s.SourceCode), err)
+		return nil, fmt.Errorf("dockerfile line %d: %s: %w", fromLine(s), strings.TrimSpace(s.SourceCode), err)
 	}
 	for _, cmd := range s.Commands {
 		if err := ctx.Err(); err != nil {
@@ -181,6 +186,14 @@ func (bd *build) buildStage(ctx context.Context, i int) (*stageState, error) {
 		}
 	}
 	return st, nil
+}
+
+// fromLine is the Dockerfile line of stage s's FROM.
+func fromLine(s instructions.Stage) int {
+	if len(s.Location) > 0 {
+		return s.Location[0].Start.Line
+	}
+	return 0
 }
 
 // from starts a stage from scratch, an earlier stage or an image.
@@ -214,7 +227,9 @@ func (bd *build) from(ctx context.Context, s instructions.Stage) (*stageState, e
 	if prev, ok := bd.stageNamed(base, false); ok {
 		st.imageID = prev.imageID
 		st.conf = cloneConfig(prev.conf)
-		bd.printID(st.imageID)
+		if len(st.conf.OnBuild) == 0 { // else after the triggers
+			bd.printID(st.imageID)
+		}
 		return st, nil
 	}
 	id, err := bd.baseImage(ctx, base)
@@ -225,7 +240,9 @@ func (bd *build) from(ctx context.Context, s instructions.Stage) (*stageState, e
 	if st.conf, err = bd.configOf(ctx, id); err != nil {
 		return nil, err
 	}
-	bd.printID(id)
+	if len(st.conf.OnBuild) == 0 { // else after the triggers
+		bd.printID(id)
+	}
 	st.defaultPath()
 	return st, nil
 }
@@ -299,6 +316,11 @@ func cloneConfig(c imageConfig) imageConfig {
 	out.Cmd = slices.Clone(c.Cmd)
 	out.OnBuild = slices.Clone(c.OnBuild)
 	out.Shell = slices.Clone(c.Shell)
+	if c.Healthcheck != nil {
+		h := *c.Healthcheck
+		h.Test = slices.Clone(h.Test)
+		out.Healthcheck = &h
+	}
 	if c.ExposedPorts != nil {
 		out.ExposedPorts = map[string]struct{}{}
 		for k := range c.ExposedPorts {
