@@ -213,3 +213,55 @@ func TestBuildContextsAndPull(t *testing.T) {
 		t.Errorf("URL context: %s", r)
 	}
 }
+
+// TestBuildDockerConfigFields builds, with the classic builder, an image
+// with SHELL, HEALTHCHECK and ONBUILD and a child FROM it, on the daemon
+// -target names, so that -target=docker shows the same inspect output and
+// trigger progress from dockerd.
+func TestBuildDockerConfigFields(t *testing.T) {
+	e := startEngine(t)
+	docker := e.cli(t)
+	docker.env = append(docker.env, "DOCKER_BUILDKIT=0")
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"parent/Dockerfile": "FROM busybox\nSHELL [\"/bin/sh\", \"-ec\"]\nHEALTHCHECK --interval=5s --retries=2 CMD true\n" +
+			"ONBUILD RUN touch /triggered\nONBUILD COPY t.txt /t.txt\n",
+		"child/Dockerfile": "FROM onbuild-parent\nRUN test -f /triggered\n",
+		"child/t.txt":      "from the child's context\n",
+		"grand/Dockerfile": "FROM onbuild-child\nHEALTHCHECK NONE\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { docker.run("", "rmi", "onbuild-grand", "onbuild-child", "onbuild-parent") })
+	docker.ok("build", "-t", "onbuild-parent", filepath.Join(dir, "parent"))
+	format := "{{json .Config.Healthcheck}} {{json .Config.Shell}} {{json .Config.OnBuild}}"
+	want := `{"Test":["CMD-SHELL","true"],"Interval":5000000000,"Retries":2} ["/bin/sh","-ec"] ["RUN touch /triggered","COPY t.txt /t.txt"]` + "\n"
+	if got := docker.ok("image", "inspect", "--format", format, "onbuild-parent"); got != want {
+		t.Errorf("parent inspect:\n%s\nwant:\n%s", got, want)
+	}
+	out := docker.ok("build", "-t", "onbuild-child", filepath.Join(dir, "child"))
+	if !strings.Contains(out, "Step 1/2 : FROM onbuild-parent\n# Executing 2 build triggers\n ---> Running in ") {
+		t.Errorf("child build output:\n%s", out)
+	}
+	want = strings.Replace(want, `["RUN touch /triggered","COPY t.txt /t.txt"]`, "null", 1)
+	if got := docker.ok("image", "inspect", "--format", format, "onbuild-child"); got != want {
+		t.Errorf("child inspect:\n%s\nwant:\n%s", got, want)
+	}
+	if got := docker.ok("run", "--rm", "onbuild-child", "cat", "/t.txt"); got != "from the child's context\n" {
+		t.Errorf("COPY trigger copied %q", got)
+	}
+	// No trigger runs in the grandchild; HEALTHCHECK NONE keeps the
+	// interval and retries of the check it replaces.
+	out = docker.ok("build", "-t", "onbuild-grand", filepath.Join(dir, "grand"))
+	if strings.Contains(out, "build trigger") || !strings.Contains(out, "Note: overriding previous HEALTHCHECK: [CMD-SHELL true]\n") {
+		t.Errorf("grandchild build output:\n%s", out)
+	}
+	if got := docker.ok("image", "inspect", "--format", "{{json .Config.Healthcheck}}", "onbuild-grand"); got != `{"Test":["NONE"],"Interval":5000000000,"Retries":2}`+"\n" {
+		t.Errorf("HEALTHCHECK NONE: %s", got)
+	}
+}
