@@ -28,15 +28,18 @@ func trimResident() {
 		return
 	}
 	defer f.Close()
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
+	// The binary is told by device and inode, not by path: once it is
+	// replaced on disk (an upgrade while containers run), its path in
+	// the maps reads "... (deleted)".
+	var exe unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &exe); err != nil {
 		return
 	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// start-end perms offset dev inode path
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[5] != exe || fields[1][1] == 'w' {
+		if len(fields) < 6 || fields[1][1] == 'w' || !sameFile(fields[3], fields[4], &exe) {
 			continue
 		}
 		start, end, ok := strings.Cut(fields[0], "-")
@@ -50,4 +53,18 @@ func trimResident() {
 		}
 		unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED)
 	}
+}
+
+// sameFile reports whether the device ("fe:00", hexadecimal major and
+// minor) and inode of a /proc/self/maps line are st's.
+func sameFile(dev, ino string, st *unix.Stat_t) bool {
+	maj, min, ok := strings.Cut(dev, ":")
+	if !ok {
+		return false
+	}
+	ma, err1 := strconv.ParseUint(maj, 16, 32)
+	mi, err2 := strconv.ParseUint(min, 16, 32)
+	n, err3 := strconv.ParseUint(ino, 10, 64)
+	return err1 == nil && err2 == nil && err3 == nil &&
+		unix.Mkdev(uint32(ma), uint32(mi)) == uint64(st.Dev) && n == st.Ino
 }
