@@ -58,6 +58,24 @@ type Config struct {
 	// StateDir is scratch space the builder owns (bundles, mount points,
 	// temporary files); what a build puts there is gone when it ends.
 	StateDir string
+	// Network, if set, connects RUN steps of the default network mode to
+	// the daemon's default bridge; without it they have only a loopback.
+	Network Network
+}
+
+// Network connects build containers to the daemon's default network.
+type Network interface {
+	// Attach makes a network namespace for the build container id on the
+	// default bridge and writes its hosts and resolv.conf files into dir.
+	Attach(ctx context.Context, id, dir string) (Attachment, error)
+	// Detach releases what Attach made for id.
+	Detach(ctx context.Context, id string) error
+}
+
+// Attachment is a build container's network: the namespace it joins
+// and the files mounted at /etc/hosts and /etc/resolv.conf.
+type Attachment struct {
+	NetNSPath, HostsPath, ResolvConfPath string
 }
 
 // Builder builds images from Dockerfiles. Its methods are safe for
@@ -180,8 +198,8 @@ type Options struct {
 	// Secrets are the values of RUN --mount=type=secret, by id (berth
 	// build --secret); they reach no image and no cache key.
 	Secrets map[string][]byte
-	// NetworkMode is the network of RUN steps: "none", "host", or ""
-	// and "default", which are "none" with a loopback for now.
+	// NetworkMode is the network of RUN steps: "none", "host", or "",
+	// "default" and "bridge": the default bridge (see Config.Network).
 	NetworkMode string
 	// Out receives the progress, in Docker's classic build stream format.
 	Out io.Writer
@@ -211,7 +229,7 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	}
 	opts.ContextDir = ctxDir
 	switch opts.NetworkMode {
-	case "", "default", "none", "host":
+	case "", "default", "bridge", "none", "host":
 	default:
 		return Result{}, fmt.Errorf("build: network mode %q is not supported (none, host, default): %w", opts.NetworkMode, errdefs.ErrNotImplemented)
 	}

@@ -132,6 +132,8 @@ func (bd *build) runContainer(ctx context.Context, st *stageState, root string, 
 			WorkingDir: st.conf.WorkingDir,
 			User:       st.conf.User,
 		},
+		// "default" without Config.Network: a namespace of its own
+		// with only a loopback, as "none".
 		HostConfig:  &container.HostConfig{NetworkMode: container.NetworkMode(network)},
 		Rootfs:      root,
 		Mounts:      rs.mounts,
@@ -148,7 +150,20 @@ func (bd *build) runContainer(ctx context.Context, st *stageState, root string, 
 		}
 		in.Mounts = append(in.Mounts, specs.Mount{Destination: "/dev/pipes", Type: "bind", Source: pipes, Options: []string{"rbind", "ro"}})
 	}
-	if network == "host" {
+	if network == "default" && bd.b.cfg.Network != nil {
+		att, err := bd.b.cfg.Network.Attach(ctx, id, bundle)
+		if err != nil {
+			return fmt.Errorf("connect build container to the default network: %w", err)
+		}
+		defer func() {
+			if err := bd.b.cfg.Network.Detach(context.WithoutCancel(ctx), id); err != nil {
+				log.G(ctx).Warn("disconnect build container", "id", id, "error", err)
+			}
+		}()
+		in.HostConfig.NetworkMode = "bridge"
+		in.JoinNamespaces = map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: att.NetNSPath}
+		in.HostsPath, in.ResolvConfPath = att.HostsPath, att.ResolvConfPath
+	} else if network == "host" {
 		for _, f := range []struct {
 			src string
 			dst *string

@@ -60,9 +60,9 @@ func (bd *build) runStep(ctx context.Context, st *stageState, cmd *instructions.
 		}
 	}
 	switch network {
-	case "", "default", "none":
-		network = "none"
-	case "host":
+	case "", "default", "bridge":
+		network = "default"
+	case "none", "host":
 	default:
 		return fmt.Errorf("RUN --network=%s is not supported (none, host, default): %w", network, errdefs.ErrNotImplemented)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-project/berth/internal/build"
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/image"
+	"github.com/berth-project/berth/internal/network"
 )
 
 // BuildOptions say what one build does: the context and docker build's
@@ -56,12 +57,33 @@ func (d *Daemon) builder() (*build.Builder, error) {
 			RuntimePath: d.cfg.RuntimePath,
 			RuntimeRoot: filepath.Join(d.cfg.ExecRoot, "build", "runtime"),
 			StateDir:    filepath.Join(d.cfg.DataRoot, "build"),
+			Network:     buildNetwork{d},
 		})
 		if d.bld.err == nil {
 			d.bld.made.Store(d.bld.b)
 		}
 	})
 	return d.bld.b, d.bld.err
+}
+
+// buildNetwork connects build containers to the default bridge through
+// the daemon's network manager. A daemon that dies mid-build finds the
+// sandbox at restart with no running container and tears it down.
+type buildNetwork struct{ d *Daemon }
+
+// Attach sets up a sandbox on the default bridge for build container id,
+// its hosts, hostname and resolv.conf written into dir.
+func (n buildNetwork) Attach(ctx context.Context, id, dir string) (build.Attachment, error) {
+	sb, err := n.d.net.Setup(ctx, network.SandboxRequest{ContainerID: id, Hostname: id[:12], NetworkMode: "bridge", Dir: dir})
+	if err != nil {
+		return build.Attachment{}, err
+	}
+	return build.Attachment{NetNSPath: sb.NetNSPath, HostsPath: sb.HostsPath, ResolvConfPath: sb.ResolvConfPath}, nil
+}
+
+// Detach tears down the sandbox of build container id.
+func (n buildNetwork) Detach(ctx context.Context, id string) error {
+	return n.d.net.Teardown(ctx, id)
 }
 
 // CheckBuildOptions refuses bad build options before a build starts: an

@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,5 +264,58 @@ func TestBuildDockerConfigFields(t *testing.T) {
 	}
 	if got := docker.ok("image", "inspect", "--format", "{{json .Config.Healthcheck}}", "onbuild-grand"); got != `{"Test":["NONE"],"Interval":5000000000,"Retries":2}`+"\n" {
 		t.Errorf("HEALTHCHECK NONE: %s", got)
+	}
+}
+
+// TestBuildNetwork checks the network of RUN steps: on the default
+// bridge by default (an eth0 address in the bridge's subnet, a
+// resolv.conf), only a loopback with RUN --network=none or
+// docker build --network none, and no sandbox left after the build.
+func TestBuildNetwork(t *testing.T) {
+	d := startDaemon(t)
+	c := d.berthCLI(t)
+	c.importBusybox()
+	docker := d.cli(t)
+	docker.env = append(docker.env, "DOCKER_BUILDKIT=0")
+	subnet, err := netip.ParsePrefix(strings.TrimSpace(docker.ok("network", "inspect", "--format", "{{(index .IPAM.Config 0).Subnet}}", "bridge")))
+	if err != nil {
+		t.Fatalf("default bridge subnet: %v", err)
+	}
+	dir := t.TempDir()
+	df := "FROM busybox\n" +
+		"RUN ip -4 -o addr show eth0 > /net-default; test -e /etc/resolv.conf && echo resolv > /resolv-default; true\n" +
+		"RUN --network=none sh -c 'ip -o link show eth0 > /net-none 2>&1; true'\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	docker.ok("build", "-t", "netcheck", dir)
+	out := docker.ok("run", "--rm", "netcheck", "cat", "/net-default")
+	fields := strings.Fields(out)
+	var addr netip.Prefix
+	for i, f := range fields {
+		if f == "inet" && i+1 < len(fields) {
+			addr, _ = netip.ParsePrefix(fields[i+1])
+		}
+	}
+	if !addr.IsValid() || !subnet.Contains(addr.Addr()) {
+		t.Errorf("RUN on the default network: eth0 %q, want an address in %s", out, subnet)
+	}
+	if got := docker.ok("run", "--rm", "netcheck", "cat", "/resolv-default"); got != "resolv\n" {
+		t.Errorf("RUN on the default network has no /etc/resolv.conf: %q", got)
+	}
+	if got := docker.ok("run", "--rm", "netcheck", "cat", "/net-none"); strings.Contains(got, "eth0:") {
+		t.Errorf("RUN --network=none has an eth0: %q", got)
+	}
+	if got := docker.ok("network", "inspect", "--format", "{{len .Containers}}", "bridge"); strings.TrimSpace(got) != "0" {
+		t.Errorf("after the build the default bridge still has %s endpoints", got)
+	}
+
+	// docker build --network none: no eth0 in any RUN.
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN sh -c 'ip -o link show eth0 > /net 2>&1; true'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	docker.ok("build", "--network", "none", "-t", "netnone", dir)
+	if got := docker.ok("run", "--rm", "netnone", "cat", "/net"); strings.Contains(got, "eth0:") {
+		t.Errorf("docker build --network none: RUN has an eth0: %q", got)
 	}
 }
