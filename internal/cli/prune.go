@@ -124,6 +124,14 @@ func pruneImages(all bool) func(context.Context, *client.Client, client.Filters)
 	}
 }
 
+// pruneBuildCache drops the build cache (the filters do not apply to it).
+func pruneBuildCache(ctx context.Context, cl *client.Client, _ client.Filters) (pruneReport, error) {
+	res, err := cl.BuildCachePrune(ctx, client.BuildCachePruneOptions{})
+	r := pruneReport{space: res.Report.SpaceReclaimed, counted: true}
+	r.add("Deleted build cache objects:", res.Report.CachesDeleted)
+	return r, err
+}
+
 func cloneFilters(f client.Filters) client.Filters {
 	out := client.Filters{}
 	for k, vs := range f {
@@ -163,8 +171,8 @@ func (c *CLI) ImagePrune(ctx context.Context, o PruneOptions) error {
 }
 
 // SystemPrune removes stopped containers, unused networks, dangling (or
-// all unused) images and, with --volumes, unused anonymous volumes, and
-// prints one report.
+// all unused) images, the build cache and, with --volumes, unused
+// anonymous volumes, and prints one report.
 func (c *CLI) SystemPrune(ctx context.Context, o PruneOptions) error {
 	msg := "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n"
 	if o.Volumes {
@@ -175,11 +183,12 @@ func (c *CLI) SystemPrune(ctx context.Context, o PruneOptions) error {
 	} else {
 		msg += "  - all dangling images\n"
 	}
+	msg += "  - unused build cache\n"
 	steps := []func(context.Context, *client.Client, client.Filters) (pruneReport, error){pruneContainers, pruneNetworks}
 	if o.Volumes {
 		steps = append(steps, pruneVolumes(false))
 	}
-	steps = append(steps, pruneImages(o.All))
+	steps = append(steps, pruneImages(o.All), pruneBuildCache)
 	return c.prune(ctx, o, msg, func(ctx context.Context, cl *client.Client, f client.Filters) (pruneReport, error) {
 		total := pruneReport{counted: true}
 		for _, step := range steps {

@@ -188,7 +188,7 @@ func TestCLIDaemonGoneMidStream(t *testing.T) {
 }
 
 // TestCLISystemPrune removes a stopped container, an unused network, an
-// unused volume and the unused image in one report.
+// unused volume and the unused image in one report, and the build cache.
 func TestCLISystemPrune(t *testing.T) {
 	d := startDaemon(t)
 	c := d.berthCLI(t)
@@ -222,4 +222,16 @@ func TestCLISystemPrune(t *testing.T) {
 	}
 	c.same("images", "-q")
 	c.same("network", "ls", "--format", "{{.Name}}")
+
+	// The build cache goes too, even with the images kept.
+	c.importBusybox()
+	dir := buildContextDir(t)
+	c.ok("build", "-t", "cached", dir)
+	if out := c.ok("build", "-t", "cached", dir); !strings.Contains(out, " ---> Using cache\n") {
+		t.Fatalf("the second build did not use the cache:\n%s", out)
+	}
+	c.ok("system", "prune", "-f")
+	if out := c.ok("build", "-t", "cached", dir); strings.Contains(out, "Using cache") {
+		t.Errorf("a build after system prune used the cache:\n%s", out)
+	}
 }
