@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -225,5 +226,71 @@ func TestContextDirPool(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(p.tmp); len(left) != 0 {
 		t.Errorf("%s holds %v after every build", p.tmp, left)
+	}
+}
+
+// TestUnpackContextManyDirs writes files into more directories than the
+// writer keeps open (maxContextDirFDs), going back and forth between
+// them, so that its descriptors are closed and reopened on the way: every
+// file lands where it should, fresh and synced over itself.
+func TestUnpackContextManyDirs(t *testing.T) {
+	n := maxContextDirFDs*2 + 7
+	var entries []tarEntry
+	for round := range 2 {
+		for i := range n {
+			entries = append(entries, file(fmt.Sprintf("d%03d/sub/f%d", i, round), fmt.Sprintf("%d/%d", i, round), 0o644))
+		}
+	}
+	data := tarOf(t, entries...)
+	tmp := t.TempDir()
+	dir, err := extractContext(context.Background(), tmp, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		for round := range 2 {
+			for i := range n {
+				p := filepath.Join(dir, fmt.Sprintf("d%03d/sub/f%d", i, round))
+				if got, err := os.ReadFile(p); err != nil || string(got) != fmt.Sprintf("%d/%d", i, round) {
+					t.Fatalf("%s: %s: %q %v", what, p, got, err)
+				}
+			}
+		}
+	}
+	check("fresh")
+	if err := unpackContext(context.Background(), dir, true, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	check("synced")
+}
+
+// TestUnpackContextSetgid unpacks under a setgid directory owned by
+// another group: a new entry takes that group from it, so the writer
+// gives every entry the header's owner explicitly, even the daemon's own.
+func TestUnpackContextSetgid(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "ctx")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const otherGID = 4242
+	if err := os.Chown(dir, 0, otherGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o700|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	data := tarOf(t, file("f", "x", 0o644), dirEntry("d", 0o755), file("d/g", "y", 0o644))
+	if err := unpackContext(context.Background(), dir, false, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"f", "d", "d/g"} {
+		fi, err := os.Lstat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gid := fi.Sys().(*syscall.Stat_t).Gid; gid != uint32(os.Getegid()) {
+			t.Errorf("%s: group %d, want the header's %d (not the setgid directory's %d)", p, gid, os.Getegid(), otherGID)
+		}
 	}
 }
