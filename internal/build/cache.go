@@ -47,6 +47,52 @@ func cacheKey(parent digest.Digest, createdBy, extra string) string {
 	return d.Digest().Encoded()
 }
 
+// sourceKind is the metadata record kind remembering the content digest
+// of a COPY --from's sources in an image (an image's tree never changes,
+// so neither does the digest): a rebuild need not mount and read them
+// again to find its cache key.
+const sourceKind = "build-source"
+
+// sourceEntry is one sourceKind record.
+type sourceEntry struct {
+	Sum     string    `json:"sum"`
+	Created time.Time `json:"created"`
+}
+
+// sourceKey is the sourceKind key of the sources paths (less the
+// --exclude patterns) in image id.
+func sourceKey(id digest.Digest, paths, exclude []string) string {
+	d := digest.Canonical.Digester()
+	fmt.Fprintf(d.Hash(), "berth-build-source-v1\x00%s\x00%q\x00%q", id, paths, exclude)
+	return d.Digest().Encoded()
+}
+
+// sourceSum returns the content digest (hashSources) of the sources
+// paths less exclude in image id: the one recorded, else hash's, which
+// is then recorded.
+func (b *Builder) sourceSum(id digest.Digest, paths, exclude []string, hash func() (string, error)) (string, error) {
+	key := sourceKey(id, paths, exclude)
+	var e sourceEntry
+	err := b.cfg.DB.View(func(tx *metadata.Tx) error { return tx.GetJSON(sourceKind, key, &e) })
+	switch {
+	case err == nil && e.Sum != "":
+		return e.Sum, nil
+	case err != nil && !errdefs.IsNotFound(err) && !errdefs.IsDataLoss(err):
+		return "", fmt.Errorf("build cache: %w", err)
+	}
+	sum, err := hash()
+	if err != nil {
+		return "", err
+	}
+	err = b.cfg.DB.Update(func(tx *metadata.Tx) error {
+		return tx.PutJSON(sourceKind, key, sourceEntry{Sum: sum, Created: time.Now().UTC()})
+	})
+	if err != nil {
+		return "", fmt.Errorf("build cache: %w", err)
+	}
+	return sum, nil
+}
+
 // lookup returns the cached image of key, if it still exists with its
 // layers unpacked, held for the build.
 func (bd *build) lookup(ctx context.Context, key string, parent digest.Digest) (digest.Digest, bool, error) {
@@ -87,7 +133,8 @@ func (b *Builder) store(key string, parent, id digest.Digest) error {
 	return nil
 }
 
-// Prune drops every build cache entry and deletes the untagged images only
+// Prune drops every build cache entry (and the recorded COPY --from
+// source digests) and deletes the untagged images only
 // the cache kept (intermediate step images no other image builds on, no
 // container uses and no build returned), with the layers only they held,
 // and the RUN --mount=type=cache directories. It returns the bytes that
@@ -109,6 +156,19 @@ func (b *Builder) Prune(ctx context.Context) (int64, error) {
 		}
 		for _, k := range keys {
 			if err := tx.DeleteJSON(cacheKind, k); err != nil {
+				return err
+			}
+		}
+		var sums []string
+		err = tx.ForEachJSON(sourceKind, func(key string, _ []byte) error {
+			sums = append(sums, key)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range sums {
+			if err := tx.DeleteJSON(sourceKind, k); err != nil {
 				return err
 			}
 		}

@@ -114,10 +114,26 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		if err != nil {
 			return err
 		}
-		s := &step{
-			createdBy: prefix + fmt.Sprintf("--from=%s %s in %s ", a.from, strings.Join(a.SourcePaths, " "), dest),
-			cacheText: opts + " from=" + fromID.String(),
+		// As Docker's classic builder, the step is keyed on the content
+		// of what it copies, not on the source's image: a change
+		// elsewhere in that stage leaves it cached.
+		sum, err := bd.b.sourceSum(fromID, a.SourcePaths, a.exclude, func() (string, error) {
+			var sum string
+			err := bd.withImageRoot(ctx, fromID, func(src string) error {
+				srcs, err := collect(src, a.SourcePaths)
+				if err != nil {
+					return err
+				}
+				withExclude(srcs, exclude)
+				sum, err = hashSources(srcs)
+				return err
+			})
+			return sum, err
+		})
+		if err != nil {
+			return err
 		}
+		s := &step{createdBy: prefix + sum + " in " + dest + " ", cacheText: opts}
 		s.layer = func(ctx context.Context, root string) error {
 			return bd.withImageRoot(ctx, fromID, func(src string) error {
 				srcs, err := collect(src, a.SourcePaths)
@@ -125,11 +141,6 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 					return err
 				}
 				withExclude(srcs, exclude)
-				sum, err := hashSources(srcs)
-				if err != nil {
-					return err
-				}
-				s.createdBy = prefix + sum + " in " + dest + " "
 				return copyInto(ctx, root, srcs, dest, destIsDir, a, mode)
 			})
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/metadata"
 )
 
 // TestCopy copies files, directories and globs from the context, with
@@ -277,4 +278,68 @@ func gzipTar(t *testing.T, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestCopyFromCacheKey checks that COPY --from is keyed on the content
+// it copies, as in Docker's classic builder: a change in the source
+// stage elsewhere leaves it cached, a change of the copied file
+// rebuilds it. Prune forgets the recorded source digests.
+func TestCopyFromCacheKey(t *testing.T) {
+	e := newEnv(t)
+	dir := e.writeContext(map[string]string{
+		"Dockerfile": `
+FROM busybox AS src
+COPY kept.txt /out/kept
+COPY marker.txt /marker.txt
+FROM busybox
+COPY --from=src /out/kept /kept
+RUN cat /kept > /seen
+`,
+		"kept.txt":   "kept\n",
+		"marker.txt": "1\n",
+	})
+	first, out := e.mustBuild(dir, Options{})
+	if len(cachedSteps(out)) != 0 {
+		t.Fatalf("first build cached %v", cachedSteps(out))
+	}
+	// The source stage changes, not in /out/kept: the copy stays cached.
+	writeFiles(t, dir, map[string]string{"marker.txt": "2\n"})
+	id, out := e.mustBuild(dir, Options{})
+	if id != first || !slices.Equal(cachedSteps(out), []int{2, 5, 6}) {
+		t.Errorf("after a change beside the copied file: %s (was %s), cached %v\n%s", shortID(id), shortID(first), cachedSteps(out), out)
+	}
+	// The copied file changes: the copy and what follows are built.
+	writeFiles(t, dir, map[string]string{"kept.txt": "changed\n"})
+	id, out = e.mustBuild(dir, Options{})
+	if id == first || len(cachedSteps(out)) != 0 {
+		t.Errorf("after a change of the copied file: cached %v\n%s", cachedSteps(out), out)
+	}
+	if got, _ := e.readFile(id, "/seen"); got != "changed\n" {
+		t.Errorf("/seen = %q", got)
+	}
+	h := e.history(id)
+	if !slices.ContainsFunc(h, func(s string) bool {
+		return strings.HasPrefix(s, "/bin/sh -c #(nop) COPY file:") && strings.HasSuffix(s, " in /kept ")
+	}) {
+		t.Errorf("no COPY file:<digest> in /kept in the history:\n%s", strings.Join(h, "\n"))
+	}
+	countSums := func() int {
+		n := 0
+		err := e.db.View(func(tx *metadata.Tx) error {
+			return tx.ForEachJSON(sourceKind, func(string, []byte) error { n++; return nil })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := countSums(); n != 3 {
+		t.Errorf("%d source digests recorded, want 3 (one per source stage image)", n)
+	}
+	if _, err := e.b.Prune(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSums(); n != 0 {
+		t.Errorf("%d source digests left after prune", n)
+	}
 }
