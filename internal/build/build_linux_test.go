@@ -484,7 +484,7 @@ func TestBadInput(t *testing.T) {
 		{"FROM busybox\nCOPY --chmod=999 a /x\n", "invalid chmod parameter: 999", errdefs.ErrInvalidArgument},
 		{"FROM busybox\nUSER nosuch\nRUN true\n", "unable to find user nosuch", errdefs.ErrInvalidArgument},
 		{"FROM busybox\nCOPY a /bin/sh/x\n", "/bin/busybox is not a directory", errdefs.ErrInvalidArgument},
-		{"FROM busybox\nADD http://127.0.0.1:9/x /x\n", "ADD of a URL (http://127.0.0.1:9/x) is not supported yet", errdefs.ErrNotImplemented},
+		{"FROM busybox\nADD http://127.0.0.1:9/x /x\n", "download http://127.0.0.1:9/x: dial tcp 127.0.0.1:9: connect: connection refused", errdefs.ErrUnavailable},
 		{"FROM busybox\nCOPY http://127.0.0.1:9/x /x\n", "source can't be a URL for COPY", errdefs.ErrInvalidArgument},
 		{"FROM --platform=linux/s390x busybox\n", "building for another platform is not supported", errdefs.ErrNotImplemented},
 		{"FROM busybox\nSTOPSIGNAL FOO\n", "invalid signal: FOO", errdefs.ErrInvalidArgument},

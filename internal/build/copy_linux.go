@@ -35,6 +35,8 @@ type source struct {
 	// exclude matches the paths (relative to a directory source, or a
 	// file source's name) that COPY --exclude leaves out.
 	exclude *patternmatcher.PatternMatcher
+	// remote is set for a file ADD downloaded: never unpacked.
+	remote bool
 }
 
 // withExclude sets the --exclude patterns of every source.
@@ -66,13 +68,27 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 	case len(a.SourcePaths) == 0 && len(a.SourceContents) == 0:
 		return fmt.Errorf("%s requires at least two arguments: %w", a.name, errdefs.ErrInvalidArgument)
 	}
+	urls := 0
 	for _, src := range a.SourcePaths {
-		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "git@") {
-			if a.name == "COPY" {
-				return fmt.Errorf("source can't be a URL for COPY: %w", errdefs.ErrInvalidArgument)
-			}
-			return fmt.Errorf("ADD of a URL (%s) is not supported yet: %w", src, errdefs.ErrNotImplemented)
+		switch {
+		case (isURLSource(src) || isGitSource(src)) && a.name == "COPY":
+			return fmt.Errorf("source can't be a URL for COPY: %w", errdefs.ErrInvalidArgument)
+		case isGitSource(src):
+			return fmt.Errorf("ADD of a Git repository (%s) is not supported: %w", redactURL(src), errdefs.ErrNotImplemented)
+		case isURLSource(src):
+			urls++
 		}
+	}
+	var want digest.Digest
+	if a.checksum != "" {
+		if urls == 0 || urls < len(a.SourcePaths) {
+			return fmt.Errorf("checksum can't be specified for non-HTTP(S) sources: %w", errdefs.ErrInvalidArgument)
+		}
+		d, err := parseChecksum(a.checksum)
+		if err != nil {
+			return err
+		}
+		want = d
 	}
 	var mode *os.FileMode
 	if a.chmod != "" {
@@ -102,6 +118,9 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		exclude = pm
 	}
 	opts := fmt.Sprintf("chown=%s chmod=%s add=%t exclude=%q", a.chown, a.chmod, a.add, a.exclude)
+	if want != "" {
+		opts += " checksum=" + want.String()
+	}
 	prefix := strings.Join(st.shell(), " ") + " #(nop) " + a.name + " "
 
 	if a.from != "" {
@@ -162,10 +181,11 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		}
 		root = dir
 	}
-	srcs, err := collect(root, paths)
+	srcs, done, err := bd.gather(ctx, root, paths, destIsDir, want)
 	if err != nil {
 		return err
 	}
+	defer done()
 	withExclude(srcs, exclude)
 	sum, err := hashSources(srcs)
 	if err != nil {
@@ -176,6 +196,49 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		return copyInto(ctx, root, srcs, dest, destIsDir, a, mode)
 	}
 	return bd.commit(ctx, st, s)
+}
+
+// gather resolves the sources of a COPY or ADD from the context, in
+// order: paths inside root, and (ADD) http(s) URLs downloaded into the
+// build's scratch space, checked against want if it is set, as Docker's
+// classic builder downloads them on every build. done removes the
+// downloads; on error nothing is left.
+func (bd *build) gather(ctx context.Context, root string, paths []string, destIsDir bool, want digest.Digest) (srcs []source, done func(), err error) {
+	var dirs []string
+	removeAll := func() {
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+	}
+	defer func() {
+		if err != nil {
+			removeAll()
+		}
+	}()
+	for _, p := range paths {
+		if !isURLSource(p) {
+			s, err := collect(root, []string{p})
+			if err != nil {
+				return nil, nil, err
+			}
+			srcs = append(srcs, s...)
+			continue
+		}
+		rf, err := download(ctx, bd.scratch, p, want)
+		if err != nil {
+			return nil, nil, err
+		}
+		dirs = append(dirs, rf.dir)
+		if !rf.named && destIsDir {
+			return nil, nil, fmt.Errorf("cannot determine filename for source %s: %w", redactURL(p), errdefs.ErrInvalidArgument)
+		}
+		fi, err := os.Lstat(rf.host)
+		if err != nil {
+			return nil, nil, fmt.Errorf("download %s: %w", redactURL(p), err)
+		}
+		srcs = append(srcs, source{name: rf.name, host: rf.host, fi: fi, remote: true})
+	}
+	return srcs, removeAll, nil
 }
 
 // copyFrom resolves COPY --from: an earlier stage by name or index, or
@@ -396,7 +459,7 @@ func copyInto(ctx context.Context, root string, srcs []source, dest string, dest
 	var archives []source
 	dirs := map[string]bool{}
 	for _, s := range srcs {
-		if a.add && s.fi.Mode().IsRegular() && isArchive(s.host) {
+		if a.add && !s.remote && s.fi.Mode().IsRegular() && isArchive(s.host) {
 			archives = append(archives, s)
 			continue
 		}

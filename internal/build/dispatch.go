@@ -43,7 +43,8 @@ type copyArgs struct {
 	chown, chmod string
 	exclude      []string
 	parents      bool
-	add          bool // unpack local archives
+	add          bool   // unpack local archives
+	checksum     string // ADD --checksum: the digest URL sources must have
 }
 
 // nop is a metadata step, with Docker's created_by for it
@@ -194,12 +195,13 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 			exclude: cmd.ExcludePatterns, parents: cmd.Parents, name: "COPY",
 		})
 	case *instructions.AddCommand:
-		if cmd.Checksum != "" || cmd.KeepGitDir != nil {
-			return fmt.Errorf("ADD --checksum and --keep-git-dir are not supported yet: %w", errdefs.ErrNotImplemented)
+		if cmd.KeepGitDir != nil {
+			return fmt.Errorf("ADD --keep-git-dir is not supported (nor is ADD of a Git repository): %w", errdefs.ErrNotImplemented)
 		}
 		return bd.copyStep(ctx, st, copyArgs{
 			SourcesAndDest: cmd.SourcesAndDest, chown: cmd.Chown, chmod: cmd.Chmod,
 			exclude: cmd.ExcludePatterns, name: "ADD", add: cmd.Unpack == nil || *cmd.Unpack,
+			checksum: cmd.Checksum,
 		})
 	}
 	return fmt.Errorf("instruction %s is not supported: %w", cmd.Name(), errdefs.ErrNotImplemented)
