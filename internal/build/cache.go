@@ -43,7 +43,7 @@ type cacheEntry struct {
 // (content digests of COPY sources, RUN's network).
 func cacheKey(parent digest.Digest, createdBy, extra string) string {
 	d := digest.Canonical.Digester()
-	fmt.Fprintf(d.Hash(), "berth-build-cache-v1\x00%s\x00%s\x00%s", parent, createdBy, extra)
+	fmt.Fprintf(d.Hash(), "berth-build-cache-v2\x00%s\x00%s\x00%s", parent, createdBy, extra)
 	return d.Digest().Encoded()
 }
 

@@ -118,7 +118,9 @@ func download(ctx context.Context, dir, rawURL string, want digest.Digest) (rf r
 		return remoteFile{}, fmt.Errorf("download %s: %w: %w", shown, err, errdefs.ErrUnavailable)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	// As Docker's classic builder: any status below 400 is the file
+	// (redirects are followed already).
+	if resp.StatusCode >= http.StatusBadRequest {
 		return remoteFile{}, statusError(shown, resp)
 	}
 

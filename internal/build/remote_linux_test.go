@@ -329,3 +329,37 @@ func TestDownloadName(t *testing.T) {
 		}
 	}
 }
+
+// TestDownloadStatus checks which answers are a file, as in Docker's
+// classic builder: any status below 400 (a 204 is an empty file, a
+// redirect is followed), none from 400 up.
+func TestDownloadStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/moved":
+			http.Redirect(w, r, "/target.txt", http.StatusFound)
+		case "/target.txt":
+			fmt.Fprint(w, "moved here\n")
+		default:
+			http.Error(w, "bad", http.StatusBadRequest)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	for path, want := range map[string]string{"/empty": "", "/moved": "moved here\n"} {
+		rf, err := download(context.Background(), dir, srv.URL+path, "")
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if data, err := os.ReadFile(rf.host); err != nil || string(data) != want {
+			t.Errorf("%s: %q %v, want %q", path, data, err, want)
+		}
+		os.RemoveAll(rf.dir)
+	}
+	if _, err := download(context.Background(), dir, srv.URL+"/bad", ""); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("a 400 answer: %v", err)
+	}
+}
