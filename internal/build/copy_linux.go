@@ -152,7 +152,7 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		if err != nil {
 			return err
 		}
-		s := &step{createdBy: prefix + sum + " in " + dest + " ", cacheText: opts}
+		s := &step{createdBy: prefix + sum + " in " + a.DestPath + " ", cacheText: opts}
 		s.layer = func(ctx context.Context, root string) error {
 			return bd.withImageRoot(ctx, fromID, func(src string) error {
 				srcs, err := collect(src, a.SourcePaths)
@@ -191,7 +191,7 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 	if err != nil {
 		return err
 	}
-	s := &step{createdBy: prefix + sum + " in " + dest + " ", cacheText: opts}
+	s := &step{createdBy: prefix + sum + " in " + a.DestPath + " ", cacheText: opts}
 	s.layer = func(ctx context.Context, root string) error {
 		return copyInto(ctx, root, srcs, dest, destIsDir, a, mode)
 	}

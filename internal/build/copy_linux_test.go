@@ -120,6 +120,13 @@ RUN cat /work/a.txt /copied/sub/deep.txt > /combined
 		!slices.ContainsFunc(h, func(s string) bool { return strings.HasPrefix(s, "/bin/sh -c #(nop) COPY multi:") }) {
 		t.Errorf("history:\n%s", strings.Join(h, "\n"))
 	}
+	// The destination is written as given, as dockerd's classic builder
+	// does: relative and with its trailing slash.
+	for _, suffix := range []string{" in . ", " in /copied/ ", " in /docs/ ", " in /unpacked/ "} {
+		if !slices.ContainsFunc(h, func(s string) bool { return strings.HasSuffix(s, suffix) }) {
+			t.Errorf("no history entry ends in %q:\n%s", suffix, strings.Join(h, "\n"))
+		}
+	}
 }
 
 // TestCopyStaysInContext checks that COPY never reads outside the

@@ -171,7 +171,7 @@ RUN cat /downloads/hello.txt /changing > /seen
 	}
 	h := e.history(id)
 	if !slices.ContainsFunc(h, func(s string) bool {
-		return strings.HasPrefix(s, "/bin/sh -c #(nop) ADD file:") && strings.HasSuffix(s, " in /downloads ")
+		return strings.HasPrefix(s, "/bin/sh -c #(nop) ADD file:") && strings.HasSuffix(s, " in /downloads/ ")
 	}) {
 		t.Errorf("no ADD file:<digest> in /downloads in the history:\n%s", strings.Join(h, "\n"))
 	}
