@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"sync"
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
@@ -105,6 +106,28 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 		return fmt.Errorf("make bundle: %w", err)
 	}
 	undo = append(undo, func() { os.RemoveAll(bundle) })
+	maxSize, maxFile, err := logRotation(c.HostConfig.LogConfig)
+	if err != nil {
+		return err
+	}
+	// The shim starts while the root, volumes and network are set up: it
+	// reads the bundle only when told to start the container. Until it
+	// is taken below, a failure ends it here.
+	os.RemoveAll(d.shimDir(c.ID)) // a previous run's exit.json
+	waitShim := d.spawnShim(ctx, shim.StartOptions{
+		Shim: d.cfg.ShimPath, Runtime: d.cfg.RuntimePath, RuntimeRoot: d.runtimeRoot(),
+		ID: c.ID, Bundle: bundle, StateDir: d.shimDir(c.ID),
+		LogPath: c.LogPath, LogMaxSize: maxSize, LogMaxFile: maxFile,
+		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin,
+	})
+	shimTaken := false
+	undo = append(undo, func() {
+		if cl, err := waitShim(); err == nil && !shimTaken {
+			cl.Delete(context.WithoutCancel(ctx))
+			cl.Close()
+			os.RemoveAll(d.shimDir(c.ID))
+		}
+	})
 	mounts, err := d.snap.Mounts(ctx, c.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("container layer: %w", err)
@@ -136,20 +159,11 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	if err := writeSpec(filepath.Join(bundle, "config.json"), spec); err != nil {
 		return err
 	}
-	maxSize, maxFile, err := logRotation(c.HostConfig.LogConfig)
+	cl, err := waitShim()
 	if err != nil {
 		return err
 	}
-	os.RemoveAll(d.shimDir(c.ID)) // a previous run's exit.json
-	cl, err := shim.Start(ctx, shim.StartOptions{
-		Shim: d.cfg.ShimPath, Runtime: d.cfg.RuntimePath, RuntimeRoot: d.runtimeRoot(),
-		ID: c.ID, Bundle: bundle, StateDir: d.shimDir(c.ID),
-		LogPath: c.LogPath, LogMaxSize: maxSize, LogMaxFile: maxFile,
-		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin,
-	})
-	if err != nil {
-		return err
-	}
+	shimTaken = true
 	undo = append(undo, func() {
 		dctx := context.WithoutCancel(ctx)
 		cl.Delete(dctx)
@@ -186,6 +200,24 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	go d.monitor(e, cl)
 	d.startHealthCheck(e)
 	return nil
+}
+
+// spawnShim starts a shim with opts in the background and returns the
+// function that waits for it (the same answer every call).
+func (d *Daemon) spawnShim(ctx context.Context, opts shim.StartOptions) func() (*shim.Client, error) {
+	type result struct {
+		cl  *shim.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cl, err := shim.Start(ctx, opts)
+		done <- result{cl, err}
+	}()
+	return sync.OnceValues(func() (*shim.Client, error) {
+		r := <-done
+		return r.cl, r.err
+	})
 }
 
 // startFailureCode is the exit code Docker records for a start that

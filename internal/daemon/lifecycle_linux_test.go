@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,5 +252,56 @@ func TestLiveRestore(t *testing.T) {
 	}
 	if r := waitFor(t, ch); r.ExitCode != 137 {
 		t.Errorf("exit after restore: %d", r.ExitCode)
+	}
+}
+
+// shimRunning reports whether a berth-shim process for container id is
+// alive, from /proc.
+func shimRunning(t *testing.T, id string) bool {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(raw), "\x00")
+		if len(args) > 2 && strings.HasSuffix(args[0], "berth-shim") && slices.Contains(args, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStartFailsWhileShimStarts fails a start after the shim was
+// launched in the background but before it is used (its network is a
+// container's that is not running): the start reports why, and the
+// shim, its state directory and the bundle are gone.
+func TestStartFailsWhileShimStarts(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	other := td.create(t, "other", &api.Config{Cmd: []string{"true"}}, nil)
+	id := td.create(t, "joiner", &api.Config{Cmd: []string{"true"}}, &api.HostConfig{NetworkMode: api.NetworkMode("container:" + other)})
+	err := td.StartContainer(ctx, id)
+	if err == nil {
+		t.Fatal("a start joining a stopped container's network succeeded")
+	}
+	if !strings.Contains(err.Error(), "not running") {
+		t.Errorf("the start's error does not say the other container is not running: %v", err)
+	}
+	if shimRunning(t, id) {
+		t.Error("a berth-shim for the container is still running")
+	}
+	for _, dir := range []string{td.bundleDir(id), td.shimDir(id)} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s left behind (%v)", dir, err)
+		}
+	}
+	v, err := td.Container(ctx, id, false)
+	if err != nil || v.State.Status != api.StateCreated || v.State.Error == "" {
+		t.Errorf("state after the failed start: %+v %v", v.State, err)
 	}
 }
