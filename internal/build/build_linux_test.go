@@ -100,7 +100,7 @@ HEALTHCHECK --interval=5s CMD true
 		"/bin/sh -c #(nop) WORKDIR /app/sub",
 		"/bin/sh -c #(nop)  USER berth:berth",
 		"/bin/sh -c #(nop)  EXPOSE 80 8000-8001/udp",
-		`/bin/sh -ec #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x00'}`,
+		`/bin/sh -ec #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" '\x00'}`,
 		"/bin/sh -c #(nop)  VOLUME [/data]",
 		"/bin/sh -c #(nop)  ONBUILD RUN echo triggered",
 		`/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo $A"]`,

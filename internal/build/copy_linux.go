@@ -122,6 +122,11 @@ func (bd *build) copyStep(ctx context.Context, st *stageState, a copyArgs) error
 		opts += " checksum=" + want.String()
 	}
 	prefix := strings.Join(st.shell(), " ") + " #(nop) " + a.name + " "
+	if a.chown != "" {
+		// dockerd's classic builder writes the flag with no space
+		// before the source digest ("COPY --chown=1:1file:...").
+		prefix += "--chown=" + a.chown
+	}
 
 	if a.from != "" {
 		from, err := bd.expand(a.from, st.env())

@@ -161,6 +161,12 @@ func (bd *build) dispatch(ctx context.Context, st *stageState, cmd instructions.
 		}
 		h := cmd.Health // written as Docker prints the struct with %q
 		c.Healthcheck = inheritHealth(*h, c.Healthcheck)
+		if h.StartInterval == 0 {
+			// As dockerd 20.10, whose health config has no start
+			// interval.
+			return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("HEALTHCHECK &{%q %q %q %q %q}",
+				h.Test, h.Interval, h.Timeout, h.StartPeriod, rune(h.Retries))))
+		}
 		return bd.commitMeta(ctx, st, bd.nop(st, fmt.Sprintf("HEALTHCHECK &{%q %q %q %q %q %q}",
 			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, rune(h.Retries))))
 	case *instructions.ShellCommand:
