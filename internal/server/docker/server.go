@@ -62,14 +62,35 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
+
+	idleMu    sync.Mutex
+	idle      *time.Timer   // runs trim once requests stop
+	idleAfter time.Duration // idleTrim; shorter in tests
+	trim      func()        // debug.FreeOSMemory; a probe in tests
 }
+
+// idleTrim is how long after the last request began the daemon gives the
+// heap memory a burst of requests used, and no longer holds, back to the
+// system: Go would otherwise return it only slowly, and an idle daemon
+// would keep the RSS of its busiest moment.
+const idleTrim = 2 * time.Second
 
 // New returns a Server for d.
 func New(d *daemon.Daemon, opts Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{d: d, opts: opts, done: make(chan struct{}), baseCtx: ctx, cancel: cancel}
 	s.routes = s.makeRoutes()
+	s.idleAfter, s.trim = idleTrim, debug.FreeOSMemory
+	s.idle = time.AfterFunc(time.Hour, func() { s.trim() })
+	s.idle.Stop()
 	return s
+}
+
+// busy postpones the idle trim: a request began.
+func (s *Server) busy() {
+	s.idleMu.Lock()
+	s.idle.Reset(s.idleAfter)
+	s.idleMu.Unlock()
 }
 
 // handlerFunc handles one request. It returns an error only when nothing
@@ -181,6 +202,7 @@ var versionPrefix = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	start := time.Now()
+	s.busy()
 	w.Header().Set("Server", "berth/"+s.opts.Version+" (linux)")
 	w.Header().Set("API-Version", APIVersion)
 	w.Header().Set("OSType", "linux")
@@ -287,6 +309,9 @@ func (s *Server) Serve(l net.Listener) error {
 // and closes their connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.doneOnce.Do(func() { close(s.done) })
+	s.idleMu.Lock()
+	s.idle.Stop()
+	s.idleMu.Unlock()
 	s.mu.Lock()
 	servers := s.servers
 	s.mu.Unlock()

@@ -324,3 +324,41 @@ func TestEventsStream(t *testing.T) {
 		t.Fatal("events stream still open after Shutdown")
 	}
 }
+
+// TestIdleTrim checks that the server gives freed heap back once requests
+// stop: the trim runs after the idle time following the last request,
+// not while requests keep coming, and not after Shutdown.
+func TestIdleTrim(t *testing.T) {
+	s, _ := newTestServer(t)
+	trims := make(chan time.Time, 10)
+	s.idleAfter, s.trim = 200*time.Millisecond, func() { trims <- time.Now() }
+	var last time.Time
+	for range 5 {
+		if code, _, _ := do(t, s, "GET", "/_ping"); code != 200 {
+			t.Fatalf("ping: %d", code)
+		}
+		last = time.Now()
+		select {
+		case <-trims:
+			t.Fatal("trimmed while requests keep coming")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	select {
+	case at := <-trims:
+		if at.Sub(last) < s.idleAfter {
+			t.Errorf("trimmed %v after the last request, before the idle time %v", at.Sub(last), s.idleAfter)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no trim after the requests stopped")
+	}
+	do(t, s, "GET", "/_ping")
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-trims:
+		t.Error("trimmed after Shutdown")
+	case <-time.After(2 * s.idleAfter):
+	}
+}
