@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -391,9 +392,12 @@ func TestFootprint(t *testing.T) {
 	}
 	running := time.Since(t0)
 	t.Logf("shim start to created %v, to running %v; shim VmRSS %d KiB", created, running, statusField(t, c.ShimPid(), "VmRSS"))
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.ShimPid())); err != nil || !slices.Contains(strings.Split(string(env), "\x00"), "GOMAXPROCS=1") {
+		t.Errorf("the shim does not run with GOMAXPROCS=1 (%v)", err)
+	}
 	// Idle a second after its last call, the shim trims its resident
 	// pages: issue 4 allows at most 3 MB.
-	const limit = 3000 // KiB
+	const limit = 3_000_000 / 1024 // KiB
 	var rss int
 	eventually(t, "the idle shim's VmRSS to go under 3 MB", func() bool {
 		rss = statusField(t, c.ShimPid(), "VmRSS")
