@@ -72,8 +72,10 @@ type Server struct {
 // idleTrim is how long after the last request began the daemon gives the
 // heap memory a burst of requests used, and no longer holds, back to the
 // system: Go would otherwise return it only slowly, and an idle daemon
-// would keep the RSS of its busiest moment.
-const idleTrim = 2 * time.Second
+// would keep the RSS of its busiest moment. A second of quiet is long
+// enough not to collect in the middle of a burst (a full collection costs
+// a few milliseconds) and short enough that a daemon seen idle is trimmed.
+const idleTrim = time.Second
 
 // New returns a Server for d.
 func New(d *daemon.Daemon, opts Options) *Server {
