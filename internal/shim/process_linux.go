@@ -392,17 +392,18 @@ func runtimeError(logPath string) string {
 	return msg
 }
 
-// writeFileAtomic writes data to path through a synced temp file and a
-// rename, so that a reader sees the old file or the whole new one.
+// writeFileAtomic writes data to path through a temp file and a rename,
+// so that a reader sees the old file or the whole new one. It does not
+// fsync: the file lives in the exec root (tmpfs /run normally) and must
+// outlive the shim and the daemon, not the host, whose reboot ends the
+// container anyway; a sync would put a journal commit on every exit's
+// critical path.
 func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
