@@ -32,10 +32,27 @@ func New(cgroupsPath, containerID string) (Manager, error) {
 		}
 	}
 	m, err := newManager(layout, own, cgroupsPath, containerID)
-	if v1, ok := m.(*v1Manager); ok {
-		v1.hier = hs
+	switch m := m.(type) {
+	case *v1Manager:
+		m.hier = hs
+	case *v2Manager:
+		m.hier = hs
 	}
 	return m, err
+}
+
+// Hierarchies returns the host's cgroup hierarchies as m found them when
+// New or Load made it (mountinfo order, one entry per hierarchy), so that
+// a caller that needs them again (the container's init, to mount
+// /sys/fs/cgroup) need not read mountinfo again. Nil if m does not know.
+func Hierarchies(m Manager) []Hierarchy {
+	switch m := m.(type) {
+	case *v1Manager:
+		return m.hier
+	case *v2Manager:
+		return m.hier
+	}
+	return nil
 }
 
 // newManager picks the implementation for the host layout and resolves
@@ -97,7 +114,7 @@ func Load(paths map[string]string) (Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		unified = &v2Manager{dir: dir, mountpoint: h.Mountpoint}
+		unified = &v2Manager{dir: dir, mountpoint: h.Mountpoint, hier: hs}
 	}
 	if len(paths) == 1 && unified != nil {
 		return unified, nil

@@ -23,6 +23,9 @@ func HostMounts() ([]Hierarchy, error) {
 	return nil, fmt.Errorf("cgroups: %w", errdefs.ErrNotImplemented)
 }
 
+// Hierarchies is nil outside Linux.
+func Hierarchies(m Manager) []Hierarchy { return nil }
+
 // IsUnified is false outside Linux.
 func IsUnified() bool { return false }
 

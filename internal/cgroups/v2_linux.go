@@ -25,6 +25,9 @@ type v2Manager struct {
 	// hybrid is set when the directory belongs to a v1Manager, which then
 	// owns the limits the v1 hierarchies carry (devices in particular).
 	hybrid bool
+	// hier is the host's cgroup hierarchies as New or Load found them
+	// (unset in the unified part of a v1Manager).
+	hier []Hierarchy
 }
 
 var _ Manager = (*v2Manager)(nil)

@@ -313,7 +313,9 @@ func TestCgroupPaths(t *testing.T) {
 func TestCgroupMountWithoutNamespace(t *testing.T) {
 	needV1(t)
 	out := inside(t, `echo limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); echo procs=$(cat /sys/fs/cgroup/pids/cgroup.procs)
-echo write=$(echo 1 2>&1 > /sys/fs/cgroup/pids/pids.max); echo cgroup=$(grep ':memory:' /proc/self/cgroup)`,
+echo write=$(echo 1 2>&1 > /sys/fs/cgroup/pids/pids.max); echo cgroup=$(grep ':memory:' /proc/self/cgroup)
+echo top=$(mkdir /sys/fs/cgroup/x 2>&1); echo flags=$(grep ' /sys/fs/cgroup/pids ' /proc/self/mountinfo | cut -d' ' -f6)
+echo topflags=$(grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f6)`,
 		func(s *specs.Spec) {
 			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.CgroupNamespace })
 		},
@@ -329,6 +331,18 @@ echo write=$(echo 1 2>&1 > /sys/fs/cgroup/pids/pids.max); echo cgroup=$(grep ':m
 	}
 	if strings.HasSuffix(kv["cgroup"], ":/") {
 		t.Errorf("without a cgroup namespace /proc/self/cgroup shows the root: %q", kv["cgroup"])
+	}
+	// The tmpfs holding the hierarchies and every bind in it are read-only,
+	// nosuid, nodev and noexec.
+	if !strings.Contains(kv["top"], "Read-only file system") {
+		t.Errorf("mkdir in /sys/fs/cgroup: %q, want EROFS", kv["top"])
+	}
+	for _, key := range []string{"flags", "topflags"} {
+		for _, want := range []string{"ro", "nosuid", "nodev", "noexec"} {
+			if !slices.Contains(strings.Split(kv[key], ","), want) {
+				t.Errorf("mount options of %s: %q, want %s among them", key, kv[key], want)
+			}
+		}
 	}
 }
 

@@ -370,6 +370,11 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 		NoNewKeyring: opts.NoNewKeyring, PreserveFDs: opts.PreserveFDs, CgroupPaths: st.CgroupPaths,
 		Exec: execMode, StartByPipe: !execMode && opts.startByPipe,
 	}
+	if !execMode {
+		for _, h := range cgroups.Hierarchies(cg) {
+			cfg.CgroupMounts = append(cfg.CgroupMounts, nsinit.CgroupMount{Mountpoint: h.Mountpoint, FSType: h.FSType, Root: h.Root, Options: h.Options})
+		}
+	}
 	t0 := time.Now()
 	if opts.signalsCaught != nil {
 		<-opts.signalsCaught

@@ -86,6 +86,15 @@ const (
 	EnvLogLevel = "_BERTH_INIT_DEBUG"
 )
 
+// CgroupMount is one cgroup hierarchy mounted on the host, as mountinfo
+// shows it.
+type CgroupMount struct {
+	Mountpoint string `json:"mountpoint"`
+	FSType     string `json:"fstype"` // "cgroup" or "cgroup2"
+	Root       string `json:"root"`
+	Options    string `json:"options"` // super-block options, e.g. "rw,memory"
+}
+
 // Config is everything init needs, sent by the parent as the first
 // message in syncpipe's binary encoding (see syncpipe.AppendBinary), which
 // init decodes far faster than JSON; the json tags only serve tests and
@@ -116,6 +125,10 @@ type Config struct {
 	// by controller ("" for the unified v2 directory), used to mount
 	// /sys/fs/cgroup when there is no cgroup namespace.
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// CgroupMounts are the host's cgroup hierarchies as the runtime read
+	// them from mountinfo to make the cgroup, so that init need not read
+	// it again (empty: init reads it).
+	CgroupMounts []CgroupMount `json:"cgroupMounts,omitempty"`
 	// PreserveFDs is the number of extra descriptors (from 3) the process keeps.
 	PreserveFDs int `json:"preserveFds,omitempty"`
 	// StartByPipe makes init wait for start on the sync pipe instead of

@@ -64,8 +64,9 @@ func setupContainer(cfg *Config, pipe *syncpipe.Pipe) error {
 		return err
 	}
 	userns := newNS[specs.UserNamespace] || hasNS(spec, specs.UserNamespace)
+	cgv := &cgroupView{cgroupns: newNS[specs.CgroupNamespace], paths: cfg.CgroupPaths, hosts: cfg.CgroupMounts}
 	for i := range spec.Mounts {
-		if err := mountEntry(rootfs, &spec.Mounts[i], newNS[specs.CgroupNamespace]); err != nil {
+		if err := mountEntry(rootfs, &spec.Mounts[i], cgv); err != nil {
 			return err
 		}
 	}
@@ -189,7 +190,7 @@ func resolveInRoot(rootfs, dest string) (string, error) {
 }
 
 // mountEntry performs one entry of the spec's mounts list.
-func mountEntry(rootfs string, m *specs.Mount, cgroupns bool) error {
+func mountEntry(rootfs string, m *specs.Mount, cgv *cgroupView) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("mount destination %q is not absolute", m.Destination)
 	}
@@ -217,7 +218,7 @@ func mountEntry(rootfs string, m *specs.Mount, cgroupns bool) error {
 	case "bind":
 		return bindMount(rootfs, m, dest, pm)
 	case "cgroup":
-		return mountCgroup(rootfs, m, dest, pm, cgroupns)
+		return mountCgroup(rootfs, dest, pm, cgv)
 	}
 	if err := mkdirInRoot(rootfs, dest, 0o755); err != nil {
 		return err
