@@ -278,7 +278,9 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 	}
 	c := e.c
 	d.stopHealthCheck(e)
-	d.releaseRun(ctx, e)
+	restart := !d.shuttingDown() && container.ShouldRestart(c.HostConfig.RestartPolicy, st.Code, c.RestartCount, c.ManuallyStopped)
+	autoRemove := c.HostConfig.AutoRemove && !restart
+	d.releaseRun(ctx, e, autoRemove)
 	ranFor := time.Duration(0)
 	if !c.State.StartedAt.IsZero() {
 		ranFor = st.ExitedAt.Sub(c.State.StartedAt)
@@ -295,13 +297,11 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 		c.State.Health.Status = api.Unhealthy
 	}
 	e.exits++
-	restart := !d.shuttingDown() && container.ShouldRestart(c.HostConfig.RestartPolicy, st.Code, c.RestartCount, c.ManuallyStopped)
 	var delay time.Duration
 	if restart {
 		delay = e.backoff.Next(ranFor)
 		c.State.Status = api.StateRestarting
 	}
-	autoRemove := c.HostConfig.AutoRemove && !restart
 	// A container about to be removed is not written down as exited: the
 	// removal follows at once, and a daemon killed in between finds it
 	// running without a shim, records its exit then and removes it.
@@ -338,17 +338,34 @@ func (d *Daemon) handleExit(e *ctrEntry, cl *shim.Client, st shim.ExitStatus) {
 
 // releaseRun undoes what startLocked made for the run that just ended:
 // the shim and the runtime's container, the network, the volumes' mounts
-// and the root mount. e.mu is held.
-func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry) {
+// and the root mount; with removing (an auto-remove follows), the
+// container's layer too. e.mu is held.
+func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry, removing bool) {
 	c := e.c
 	d.endExecs(e) // while the shim still knows how they ended
 	// The container's processes are gone: its network and volumes are
-	// released while the shim finishes removing it from the runtime.
+	// released while the shim finishes removing it from the runtime. With
+	// a pid namespace of its own, nothing of the container can still run
+	// once its init was reaped (the kernel kills and waits for the rest of
+	// the namespace first), so its root is unmounted meanwhile too, and
+	// the layer of a container about to be auto-removed is removed (the
+	// removal then finds it gone). Otherwise processes may outlive init
+	// until the runtime's delete kills them: the root waits for that.
+	ownPids := !c.HostConfig.PidMode.IsHost() && !c.HostConfig.PidMode.IsContainer()
+	rootReleased := false
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
 		d.teardownNetwork(ctx, c)
 		d.unmountVolumes(ctx, c)
+		if ownPids {
+			rootReleased = d.releaseRoot(ctx, c)
+			if rootReleased && removing {
+				if err := d.snap.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+					log.G(ctx).Warn("remove container layer", "container", c.ID, "error", err)
+				}
+			}
+		}
 	}()
 	if e.shim != nil {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -364,16 +381,25 @@ func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry) {
 	}
 	os.RemoveAll(d.shimDir(c.ID))
 	<-released
-	bundle := d.bundleDir(c.ID)
-	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
-		log.G(ctx).Warn("unmount container root", "container", c.ID, "error", err)
-	} else {
-		os.RemoveAll(bundle)
+	if !rootReleased {
+		d.releaseRoot(ctx, c)
 	}
 	if e.runDone != nil {
 		close(e.runDone)
 		e.runDone = nil
 	}
+}
+
+// releaseRoot unmounts c's root and removes its bundle; false if the root
+// could not be unmounted (the bundle is then kept).
+func (d *Daemon) releaseRoot(ctx context.Context, c *container.Container) bool {
+	bundle := d.bundleDir(c.ID)
+	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
+		log.G(ctx).Warn("unmount container root", "container", c.ID, "error", err)
+		return false
+	}
+	os.RemoveAll(bundle)
+	return true
 }
 
 // restartLater restarts e after delay, as its restart policy asks, unless

@@ -2,8 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -11,9 +15,11 @@ import (
 	"time"
 
 	api "github.com/moby/moby/api/types/container"
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/shim"
+	"github.com/berth-project/berth/internal/snapshot"
 )
 
 func TestRunWaitLogsRemove(t *testing.T) {
@@ -304,4 +310,56 @@ func TestStartFailsWhileShimStarts(t *testing.T) {
 	if err != nil || v.State.Status != api.StateCreated || v.State.Error == "" {
 		t.Errorf("state after the failed start: %+v %v", v.State, err)
 	}
+}
+
+// TestExitReleasesRoot: once a container ends, its root is unmounted and
+// its bundle removed (and with --rm its layer); with the host's pid
+// namespace, after the runtime's delete has killed what outlived init.
+func TestExitReleasesRoot(t *testing.T) {
+	td := newTestDaemon(t)
+	ctx := ctxT(t)
+	mounted := func(dir string) bool {
+		m, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m) > 0
+	}
+	gone := func(p string) bool {
+		_, err := os.Stat(p)
+		return errors.Is(err, os.ErrNotExist)
+	}
+
+	id := td.create(t, "", &api.Config{Cmd: []string{"true"}}, &api.HostConfig{AutoRemove: true})
+	e, err := td.ctrs.get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := td.snap.Mounts(ctx, e.c.SnapshotKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upper, _, err := snapshot.UpperDir(mounts)
+	if err != nil || upper == "" {
+		t.Fatalf("no upper dir in %v: %v", mounts, err)
+	}
+	bundle := td.bundleDir(id)
+	td.startAndWait(t, id, api.WaitConditionRemoved)
+	if mounted(bundle) || !gone(bundle) || !gone(filepath.Dir(upper)) {
+		t.Errorf("after --rm: root mounted %v, bundle gone %v, layer %s gone %v", mounted(bundle), gone(bundle), filepath.Dir(upper), gone(filepath.Dir(upper)))
+	}
+
+	// With the host's pid namespace a child of init outlives it until
+	// the runtime's delete; the root is released only after that.
+	marker := fmt.Sprintf("berth-outlive-%d", time.Now().UnixNano())
+	id = td.create(t, "", &api.Config{Cmd: []string{"sh", "-c", "sleep 1000 " + marker + " & exit 0"}}, &api.HostConfig{PidMode: "host"})
+	bundle = td.bundleDir(id)
+	td.startAndWait(t, id, api.WaitConditionNotRunning)
+	if mounted(bundle) || !gone(bundle) {
+		t.Errorf("after exit with the host's pids: root mounted %v, bundle gone %v", mounted(bundle), gone(bundle))
+	}
+	poll(t, "the process that outlived init ends", func() bool {
+		out, _ := exec.Command("pgrep", "-f", marker).Output()
+		return len(out) == 0
+	})
 }
