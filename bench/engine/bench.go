@@ -152,6 +152,7 @@ func (b *bench) setup(ctx context.Context) error {
 		de.Version, de.bridge, de.subnet)
 	fmt.Printf("image %s: `docker import` of testutil.BusyboxLayerTar (%d KiB) into both; roots under %s\n",
 		imageRef, len(layer)>>10, b.dir)
+	fmt.Printf("runs interleave the engines; each starts once the machine is quiet (at most %v of CPU in %v, or after %v)\n", quietBusy, quietWindow, quietLimit)
 	for _, e := range b.engines {
 		m, err := b.sampleMemory(ctx, e)
 		if err != nil {

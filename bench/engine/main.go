@@ -48,7 +48,10 @@
 //
 // One-container scenarios run -warmup unmeasured then -n measured runs per
 // engine, interleaved berth, docker, berth, docker...; "many" scenarios
-// run one unmeasured round then -rounds measured ones. After each round
+// run one unmeasured round then -rounds measured ones. Every run or round
+// starts on a quiet machine (at most 10ms of CPU used in 50ms, or after
+// 2s), so that neither engine is charged the other's asynchronous
+// clean-up of the run before. After each round
 // of a "many" scenario, once the engine is idle (its daemons and shims
 // used at most 20ms of CPU in a second), the bench records the RSS and
 // PSS of berthd, or dockerd and containerd, and of every container shim

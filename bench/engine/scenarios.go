@@ -69,8 +69,9 @@ func (b *bench) runScenario(ctx context.Context, sc scenario) []*result {
 			if res.err != nil || ctx.Err() != nil {
 				continue
 			}
-			var err error
+			err := settle(ctx)
 			switch {
+			case err != nil:
 			case sc.throughput:
 				err = b.throughput(ctx, e, res, round >= 0)
 			case sc.many:
