@@ -175,10 +175,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	}
 	e.attachers = nil
 	startedAt := time.Now().UTC()
-	if err := cl.Start(ctx); err != nil {
-		return err
-	}
-	st, err := cl.State(ctx)
+	pid, err := cl.Start(ctx)
 	if err != nil {
 		return err
 	}
@@ -186,7 +183,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	e.runDone = make(chan struct{})
 	c.State = container.State{
 		Status:    api.StateRunning,
-		Pid:       st.Pid,
+		Pid:       pid,
 		StartedAt: startedAt,
 		Health:    initialHealth(c),
 	}

@@ -184,10 +184,17 @@ func (s *stream) Close() error {
 	return nil
 }
 
-// Start starts the created container's process.
-func (c *Client) Start(ctx context.Context) error {
-	_, err := c.call(ctx, request{Method: methodStart})
-	return err
+// Start starts the created container's process and returns its pid on
+// the host (what State would say, without another round trip).
+func (c *Client) Start(ctx context.Context) (int, error) {
+	resp, err := c.call(ctx, request{Method: methodStart})
+	if err != nil {
+		return 0, err
+	}
+	if resp.Pid <= 0 {
+		return 0, fmt.Errorf("shim start: no pid in the answer: %w", errdefs.ErrDataLoss)
+	}
+	return resp.Pid, nil
 }
 
 // State returns the container's state.

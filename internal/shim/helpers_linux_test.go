@@ -165,7 +165,7 @@ func (r *rig) startFails(opts shim.StartOptions) error {
 	r.t.Helper()
 	c := r.start(opts)
 	ctx := ctxT(r.t)
-	err := c.Start(ctx)
+	_, err := c.Start(ctx)
 	if err == nil {
 		return nil
 	}

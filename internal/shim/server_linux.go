@@ -342,7 +342,9 @@ func (s *server) handle(conn *os.File) {
 		st := s.state()
 		resp.State = &st
 	case methodStart:
-		err = s.start()
+		if err = s.start(); err == nil {
+			resp.Pid = s.init.pid
+		}
 	case methodKill:
 		err = s.kill(req.Signal, req.All)
 	case methodPause, methodResume:

@@ -34,11 +34,12 @@ func TestLogsAndExitCode(t *testing.T) {
 	if st.Status != shim.StatusCreated || st.Pid != 0 || st.ShimPid != c.ShimPid() {
 		t.Fatalf("state before start = %+v, want created, no init yet, the shim's pid", st)
 	}
-	if err := c.Start(ctx); err != nil {
+	pid, err := c.Start(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err = c.State(ctx); err != nil || st.Pid <= 0 {
-		t.Fatalf("state after start = %+v, %v; want init's pid", st, err)
+	if st, err = c.State(ctx); err != nil || st.Pid <= 0 || st.Pid != pid {
+		t.Fatalf("state after start = %+v, %v; want init's pid, %d as Start said", st, err, pid)
 	}
 	exit, err := c.Wait(ctx)
 	if err != nil {
@@ -86,7 +87,7 @@ func TestExitRemovesContainer(t *testing.T) {
 	r := newRig(t, withArgs("true"))
 	c := r.start(r.opts())
 	ctx := ctxT(t)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Wait(ctx); err != nil {
@@ -114,7 +115,7 @@ func TestKill(t *testing.T) {
 		r := newRig(t, withArgs("sh", "-c", `trap "exit 7" TERM; echo ready; while true; do sleep 0.05; done`))
 		c := r.start(r.opts())
 		ctx := ctxT(t)
-		if err := c.Start(ctx); err != nil {
+		if _, err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "ready in the log", func() bool { return logContains(r.logPath, "ready") })
@@ -129,7 +130,7 @@ func TestKill(t *testing.T) {
 		r := newRig(t, withArgs("sleep", "1000"))
 		c := r.start(r.opts())
 		ctx := ctxT(t)
-		if err := c.Start(ctx); err != nil {
+		if _, err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := c.State(ctx); err != nil || st.Status != shim.StatusRunning {
@@ -147,7 +148,7 @@ func TestKill(t *testing.T) {
 		if err := c.Kill(ctx, syscall.SIGKILL, false); !errdefs.IsConflict(err) {
 			t.Errorf("kill after exit = %v, want a conflict", err)
 		}
-		if err := c.Start(ctx); !errdefs.IsConflict(err) {
+		if _, err := c.Start(ctx); !errdefs.IsConflict(err) {
 			t.Errorf("start after exit = %v, want a conflict", err)
 		}
 	})
@@ -173,7 +174,7 @@ func TestDaemonRestart(t *testing.T) {
 	r := newRig(t, withArgs("sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.02; done"))
 	c := r.start(r.opts())
 	ctx := ctxT(t)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	before, err := c.State(ctx)
@@ -262,7 +263,7 @@ func TestStarterKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := c.State(ctx); err != nil || st.Status != shim.StatusRunning || st.ShimPid != shimPid {
@@ -387,7 +388,7 @@ func TestFootprint(t *testing.T) {
 	t0 := time.Now()
 	c := r.start(opts)
 	created := time.Since(t0)
-	if err := c.Start(ctxT(t)); err != nil {
+	if _, err := c.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	running := time.Since(t0)
@@ -433,7 +434,7 @@ func TestLogLongLineAndRotation(t *testing.T) {
 	opts.LogMaxSize, opts.LogMaxFile = 32<<10, 3
 	c := r.start(opts)
 	ctx := ctxT(t)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if exit, err := c.Wait(ctx); err != nil || exit.Code != 0 {
@@ -498,7 +499,7 @@ func BenchmarkStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := c.Start(ctx); err != nil {
+		if _, err := c.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
 		toRunning += time.Since(t0)
@@ -571,7 +572,7 @@ func TestPause(t *testing.T) {
 	r := newRig(t, withArgs("sleep", "1000"))
 	c := r.start(r.opts())
 	ctx := ctxT(t)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Pause(ctx); err != nil {
@@ -597,7 +598,7 @@ func TestOOMKilled(t *testing.T) {
 	})
 	c := r.start(r.opts())
 	ctx := ctxT(t)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	exit, err := c.Wait(ctx)
@@ -632,7 +633,7 @@ func TestLeakedDescriptor(t *testing.T) {
 	}
 	leaked := fmt.Sprintf("pipe:[%d]", st.Ino)
 	c := r.start(r.opts())
-	if err := c.Start(ctxT(t)); err != nil {
+	if _, err := c.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	state, err := c.State(ctxT(t))

@@ -30,7 +30,7 @@ func TestAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	o1, o2, e1 := collect(stdout), collect(out2), collect(stderr)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.WriteString(stdin, "hello\n"); err != nil {
@@ -118,7 +118,7 @@ func TestTerminal(t *testing.T) {
 		t.Fatal("attach returned a stderr stream for a terminal")
 	}
 	out := collect(stdout)
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Resize(ctx, 100, 30); err != nil {
@@ -166,7 +166,7 @@ func TestTerminalInputBeforeStart(t *testing.T) {
 	if _, err := io.WriteString(stdin, "echo early-$((6*7)); exit 3\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	out.waitFor(t, "early-42")
@@ -184,7 +184,7 @@ func TestStalledAttacher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stalled.Close()
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if exit, err := c.Wait(ctx); err != nil || exit.Code != 0 {
@@ -208,7 +208,7 @@ func TestExec(t *testing.T) {
 	if err := c.Exec(ctx, "early", process("true"), shim.ExecIO{}); !errdefs.IsConflict(err) {
 		t.Fatalf("exec before start = %v, want a conflict", err)
 	}
-	if err := c.Start(ctx); err != nil {
+	if _, err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 
