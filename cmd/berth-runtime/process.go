@@ -74,7 +74,11 @@ func cmdExec(fs *flag.FlagSet) func(*globalOptions, []string) error {
 			if len(args) < 2 {
 				return errors.New("expected a command to run")
 			}
-			p = defaultExecProcess(c, args[1:])
+			spec, err := c.Config()
+			if err != nil {
+				return err
+			}
+			p = defaultExecProcess(spec.Process, args[1:])
 		}
 		if cwd != "" {
 			p.Cwd = cwd
@@ -143,8 +147,7 @@ func cmdExec(fs *flag.FlagSet) func(*globalOptions, []string) error {
 
 // defaultExecProcess is the container's own process settings with new args,
 // as runc does for exec without --process.
-func defaultExecProcess(c *brt.Container, args []string) *specs.Process {
-	base := c.Config().Process
+func defaultExecProcess(base *specs.Process, args []string) *specs.Process {
 	p := &specs.Process{Args: args, Cwd: base.Cwd, Env: append([]string{}, base.Env...), User: base.User,
 		Capabilities: base.Capabilities, NoNewPrivileges: base.NoNewPrivileges, ApparmorProfile: base.ApparmorProfile,
 		SelinuxLabel: base.SelinuxLabel, Rlimits: base.Rlimits, OOMScoreAdj: nil}

@@ -55,10 +55,7 @@ func (c *Container) State() StateJSON {
 	if status == specs.StateStopped {
 		pid = 0
 	}
-	var ann map[string]string
-	if c.state.Config != nil {
-		ann = c.state.Config.Annotations
-	}
+	ann := c.state.annotations()
 	return StateJSON{
 		OCIVersion: specs.Version, ID: c.state.ID, Pid: pid, Status: string(status),
 		Bundle: c.state.Bundle, Rootfs: c.state.Rootfs, Created: c.state.Created, Owner: c.state.Owner, Annotations: ann,
@@ -66,10 +63,7 @@ func (c *Container) State() StateJSON {
 }
 
 func (c *Container) ociState(status specs.ContainerState) *specs.State {
-	var ann map[string]string
-	if c.state.Config != nil {
-		ann = c.state.Config.Annotations
-	}
+	ann := c.state.annotations()
 	return &specs.State{Version: specs.Version, ID: c.state.ID, Status: status, Pid: c.state.Pid, Bundle: c.state.Bundle, Annotations: ann}
 }
 
@@ -142,7 +136,7 @@ func (c *Container) startByPipe() error {
 
 // runPoststart runs the poststart hooks; their failures are only warnings.
 func (c *Container) runPoststart() {
-	if h := c.state.Config.Hooks; h != nil {
+	if h := c.state.hooks(); h != nil {
 		if err := hooks.Run(h.Poststart, "poststart", c.ociState(specs.StateRunning)); err != nil {
 			warn("%v", err)
 		}
@@ -314,7 +308,7 @@ func (c *Container) destroy() error {
 	if err := os.RemoveAll(c.rt.dir(c.state.ID)); err != nil {
 		errs = append(errs, fmt.Errorf("remove state: %w", err))
 	}
-	if h := c.state.Config.Hooks; h != nil {
+	if h := c.state.hooks(); h != nil {
 		if err := hooks.Run(h.Poststop, "poststop", c.ociState(specs.StateStopped)); err != nil {
 			warn("%v", err)
 		}
@@ -394,7 +388,14 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err := cg.Set(r); err != nil {
 		return err
 	}
-	c.state.Config.Linux.Resources = mergeResources(c.state.Config.Linux.Resources, r)
+	spec, err := c.state.spec()
+	if err != nil {
+		return err
+	}
+	if spec == nil || spec.Linux == nil {
+		return fmt.Errorf("container %s: no linux section in its spec: %w", c.state.ID, errdefs.ErrDataLoss)
+	}
+	spec.Linux.Resources = mergeResources(spec.Linux.Resources, r)
 	return writeState(c.rt.dir(c.state.ID), c.state)
 }
 

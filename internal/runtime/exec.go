@@ -43,7 +43,14 @@ func (c *Container) Exec(p *specs.Process, opts ExecOptions) (int, error) {
 	if !p.Terminal && opts.ConsoleSocket != "" {
 		return -1, fmt.Errorf("cannot use console socket if berth-runtime will not detach or allocate tty: %w", errdefs.ErrInvalidArgument)
 	}
-	spec := *c.state.Config
+	base, err := c.state.spec()
+	if err != nil {
+		return -1, err
+	}
+	if base == nil || base.Linux == nil {
+		return -1, fmt.Errorf("container %s: no linux section in its spec: %w", c.state.ID, errdefs.ErrDataLoss)
+	}
+	spec := *base
 	linux := *spec.Linux
 	spec.Linux = &linux
 	spec.Process = p

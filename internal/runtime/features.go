@@ -1,18 +1,27 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	"sort"
 
-	"github.com/berth-project/berth/internal/runtime/nsinit"
-	"github.com/berth-project/berth/internal/seccomp"
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
+
+	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/runtime/nsinit"
+	"github.com/berth-project/berth/internal/seccomp"
 )
 
 // Config returns the spec the container was created with.
-func (c *Container) Config() *specs.Spec { return c.state.Config }
+func (c *Container) Config() (*specs.Spec, error) {
+	spec, err := c.state.spec()
+	if err == nil && (spec == nil || spec.Process == nil) {
+		err = fmt.Errorf("container %s: its state holds no spec with a process: %w", c.state.ID, errdefs.ErrDataLoss)
+	}
+	return spec, err
+}
 
 // Features describes what this runtime supports, in the runtime spec's
 // features.md format ("berth-runtime features").

@@ -143,16 +143,24 @@ func TestPeekCgroupsPath(t *testing.T) {
 	}
 }
 
-// TestStateEncodingLikeJSON: storedState mirrors State (bar the spec's
-// type), and encodeState and decodeState give exactly what json.Marshal
-// and json.Unmarshal of a State give, for a state with every field set,
-// every platform's section among them, and for one without a spec.
+// TestStateEncodingLikeJSON: storedState mirrors State's exported fields
+// (bar the spec's type), and encodeState and decodeState give exactly what
+// json.Marshal and json.Unmarshal of a State give, for a state with every
+// field set, every platform's section among them, and for one without a
+// spec; the spec decoded late (spec, hooks, annotations) is the same, and a
+// state re-encoded without decoding its spec keeps it as it was.
 func TestStateEncodingLikeJSON(t *testing.T) {
 	want, got := reflect.TypeOf(State{}), reflect.TypeOf(storedState{})
-	if want.NumField() != got.NumField() {
-		t.Fatalf("storedState has %d fields, State %d", got.NumField(), want.NumField())
-	}
+	exported := 0
 	for i := 0; i < want.NumField(); i++ {
+		if want.Field(i).IsExported() {
+			exported++
+		}
+	}
+	if exported != got.NumField() {
+		t.Fatalf("storedState has %d fields, State %d exported", got.NumField(), exported)
+	}
+	for i := 0; i < got.NumField(); i++ {
 		w, g := want.Field(i), got.Field(i)
 		if w.Name != g.Name || w.Tag != g.Tag || (w.Type != g.Type && w.Name != "Config") {
 			t.Errorf("field %d: storedState has %s %s `%s`, State %s %s `%s`", i, g.Name, g.Type, g.Tag, w.Name, w.Type, w.Tag)
@@ -182,11 +190,38 @@ func TestStateEncodingLikeJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if again, err := encodeState(gotState); err != nil || string(again) != string(wantJSON) {
+			t.Errorf("%s: re-encoded before its spec was decoded =\n%s (%v)\nwant\n%s", name, again, err, wantJSON)
+		}
+		if h, a := gotState.hooks(), gotState.annotations(); !reflect.DeepEqual(h, hooksOf(wantState.Config)) || !reflect.DeepEqual(a, annotationsOf(wantState.Config)) {
+			t.Errorf("%s: hooks %+v annotations %v before the spec is decoded, want %+v %v", name, h, a, hooksOf(wantState.Config), annotationsOf(wantState.Config))
+		}
+		if _, err := gotState.spec(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
 		if !reflect.DeepEqual(gotState, &wantState) {
 			t.Errorf("%s: decodeState = %+v, want %+v", name, gotState, &wantState)
 		}
 	}
-	if _, err := decodeState([]byte(`{"config":{"windows":7}}`)); err == nil {
-		t.Error("decodeState accepted a bad windows section")
+	st, err := decodeState([]byte(`{"config":{"windows":7}}`))
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := st.spec(); err == nil {
+		t.Error("a bad windows section decoded")
+	}
+}
+
+func hooksOf(s *specs.Spec) *specs.Hooks {
+	if s == nil {
+		return nil
+	}
+	return s.Hooks
+}
+
+func annotationsOf(s *specs.Spec) map[string]string {
+	if s == nil {
+		return nil
+	}
+	return s.Annotations
 }

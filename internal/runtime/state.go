@@ -37,7 +37,68 @@ type State struct {
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
 	// Config is the spec the container was created with (resources kept
 	// up to date by update); delete needs its hooks after the bundle is gone.
+	// A State read from disk leaves it nil and keeps configRaw: most
+	// commands need only the hooks or annotations, and decoding a whole
+	// spec (encoding/json building its tables for every spec type) was a
+	// quarter of a delete's CPU. Use spec, hooks and annotations.
 	Config *specs.Spec `json:"config"`
+
+	configRaw json.RawMessage
+}
+
+// spec returns Config, decoding it from disk's form on first use.
+func (st *State) spec() (*specs.Spec, error) {
+	if st.Config != nil || len(st.configRaw) == 0 {
+		return st.Config, nil
+	}
+	var f specFile
+	if err := json.Unmarshal(st.configRaw, &f); err != nil {
+		return nil, fmt.Errorf("decode the spec of container %s: %w", st.ID, err)
+	}
+	spec, err := f.spec()
+	if err != nil {
+		return nil, fmt.Errorf("decode the spec of container %s: %w", st.ID, err)
+	}
+	st.Config, st.configRaw = spec, nil
+	return spec, nil
+}
+
+// peek decodes only the top-level spec fields v asks for (as json tags),
+// from Config or else from disk's form.
+func (st *State) peek(v any) error {
+	if st.Config != nil || len(st.configRaw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(st.configRaw, v); err != nil {
+		return fmt.Errorf("decode the spec of container %s: %w", st.ID, err)
+	}
+	return nil
+}
+
+// hooks returns the spec's hooks (nil if none or unreadable, with a warning).
+func (st *State) hooks() *specs.Hooks {
+	if st.Config != nil {
+		return st.Config.Hooks
+	}
+	var p struct {
+		Hooks *specs.Hooks `json:"hooks"`
+	}
+	if err := st.peek(&p); err != nil {
+		warn("%v", err)
+	}
+	return p.Hooks
+}
+
+// annotations returns the spec's annotations (nil if none or unreadable).
+func (st *State) annotations() map[string]string {
+	if st.Config != nil {
+		return st.Config.Annotations
+	}
+	var p struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	st.peek(&p)
+	return p.Annotations
 }
 
 // knownCapability and knownRlimit are the names init accepts.
@@ -177,7 +238,7 @@ type storedState struct {
 	Created       time.Time         `json:"created"`
 	Owner         string            `json:"owner"`
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
-	Config        *specFile         `json:"config"`
+	Config        json.RawMessage   `json:"config"`
 }
 
 // encodeState is json.Marshal(st), through storedState.
@@ -186,11 +247,17 @@ func encodeState(st *State) ([]byte, error) {
 		ID: st.ID, Bundle: st.Bundle, Rootfs: st.Rootfs, Pid: st.Pid, InitStartTime: st.InitStartTime,
 		Created: st.Created, Owner: st.Owner, CgroupPaths: st.CgroupPaths,
 	}
-	if st.Config != nil {
-		var err error
-		if f.Config, err = toSpecFile(st.Config); err != nil {
+	switch {
+	case st.Config != nil:
+		sf, err := toSpecFile(st.Config)
+		if err != nil {
 			return nil, err
 		}
+		if f.Config, err = json.Marshal(sf); err != nil {
+			return nil, err
+		}
+	case len(st.configRaw) > 0:
+		f.Config = st.configRaw
 	}
 	return json.Marshal(&f)
 }
@@ -205,11 +272,8 @@ func decodeState(data []byte) (*State, error) {
 		ID: f.ID, Bundle: f.Bundle, Rootfs: f.Rootfs, Pid: f.Pid, InitStartTime: f.InitStartTime,
 		Created: f.Created, Owner: f.Owner, CgroupPaths: f.CgroupPaths,
 	}
-	if f.Config != nil {
-		var err error
-		if st.Config, err = f.Config.spec(); err != nil {
-			return nil, err
-		}
+	if len(f.Config) > 0 && string(f.Config) != "null" {
+		st.configRaw = f.Config
 	}
 	return st, nil
 }
