@@ -5,10 +5,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/errdefs"
@@ -221,5 +223,24 @@ func TestNewManagerLayouts(t *testing.T) {
 	}
 	if _, err := layoutOf([]Hierarchy{{Mountpoint: "/x", FSType: "cgroup", Root: "/", Subsystems: []string{"name=systemd"}}}); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("layout with only a named hierarchy: err = %v, want unavailable", err)
+	}
+}
+
+// readCgroupMountinfo, which parses only the cgroup lines, finds what
+// parsing every line and filtering finds.
+func TestReadCgroupMountinfoLikeFullParse(t *testing.T) {
+	want, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := readCgroupMountinfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) == 0 {
+		t.Skip("no cgroup filesystem is mounted on this host")
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("readCgroupMountinfo = %d entries, want %d:\n%+v\n%+v", len(got), len(want), got, want)
 	}
 }
