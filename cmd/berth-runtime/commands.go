@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,12 +90,19 @@ func cmdRun(fs *flag.FlagSet) func(*globalOptions, []string) error {
 	var cf createFlags
 	cf.register(fs)
 	var detach, keep bool
+	waitFD := -1
 	fs.BoolVar(&detach, "detach", false, "detach from the container's process")
 	fs.BoolVar(&detach, "d", false, "short for --detach")
 	fs.BoolVar(&keep, "keep", false, "do not delete the container after it exits")
+	fs.IntVar(&waitFD, "wait-fd", -1, "before reading the bundle, wait for one byte on this descriptor; at its end of file, exit creating nothing (berth-shim starts the runtime while the bundle is still being made)")
 	return func(g *globalOptions, args []string) error {
 		if err := needArgs(args, 1, "a container id"); err != nil {
 			return err
+		}
+		if waitFD >= 0 {
+			if goOn, err := waitForGo(waitFD); err != nil || !goOn {
+				return err
+			}
 		}
 		bundle, opts := cf.options()
 		code, err := rt(g).Run(args[0], bundle, opts, detach, keep)
@@ -345,4 +353,26 @@ func cmdSpec(fs *flag.FlagSet) func(*globalOptions, []string) error {
 
 func isNotFound(err error) bool {
 	return errdefs.IsNotFound(err)
+}
+
+// waitForGo reads one byte from fd and closes it (the container must not
+// inherit it): true to go on, false at end of file (the caller gave up).
+func waitForGo(fd int) (bool, error) {
+	f := os.NewFile(uintptr(fd), "wait-fd")
+	if f == nil {
+		return false, fmt.Errorf("--wait-fd %d: not a descriptor", fd)
+	}
+	defer f.Close()
+	var b [1]byte
+	for {
+		n, err := f.Read(b[:])
+		switch {
+		case n == 1:
+			return true, nil
+		case errors.Is(err, io.EOF):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("--wait-fd %d: %w", fd, err)
+		}
+	}
 }

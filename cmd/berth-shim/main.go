@@ -44,6 +44,7 @@ func run(argv []string) int {
 	fs.IntVar(&o.LogMaxFile, "log-max-file", 1, "number of log files kept")
 	fs.BoolVar(&o.Terminal, "tty", false, "give the container a pty")
 	fs.BoolVar(&o.Stdin, "stdin", false, "keep the container's stdin open for attachers")
+	fs.BoolVar(&o.PrestartRuntime, "prestart-runtime", false, "start the runtime's run at once, waiting for the start call before it reads the bundle")
 	fs.IntVar(&readyFD, "ready-fd", -1, "write the start handshake to this fd and close it")
 	fs.BoolVar(&showVersion, "version", false, "print the version")
 	if err := fs.Parse(argv); err != nil {

@@ -118,7 +118,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 		Shim: d.cfg.ShimPath, Runtime: d.cfg.RuntimePath, RuntimeRoot: d.runtimeRoot(),
 		ID: c.ID, Bundle: bundle, StateDir: d.shimDir(c.ID),
 		LogPath: c.LogPath, LogMaxSize: maxSize, LogMaxFile: maxFile,
-		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin,
+		Terminal: c.Config.Tty, Stdin: c.Config.OpenStdin, PrestartRuntime: true,
 	})
 	shimTaken := false
 	undo = append(undo, func() {

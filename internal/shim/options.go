@@ -28,6 +28,10 @@ type StartOptions struct {
 	// Terminal gives the container a pty (its config.json must set
 	// process.terminal too); Stdin keeps its stdin open for attachers.
 	Terminal, Stdin bool
+	// PrestartRuntime starts the runtime's run as soon as the shim is up,
+	// waiting (--wait-fd) until the start call: the caller may still be
+	// making the bundle, which the runtime reads only then.
+	PrestartRuntime bool
 }
 
 // Options configure the shim server, from berth-shim's flags.
@@ -46,6 +50,8 @@ type Options struct {
 	// Stdin keeps a pipe (or the pty) open for attachers to write to.
 	Terminal bool
 	Stdin    bool
+	// PrestartRuntime: see StartOptions.
+	PrestartRuntime bool
 	// Ready receives the handshake; nil when nobody waits for it.
 	Ready *os.File
 }

@@ -69,9 +69,10 @@ func (r *reaper) reap() {
 }
 
 // start starts argv[0] at path with the given stdio (nil: /dev/null) and
-// returns a channel that receives its exit.
-func (r *reaper) start(path string, argv []string, stdio [3]*os.File) (<-chan unix.WaitStatus, error) {
-	files := make([]uintptr, 3)
+// extra descriptors as 3, 4..., and returns a channel that receives its
+// exit.
+func (r *reaper) start(path string, argv []string, stdio [3]*os.File, extra ...*os.File) (<-chan unix.WaitStatus, error) {
+	files := make([]uintptr, 3, 3+len(extra))
 	var devnull *os.File
 	for i, f := range stdio {
 		if f == nil {
@@ -86,10 +87,14 @@ func (r *reaper) start(path string, argv []string, stdio [3]*os.File) (<-chan un
 		}
 		files[i] = f.Fd()
 	}
+	for _, f := range extra {
+		files = append(files, f.Fd())
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: os.Environ(), Files: files})
 	runtime.KeepAlive(stdio)
+	runtime.KeepAlive(extra)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,10 @@ type server struct {
 	execs    map[string]*process
 	done     chan struct{} // closed when the shim should exit
 
+	// pre is the runtime's run started ahead, at setup, waiting to go
+	// (Options.PrestartRuntime); nil once used or given up.
+	pre *prestarted
+
 	rmMu    sync.Mutex // serialises removeContainer
 	removed bool       // the runtime deleted the container
 
@@ -140,7 +144,68 @@ func (s *server) setup() (err error) {
 		return err
 	}
 	s.init = p
+	if o.PrestartRuntime {
+		if err := s.prestart(); err != nil {
+			s.init = nil
+			return err
+		}
+	}
 	return nil
+}
+
+// prestarted is a `berth-runtime run --wait-fd` started at setup: its Go
+// start-up (a few milliseconds) overlaps the daemon's making of the
+// bundle instead of following it. A byte on goW lets it read the bundle;
+// closing goW makes it exit having created nothing.
+type prestarted struct {
+	wait    <-chan unix.WaitStatus
+	logPath string
+	goW     *os.File
+}
+
+// runArgs are the runtime's arguments to create and start the container.
+func (s *server) runArgs() []string {
+	args := []string{"run", "--detach", "--bundle", s.opts.Bundle, "--pid-file", s.path(pidName)}
+	if s.init.terminal {
+		args = append(args, "--console-socket", s.init.consolePath)
+	}
+	return args
+}
+
+// prestart starts the runtime's run, waiting for the start call.
+func (s *server) prestart() error {
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("prestart runtime: %w", err)
+	}
+	defer goR.Close()
+	args := append(s.runArgs(), "--wait-fd", "3", s.opts.ID)
+	wait, logPath, err := s.startRuntime(s.init.childStdio(), []*os.File{goR}, args...)
+	if err != nil {
+		goW.Close()
+		return err
+	}
+	s.pre = &prestarted{wait: wait, logPath: logPath, goW: goW}
+	return nil
+}
+
+// takePrestarted returns the prestarted runtime, once.
+func (s *server) takePrestarted() *prestarted {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pre := s.pre
+	s.pre = nil
+	return pre
+}
+
+// cancelPrestart ends a prestarted runtime that will not be used and
+// waits for it.
+func (s *server) cancelPrestart() {
+	if pre := s.takePrestarted(); pre != nil {
+		pre.goW.Close()
+		<-pre.wait
+		os.Remove(pre.logPath)
+	}
 }
 
 // run creates and starts the container in one runtime call (`berth-runtime
@@ -149,13 +214,20 @@ func (s *server) setup() (err error) {
 // fails, it has removed what it made; the container's stdio is closed.
 func (s *server) run() (err error) {
 	o, p := &s.opts, s.init
-	args := []string{"run", "--detach", "--bundle", o.Bundle, "--pid-file", s.path(pidName)}
 	var master <-chan error
 	if p.terminal {
-		args = append(args, "--console-socket", p.consolePath)
 		master = p.receiveMaster()
 	}
-	err = s.runtime(p.childStdio(), append(args, o.ID)...)
+	if pre := s.takePrestarted(); pre != nil {
+		_, werr := pre.goW.Write([]byte{1})
+		pre.goW.Close()
+		err = s.finishRuntime(pre.wait, pre.logPath, "run")
+		if werr != nil && err == nil {
+			err = fmt.Errorf("tell the prestarted runtime to go: %w", werr)
+		}
+	} else {
+		err = s.runtime(p.childStdio(), append(s.runArgs(), o.ID)...)
+	}
 	p.closeChild()
 	if err == nil && master != nil {
 		err = <-master
@@ -266,16 +338,32 @@ func (s *server) removeContainer() error {
 // runtime runs berth-runtime with args and the given stdio (nil entries
 // are /dev/null). A failure carries the runtime's own error message.
 func (s *server) runtime(stdio [3]*os.File, args ...string) error {
+	ch, logPath, err := s.startRuntime(stdio, nil, args...)
+	if err != nil {
+		return err
+	}
+	return s.finishRuntime(ch, logPath, args[0])
+}
+
+// startRuntime starts berth-runtime with args, stdio and extra descriptors
+// (3, 4...); finishRuntime waits for it.
+func (s *server) startRuntime(stdio [3]*os.File, extra []*os.File, args ...string) (<-chan unix.WaitStatus, string, error) {
 	logPath := s.path("runtime-" + strconv.FormatInt(s.seq.Add(1), 10) + ".log")
-	defer os.Remove(logPath)
 	argv := append([]string{"berth-runtime", "--root", s.opts.RuntimeRoot, "--log", logPath, "--log-format", "json"}, args...)
-	ch, err := s.reaper.start(s.opts.Runtime, argv, stdio)
+	ch, err := s.reaper.start(s.opts.Runtime, argv, stdio, extra...)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
-			return fmt.Errorf("run runtime %s: %w: %w", s.opts.Runtime, err, errdefs.ErrInvalidArgument)
+			return nil, "", fmt.Errorf("run runtime %s: %w: %w", s.opts.Runtime, err, errdefs.ErrInvalidArgument)
 		}
-		return fmt.Errorf("run runtime %s: %w", s.opts.Runtime, err)
+		return nil, "", fmt.Errorf("run runtime %s: %w", s.opts.Runtime, err)
 	}
+	return ch, logPath, nil
+}
+
+// finishRuntime waits for the runtime call started with its log at logPath;
+// a failure carries the runtime's own error message.
+func (s *server) finishRuntime(ch <-chan unix.WaitStatus, logPath, verb string) error {
+	defer os.Remove(logPath)
 	ws := <-ch
 	if ws.Exited() && ws.ExitStatus() == 0 {
 		return nil
@@ -284,7 +372,7 @@ func (s *server) runtime(stdio [3]*os.File, args ...string) error {
 	if msg == "" {
 		msg = fmt.Sprintf("exit status %d", exitCode(ws))
 	}
-	return fmt.Errorf("berth-runtime %s: %s", args[0], msg)
+	return fmt.Errorf("berth-runtime %s: %s", verb, msg)
 }
 
 // serve accepts connections until the shim is deleted.
@@ -564,6 +652,7 @@ func (s *server) delete() (ExitStatus, error) {
 	running := s.running
 	s.mu.Unlock()
 	if !running {
+		s.cancelPrestart()
 		s.init.closeAll()
 		if s.jlog != nil {
 			s.jlog.close()

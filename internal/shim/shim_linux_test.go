@@ -650,3 +650,65 @@ func TestLeakedDescriptor(t *testing.T) {
 		}
 	}
 }
+
+// TestPrestartRuntime: with the runtime's run started at setup, waiting
+// for the start call, the container runs as without; a delete before any
+// start ends the waiting runtime, which created nothing.
+func TestPrestartRuntime(t *testing.T) {
+	waitingRuntime := func(t *testing.T, shimPid int) int {
+		t.Helper()
+		// Each thread lists the children it forked.
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", shimPid))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("shim's threads: %v %v", tasks, err)
+		}
+		var kids []string
+		for _, f := range tasks {
+			data, _ := os.ReadFile(f)
+			kids = append(kids, strings.Fields(string(data))...)
+		}
+		if len(kids) != 1 {
+			t.Fatalf("shim's children before the start: %q, want the waiting runtime", kids)
+		}
+		pid, _ := strconv.Atoi(kids[0])
+		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !strings.Contains(string(cmdline), "--wait-fd") {
+			t.Fatalf("shim's child %d is %q, want the runtime's run --wait-fd", pid, cmdline)
+		}
+		return pid
+	}
+	t.Run("start", func(t *testing.T) {
+		r := newRig(t, withArgs("sh", "-c", "echo hello; exit 4"))
+		opts := r.opts()
+		opts.PrestartRuntime = true
+		c := r.start(opts)
+		ctx := ctxT(t)
+		waitingRuntime(t, c.ShimPid())
+		if _, err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := c.Wait(ctx); err != nil || exit.Code != 4 {
+			t.Fatalf("wait = %+v, %v; want code 4", exit, err)
+		}
+		eventually(t, "hello in the log", func() bool { return logContains(r.logPath, "hello") })
+		if _, err := c.Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("delete before start", func(t *testing.T) {
+		r := newRig(t, withArgs("sleep", "1000"))
+		opts := r.opts()
+		opts.PrestartRuntime = true
+		c := r.start(opts)
+		ctx := ctxT(t)
+		rt := waitingRuntime(t, c.ShimPid())
+		if _, err := c.Delete(ctx); err != nil {
+			t.Fatalf("delete before start: %v", err)
+		}
+		if alive(rt) || alive(c.ShimPid()) {
+			t.Errorf("after delete: runtime %d alive %v, shim %d alive %v", rt, alive(rt), c.ShimPid(), alive(c.ShimPid()))
+		}
+		if _, err := os.Stat(filepath.Join(opts.RuntimeRoot, opts.ID)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the runtime has state for the container that never started: %v", err)
+		}
+	})
+}

@@ -81,6 +81,9 @@ func Start(ctx context.Context, opts StartOptions) (_ *Client, err error) {
 	if opts.Stdin {
 		args = append(args, "--stdin")
 	}
+	if opts.PrestartRuntime {
+		args = append(args, "--prestart-runtime")
+	}
 	cmd := exec.Command(opts.Shim, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.ExtraFiles = []*os.File{readyW}
