@@ -315,7 +315,8 @@ func TestCgroupMountWithoutNamespace(t *testing.T) {
 	out := inside(t, `echo limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes); echo procs=$(cat /sys/fs/cgroup/pids/cgroup.procs)
 echo write=$(echo 1 2>&1 > /sys/fs/cgroup/pids/pids.max); echo cgroup=$(grep ':memory:' /proc/self/cgroup)
 echo top=$(mkdir /sys/fs/cgroup/x 2>&1); echo flags=$(grep ' /sys/fs/cgroup/pids ' /proc/self/mountinfo | cut -d' ' -f6)
-echo topflags=$(grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f6)`,
+echo topflags=$(grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f6)
+echo comounted=$(for l in /sys/fs/cgroup/*; do [ -L $l ] && echo $(basename $l):$(readlink $l); done | tr '\n' ' ')`,
 		func(s *specs.Spec) {
 			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.CgroupNamespace })
 		},
@@ -336,6 +337,13 @@ echo topflags=$(grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f6)`,
 	// nosuid, nodev and noexec.
 	if !strings.Contains(kv["top"], "Read-only file system") {
 		t.Errorf("mkdir in /sys/fs/cgroup: %q, want EROFS", kv["top"])
+	}
+	// Controllers mounted together are linked to their hierarchy, as on
+	// the host (cpu -> cpu,cpuacct).
+	for _, l := range hostComounted(t) {
+		if !slices.Contains(strings.Fields(kv["comounted"]), l) {
+			t.Errorf("links in the container's /sys/fs/cgroup: %q, want %s among them", kv["comounted"], l)
+		}
 	}
 	for _, key := range []string{"flags", "topflags"} {
 		for _, want := range []string{"ro", "nosuid", "nodev", "noexec"} {
@@ -562,4 +570,28 @@ func (b *box) stats() statsData {
 		b.t.Fatalf("events --stats printed %q", out)
 	}
 	return ev.Data
+}
+
+// hostComounted lists the host's /sys/fs/cgroup links from a controller
+// to the v1 hierarchy that mounts it with others, as "cpu:cpu,cpuacct".
+func hostComounted(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []string
+	for _, e := range entries {
+		if e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		target, err := os.Readlink(filepath.Join("/sys/fs/cgroup", e.Name()))
+		if err == nil && strings.Contains(target, ",") && !strings.Contains(target, "/") {
+			links = append(links, e.Name()+":"+target)
+		}
+	}
+	if len(links) == 0 {
+		t.Log("the host links no controller to a shared v1 hierarchy: nothing to compare")
+	}
+	return links
 }

@@ -95,6 +95,9 @@ func mountCgroup(rootfs, dest string, pm parsedMount, v *cgroupView) error {
 		if err := v.mountHierarchy(h, sub, flags, mountPlain); err != nil {
 			return err
 		}
+		if err := linkComounted(dest, h); err != nil {
+			return err
+		}
 	}
 	if !v.cgroupns {
 		if err := restrictTree(dest, hosts, flags); err != nil {
@@ -106,6 +109,25 @@ func mountCgroup(rootfs, dest string, pm parsedMount, v *cgroupView) error {
 		}
 	}
 	return applyPropagation(dest, pm.propagation)
+}
+
+// linkComounted links each controller of a v1 hierarchy that mounts
+// several ("cpu,cpuacct") to it, as the host does (/sys/fs/cgroup/cpu ->
+// cpu,cpuacct): programs read /sys/fs/cgroup/cpu/cpu.shares.
+func linkComounted(dest string, h CgroupMount) error {
+	name := filepath.Base(h.Mountpoint)
+	if h.FSType != "cgroup" || !strings.Contains(name, ",") {
+		return nil
+	}
+	for _, ctrl := range strings.Split(name, ",") {
+		if ctrl == "" || ctrl == name {
+			continue
+		}
+		if err := os.Symlink(name, filepath.Join(dest, ctrl)); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("link cgroup controller %s to %s: %w", ctrl, name, err)
+		}
+	}
+	return nil
 }
 
 // mountFunc mounts like mount(2); mountAt checks the destination first.
