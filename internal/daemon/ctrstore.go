@@ -182,7 +182,8 @@ func newEntry(c *container.Container) *ctrEntry {
 
 // save writes e's record; e.mu must be held.
 func (d *Daemon) save(e *ctrEntry) error {
-	err := d.db.Update(func(tx *metadata.Tx) error { return tx.PutJSON(container.Kind, e.c.ID, e.c) })
+	// Saves of many containers at once share commits (Group).
+	err := d.db.Group(func(tx *metadata.Tx) error { return tx.PutJSON(container.Kind, e.c.ID, e.c) })
 	if err != nil {
 		return fmt.Errorf("save container %s: %w", e.c.ID, err)
 	}

@@ -45,8 +45,9 @@ var (
 
 // DB is an open metadata database. It is safe for concurrent use.
 type DB struct {
-	path string
-	b    *bolt.DB
+	path  string
+	b     *bolt.DB
+	group group // see Group
 }
 
 // Tx is a transaction, valid only inside the function given to View or
