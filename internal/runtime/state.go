@@ -63,10 +63,10 @@ func (st *State) spec() (*specs.Spec, error) {
 	return spec, nil
 }
 
-// peek decodes only the top-level spec fields v asks for (as json tags),
-// from Config or else from disk's form.
+// peek decodes only the top-level spec fields v asks for (as json tags)
+// from disk's form of the spec; callers use Config instead when it is set.
 func (st *State) peek(v any) error {
-	if st.Config != nil || len(st.configRaw) == 0 {
+	if len(st.configRaw) == 0 {
 		return nil
 	}
 	if err := json.Unmarshal(st.configRaw, v); err != nil {

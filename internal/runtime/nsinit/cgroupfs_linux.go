@@ -103,10 +103,8 @@ func mountCgroup(rootfs, dest string, pm parsedMount, v *cgroupView) error {
 		if err := restrictTree(dest, hosts, flags); err != nil {
 			return err
 		}
-	} else if flags&unix.MS_RDONLY != 0 {
-		if err := unix.Mount("", dest, "", unix.MS_REMOUNT|flags, "mode=755"); err != nil {
-			return fmt.Errorf("remount %s read-only: %w", dest, err)
-		}
+	} else if err := remountTmpfs(dest, flags); err != nil {
+		return err
 	}
 	return applyPropagation(dest, pm.propagation)
 }
@@ -186,10 +184,17 @@ func restrictTree(dest string, hosts []CgroupMount, flags uintptr) error {
 			return err
 		}
 	}
-	if flags&unix.MS_RDONLY != 0 {
-		if err := unix.Mount("", dest, "", unix.MS_REMOUNT|flags, "mode=755"); err != nil {
-			return fmt.Errorf("remount %s read-only: %w", dest, err)
-		}
+	return remountTmpfs(dest, flags)
+}
+
+// remountTmpfs applies flags to the tmpfs at dest when they ask for
+// read-only (it was mounted nosuid, nodev and noexec already).
+func remountTmpfs(dest string, flags uintptr) error {
+	if flags&unix.MS_RDONLY == 0 {
+		return nil
+	}
+	if err := unix.Mount("", dest, "", unix.MS_REMOUNT|flags, "mode=755"); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", dest, err)
 	}
 	return nil
 }
