@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -93,10 +95,14 @@ type specFile struct {
 }
 
 // decodeSpec decodes a config.json as json.Unmarshal into a specs.Spec
-// would, through specFile.
+// would, through specFile. It uses the JSON v2 implementation in its v1
+// mode (same names, same rules): encoding/json builds its decoding tables
+// and, for every field, its encoding tables on first use, which is most
+// of a decode in a process that decodes one spec (1.2 ms against 0.45 ms
+// for Docker's spec with its seccomp profile).
 func decodeSpec(data []byte) (*specs.Spec, error) {
 	var f specFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	if err := jsonv1.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
 	return f.spec()
@@ -119,7 +125,7 @@ func toSpecFile(s *specs.Spec) (*specFile, error) {
 		if o.nil {
 			continue
 		}
-		raw, err := json.Marshal(o.src)
+		raw, err := jsonv1.Marshal(o.src)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +147,7 @@ func (f *specFile) spec() (*specs.Spec, error) {
 		if len(o.raw) == 0 {
 			continue
 		}
-		if err := json.Unmarshal(o.raw, o.dst); err != nil {
+		if err := jsonv1.Unmarshal(o.raw, o.dst); err != nil {
 			return nil, err
 		}
 	}
@@ -149,82 +155,53 @@ func (f *specFile) spec() (*specs.Spec, error) {
 }
 
 // peekCgroupsPath reads linux.cgroupsPath from a config.json without
-// decoding it into a spec (which builds encoding/json's tables for all its
-// types), following json.Unmarshal: keys match case-insensitively and the
-// last one wins. ok is false if the data is not a JSON object; the
-// caller must still check the decoded spec's value.
+// decoding it into a spec, following json.Unmarshal: keys match
+// case-insensitively and the last one wins. ok is false if the data is not
+// a JSON object; the caller must still check the decoded spec's value.
 func peekCgroupsPath(data []byte) (path string, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	inObject := func() bool {
-		t, err := dec.Token()
-		return err == nil && t == json.Delim('{')
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	enter := func() bool {
+		t, err := dec.ReadToken()
+		return err == nil && t.Kind() == '{'
 	}
-	if !inObject() {
-		return "", false
+	// keys calls value for each key of the object just entered, which
+	// must read the key's value, and then reads the object's end.
+	keys := func(value func(key string) bool) bool {
+		for dec.PeekKind() == '"' {
+			key, err := dec.ReadToken()
+			if err != nil || !value(key.String()) {
+				return false
+			}
+		}
+		_, err := dec.ReadToken()
+		return err == nil
 	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return "", false
+	cgroupsPath := func(key string) bool {
+		if !strings.EqualFold(key, "cgroupsPath") {
+			return dec.SkipValue() == nil
 		}
-		if k, _ := key.(string); !strings.EqualFold(k, "linux") {
-			if !skipJSONValue(dec) {
-				return "", false
-			}
-			continue
-		}
-		if !inObject() {
-			// null or not an object: the spec is refused anyway.
-			return "", false
-		}
-		for dec.More() {
-			key, err := dec.Token()
-			if err != nil {
-				return "", false
-			}
-			if k, _ := key.(string); !strings.EqualFold(k, "cgroupsPath") {
-				if !skipJSONValue(dec) {
-					return "", false
-				}
-				continue
-			}
-			v, err := dec.Token()
-			if err != nil {
-				return "", false
-			}
-			switch v := v.(type) {
-			case string:
-				path = v
-			case nil:
-			default:
-				return "", false
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return "", false
-		}
-	}
-	return path, true
-}
-
-// skipJSONValue reads past the next value of dec.
-func skipJSONValue(dec *json.Decoder) bool {
-	depth := 0
-	for {
-		t, err := dec.Token()
-		if err != nil {
+		v, err := dec.ReadToken()
+		switch {
+		case err != nil:
+			return false
+		case v.Kind() == '"':
+			path = v.String()
+		case v.Kind() != 'n':
 			return false
 		}
-		switch t {
-		case json.Delim('{'), json.Delim('['):
-			depth++
-		case json.Delim('}'), json.Delim(']'):
-			depth--
-		}
-		if depth == 0 {
-			return true
-		}
+		return true
 	}
+	ok = enter() && keys(func(key string) bool {
+		if !strings.EqualFold(key, "linux") {
+			return dec.SkipValue() == nil
+		}
+		// null or not an object: the spec is refused anyway.
+		return enter() && keys(cgroupsPath)
+	})
+	if !ok {
+		return "", false
+	}
+	return path, true
 }
 
 func invalid(format string, args ...any) error {

@@ -81,6 +81,10 @@ func TestDecodeSpecLikeUnmarshal(t *testing.T) {
 		"full":  fullJSON,
 		"case":  []byte(`{"ociVersion":"1.0.2","WINDOWS":{"layerFolders":["a"]},"Hostname":"h","vm":null,"solaris":{"milestone":"m"}}`),
 		"empty": []byte(`{}`),
+		// encoding/json's leniencies, which the v1 mode keeps.
+		"duplicates": []byte(`{"hostname":"a","hostname":"b","process":{"args":["x"],"ARGS":["y"]}}`),
+		"badUTF8":    []byte("{\"hostname\":\"a\xffb\",\"annotations\":{\"k\\u00e9\":\"\\ud800\"}}"),
+		"nulls":      []byte(`{"process":null,"mounts":null,"linux":{"resources":null,"sysctl":null},"hostname":null}`),
 	} {
 		var want specs.Spec
 		if err := json.Unmarshal(data, &want); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-project/berth/internal/cgroups"
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/runtime/nsinit"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -52,7 +53,7 @@ func (st *State) spec() (*specs.Spec, error) {
 		return st.Config, nil
 	}
 	var f specFile
-	if err := json.Unmarshal(st.configRaw, &f); err != nil {
+	if err := jsonv1.Unmarshal(st.configRaw, &f); err != nil {
 		return nil, fmt.Errorf("decode the spec of container %s: %w", st.ID, err)
 	}
 	spec, err := f.spec()
@@ -69,7 +70,7 @@ func (st *State) peek(v any) error {
 	if len(st.configRaw) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(st.configRaw, v); err != nil {
+	if err := jsonv1.Unmarshal(st.configRaw, v); err != nil {
 		return fmt.Errorf("decode the spec of container %s: %w", st.ID, err)
 	}
 	return nil
@@ -253,19 +254,19 @@ func encodeState(st *State) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f.Config, err = json.Marshal(sf); err != nil {
+		if f.Config, err = jsonv1.Marshal(sf); err != nil {
 			return nil, err
 		}
 	case len(st.configRaw) > 0:
 		f.Config = st.configRaw
 	}
-	return json.Marshal(&f)
+	return jsonv1.Marshal(&f)
 }
 
 // decodeState is json.Unmarshal into a State, through storedState.
 func decodeState(data []byte) (*State, error) {
 	var f storedState
-	if err := json.Unmarshal(data, &f); err != nil {
+	if err := jsonv1.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
 	st := &State{
