@@ -209,7 +209,7 @@ func (d *Daemon) loadContainers() error {
 
 // forget deletes e's record; e.mu must be held.
 func (d *Daemon) forget(e *ctrEntry) error {
-	err := d.db.Update(func(tx *metadata.Tx) error { return tx.DeleteJSON(container.Kind, e.c.ID) })
+	err := d.db.Group(func(tx *metadata.Tx) error { return tx.DeleteJSON(container.Kind, e.c.ID) })
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container record %s: %w", e.c.ID, err)
 	}

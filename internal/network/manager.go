@@ -462,12 +462,15 @@ func (m *Manager) putNetwork(rec netRecord) error {
 	return m.cfg.DB.Update(func(tx *metadata.Tx) error { return tx.PutJSON(kindNetworks, rec.ID, rec) })
 }
 
+// putSandbox saves a container's sandbox record. It goes through Group, as
+// the daemon's container records do: containers starting at once share
+// their commits.
 func (m *Manager) putSandbox(rec *sandboxRecord) error {
-	return m.cfg.DB.Update(func(tx *metadata.Tx) error { return tx.PutJSON(kindSandboxes, rec.ContainerID, rec) })
+	return m.cfg.DB.Group(func(tx *metadata.Tx) error { return tx.PutJSON(kindSandboxes, rec.ContainerID, rec) })
 }
 
 func (m *Manager) deleteRecord(kind, key string) error {
-	err := m.cfg.DB.Update(func(tx *metadata.Tx) error { return tx.DeleteJSON(kind, key) })
+	err := m.cfg.DB.Group(func(tx *metadata.Tx) error { return tx.DeleteJSON(kind, key) })
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
