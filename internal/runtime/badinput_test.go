@@ -86,6 +86,10 @@ func TestBadConfig(t *testing.T) {
 			s.Linux.Namespaces = withoutNs(s.Linux.Namespaces, specs.NetworkNamespace)
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/nonexistent/ns/net"})
 		}, want: []string{"/nonexistent/ns/net"}},
+		{name: "networkPathNotNamespace", mutate: func(s *specs.Spec) {
+			s.Linux.Namespaces = withoutNs(s.Linux.Namespaces, specs.NetworkNamespace)
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/etc/hostname"})
+		}, want: []string{"network namespace"}},
 		{name: "unknownCapability", mutate: func(s *specs.Spec) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_FOO")
 		}, want: []string{"capability", "CAP_FOO"}},

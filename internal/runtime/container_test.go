@@ -686,8 +686,17 @@ func TestNamespaceJoinPath(t *testing.T) {
 		if err := setLoopbackMTU(p, 4321); err != nil {
 			t.Fatal(err)
 		}
-		out := inside(t, `echo mtu=$(cat /sys/class/net/lo/mtu); echo links=$(ls /sys/class/net)`, addNamespace(specs.NetworkNamespace, p))
-		expect(t, keyValues(out), map[string]string{"mtu": "4321", "links": "lo"})
+		// Only the network namespace is joined: init enters it itself,
+		// clone makes the rest; the sysctls land in the joined namespace.
+		out := inside(t, `echo pid=$$; echo mtu=$(cat /sys/class/net/lo/mtu); echo links=$(ls /sys/class/net); echo net=$(readlink /proc/self/ns/net); echo port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start)`,
+			addNamespace(specs.NetworkNamespace, p), func(s *specs.Spec) {
+				s.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "77"}
+			})
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, keyValues(out), map[string]string{"pid": "1", "mtu": "4321", "links": "lo", "net": fmt.Sprintf("net:[%d]", st.Ino), "port": "77"})
 	})
 }
 

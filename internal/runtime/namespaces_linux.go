@@ -33,13 +33,19 @@ type nsAttrs struct {
 	sys        *syscall.SysProcAttr
 	env        []string
 	useNsenter bool
+	// netnsPath, when set, is a network namespace to join that init
+	// enters itself (setns on the thread that execs the process), the
+	// other namespaces being made by clone.
+	netnsPath string
 }
 
 // namespaceAttrs turns the spec's namespaces into process attributes.
-// New namespaces are created by clone(2) directly when nothing is joined;
-// as soon as one namespace is joined by path, the nsenter constructor
-// does all of it in the right order (join, then create), before the Go
-// runtime of init starts.
+// New namespaces are created by clone(2) directly when nothing is joined,
+// or when the only one joined is a network namespace and there is no user
+// namespace (Docker's containers: the daemon made the network namespace):
+// init enters that one itself. Otherwise the nsenter constructor does all
+// of it in the right order (join, then create), before the Go runtime of
+// init starts, which costs an extra process.
 func namespaceAttrs(spec *specs.Spec) (*nsAttrs, error) {
 	a := &nsAttrs{sys: &syscall.SysProcAttr{}}
 	var joins []nsenter.Join
@@ -65,6 +71,10 @@ func namespaceAttrs(spec *specs.Spec) (*nsAttrs, error) {
 		newFlags |= flag
 	}
 	newUser := newFlags&unix.CLONE_NEWUSER != 0
+	if len(joins) == 1 && joins[0].Type == string(specs.NetworkNamespace) && !newUser {
+		a.netnsPath = joins[0].Path
+		joins = nil
+	}
 	if len(joins) == 0 {
 		a.sys.Cloneflags = newFlags
 		if newUser {

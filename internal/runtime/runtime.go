@@ -341,6 +341,14 @@ func (r *Runtime) startInit(c *Container, spec *specs.Spec, prog *seccomp.Progra
 	} else if attr, err = namespaceAttrs(spec); err != nil {
 		return nil, err
 	}
+	if attr.netnsPath != "" {
+		ns, err := os.OpenFile(attr.netnsPath, os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace %s: %w", attr.netnsPath, err)
+		}
+		defer ns.Close()
+		addFD(ns, nsinit.EnvNetNSFD)
+	}
 	if opts.netns != nil && !attr.useNsenter && attr.sys.Cloneflags&unix.CLONE_NEWNET != 0 {
 		// Made meanwhile (see earlyNetNS); if that failed, clone makes it.
 		if ns, err := opts.netns.wait(); err == nil {

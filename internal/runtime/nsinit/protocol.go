@@ -79,9 +79,10 @@ const (
 	EnvSyncFD    = "_BERTH_INIT_SYNC_FD"
 	EnvFifoFD    = "_BERTH_INIT_FIFO_FD"
 	EnvConsoleFD = "_BERTH_INIT_CONSOLE_FD"
-	// EnvNetNSFD names the container's new network namespace, which the
-	// parent made (loopback up) while it prepared the rest; init enters it
-	// instead of having clone make one.
+	// EnvNetNSFD names the container's network namespace, which init
+	// enters instead of having clone make one: a new one the parent made
+	// (loopback up) while it prepared the rest, or the one the spec joins
+	// by path when nothing else needs the nsenter constructor.
 	EnvNetNSFD  = "_BERTH_INIT_NETNS_FD"
 	EnvLogLevel = "_BERTH_INIT_DEBUG"
 )
