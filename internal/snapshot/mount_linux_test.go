@@ -127,3 +127,54 @@ func TestOverlayOptionsTooLong(t *testing.T) {
 		t.Error("failed mount left target mounted")
 	}
 }
+
+// TestOverlayMountsRelative: an overlay given absolute layer paths is
+// mounted with them relative to their common directory (what mountinfo
+// shows), works as the absolute one would, and the caller's working
+// directory does not change.
+func TestOverlayMountsRelative(t *testing.T) {
+	base, target := t.TempDir(), t.TempDir()
+	for _, d := range []string{"1/fs", "2/fs", "2/work"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(base, "1/fs/lower"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Mount{Type: "overlay", Source: "overlay", Options: []string{
+		"lowerdir=" + filepath.Join(base, "1/fs"), "upperdir=" + filepath.Join(base, "2/fs"), "workdir=" + filepath.Join(base, "2/work"),
+	}}
+	if err := m.Mount(target); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := UnmountAll(target); err != nil {
+			t.Error(err)
+		}
+	})
+	if now, _ := os.Getwd(); now != wd {
+		t.Errorf("working directory changed from %s to %s", wd, now)
+	}
+	infos, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(target))
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("mountinfo of %s: %v, %v", target, infos, err)
+	}
+	opts := infos[0].VFSOptions
+	if !strings.Contains(opts, "lowerdir=1/fs,") || !strings.Contains(opts, "upperdir=2/fs,") || !strings.Contains(opts, "workdir=2/work") || strings.Contains(opts, base) {
+		t.Errorf("overlay options in mountinfo: %q, want layers relative to %s", opts, base)
+	}
+	if _, err := os.Stat(filepath.Join(target, "lower")); err != nil {
+		t.Errorf("lower layer's file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "upper"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "2/fs/upper")); err != nil {
+		t.Errorf("a write through the mount did not land in the upper layer: %v", err)
+	}
+}
