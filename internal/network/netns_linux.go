@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/loopback"
 )
 
 // prepareNetNSDir makes dir a mount point with shared propagation, as
@@ -71,7 +72,7 @@ func newNetNS(path string) error {
 		if err != nil {
 			err = fmt.Errorf("bind-mount network namespace on %s: %w", path, err)
 		} else {
-			err = loopbackUp()
+			err = loopback.Up()
 		}
 		if serr := netns.Set(orig); serr != nil {
 			// Leave the thread locked: it exits with this goroutine
@@ -85,23 +86,6 @@ func newNetNS(path string) error {
 	if err := <-errc; err != nil {
 		_ = removeNetNS(path)
 		return err
-	}
-	return nil
-}
-
-// loopbackUp sets lo up in the calling thread's network namespace.
-func loopbackUp() error {
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("find lo: %w", err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
 	}
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"os"
 	"runtime"
 
-	"github.com/berth-project/berth/internal/runtime/nsinit"
+	"github.com/berth-project/berth/internal/loopback"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -79,7 +79,7 @@ func newNetNS() (*os.File, error) {
 	}
 	ns, err := os.Open("/proc/thread-self/ns/net")
 	if err == nil {
-		err = nsinit.LoopbackUp()
+		err = loopback.Up()
 	}
 	if serr := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); serr == nil {
 		runtime.UnlockOSThread()

@@ -15,28 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LoopbackUp brings up "lo" in a new network namespace, as runc does, for
-// the calling thread's network namespace.
-func LoopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket for loopback: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
-	}
-	return nil
-}
-
 // setupTimeNamespace creates the time namespace the final execve enters,
 // with the spec's clock offsets. Offsets can only be written before any
 // process lives in the namespace, which is why init (not clone) makes it.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-project/berth/internal/loopback"
 	"github.com/berth-project/berth/internal/runtime/syncpipe"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/mountinfo"
@@ -45,7 +46,7 @@ func setupContainer(cfg *Config, pipe *syncpipe.Pipe) error {
 		}
 		unix.Close(netnsFD)
 	} else if newNS[specs.NetworkNamespace] {
-		if err := LoopbackUp(); err != nil {
+		if err := loopback.Up(); err != nil {
 			return err
 		}
 	}
