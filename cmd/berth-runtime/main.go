@@ -16,10 +16,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/berth-project/berth/internal/cgroups"
 	"github.com/berth-project/berth/internal/runtime/nsinit"
 )
 
@@ -98,6 +100,9 @@ func run(argv []string) int {
 		fmt.Fprintf(os.Stderr, "berth-runtime: %v\n", err)
 		return 1
 	}
+	// Every command that finds the container's cgroup would otherwise
+	// read mountinfo; the hierarchies are kept next to the state.
+	cgroups.CacheMounts(filepath.Join(g.root, ".cgroup-mounts.json"))
 	name := args[0]
 	cmd, ok := commands[name]
 	if !ok {

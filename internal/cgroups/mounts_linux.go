@@ -53,9 +53,22 @@ func HostMounts() ([]Hierarchy, error) {
 	return hs, nil
 }
 
-// cgroupMounts reads the cgroup mounts from /proc/self/mountinfo, without
-// the cgroup2 controllers (Subsystems is nil for cgroup2).
+// cgroupMounts reads the cgroup mounts from /proc/self/mountinfo (or the
+// cache, see CacheMounts), without the cgroup2 controllers (Subsystems is
+// nil for cgroup2).
 func cgroupMounts() ([]Hierarchy, error) {
+	if hs, ok := cachedCgroupMounts(); ok {
+		return hs, nil
+	}
+	hs, err := readCgroupMounts()
+	if err == nil {
+		saveCgroupMounts(hs)
+	}
+	return hs, err
+}
+
+// readCgroupMounts is cgroupMounts from /proc/self/mountinfo.
+func readCgroupMounts() ([]Hierarchy, error) {
 	infos, err := readCgroupMountinfo()
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
