@@ -448,9 +448,17 @@ func TestStatsAndTop(t *testing.T) {
 		t.Errorf("networks %+v, want eth0 only", s.Networks)
 	}
 
-	top, err := td.TopContainer(ctx, id, "")
-	if err != nil {
-		t.Fatal(err)
+	// The shell's background child may not have exec'd sleep yet when
+	// the container has started: wait for both sleeps, not for a time.
+	var top api.TopResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if top, err = td.TopContainer(ctx, id, ""); err != nil {
+			t.Fatal(err)
+		}
+		if countRows(top, "sleep 1000") == 1 && countRows(top, "sleep 2000") == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if !slices.Contains(top.Titles, "PID") || !slices.Contains(top.Titles, "CMD") ||
 		countRows(top, "sleep 1000") != 1 || countRows(top, "sleep 2000") != 1 ||
