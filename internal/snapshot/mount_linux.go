@@ -88,15 +88,15 @@ func mountOverlay(source, target string, flags uintptr, data string) error {
 		}
 	}
 	base := commonDir(paths)
-	if (base == "" || base == "/") && len(data) < pageSize() {
+	if base == "" || base == "/" {
+		if len(data) >= pageSize() {
+			return fmt.Errorf("mount overlay at %s: options are %d bytes, more than the kernel's %d-byte limit, and the layers share no directory to shorten them with: %w",
+				target, len(data), pageSize()-1, errdefs.ErrInvalidArgument)
+		}
 		if err := unix.Mount(source, target, "overlay", flags, data); err != nil {
 			return fmt.Errorf("mount overlay %s at %s: %w", source, target, err)
 		}
 		return nil
-	}
-	if base == "" || base == "/" {
-		return fmt.Errorf("mount overlay at %s: options are %d bytes, more than the kernel's %d-byte limit, and the layers share no directory to shorten them with: %w",
-			target, len(data), pageSize()-1, errdefs.ErrInvalidArgument)
 	}
 	rel := func(p string) string { return strings.TrimPrefix(p, base+"/") }
 	for i, o := range opts {
