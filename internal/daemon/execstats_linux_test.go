@@ -427,6 +427,16 @@ func TestStatsAndTop(t *testing.T) {
 	ctx := context.Background()
 	id := td.run(t, &api.Config{Cmd: []string{"sh", "-c", "sleep 1000 & sleep 2000"}}, &api.HostConfig{Resources: api.Resources{Memory: 64 << 20}})
 
+	// The shell's background child may not have exec'd sleep yet when
+	// the container has started: wait for both sleeps, not for a time,
+	// before sampling stats or listing processes.
+	var top api.TopResponse
+	poll(t, "both sleeps running", func() bool {
+		var err error
+		top, err = td.TopContainer(ctx, id, "")
+		return err == nil && countRows(top, "sleep 1000") == 1 && countRows(top, "sleep 2000") == 1
+	})
+
 	s, err := td.ContainerStats(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -448,18 +458,6 @@ func TestStatsAndTop(t *testing.T) {
 		t.Errorf("networks %+v, want eth0 only", s.Networks)
 	}
 
-	// The shell's background child may not have exec'd sleep yet when
-	// the container has started: wait for both sleeps, not for a time.
-	var top api.TopResponse
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if top, err = td.TopContainer(ctx, id, ""); err != nil {
-			t.Fatal(err)
-		}
-		if countRows(top, "sleep 1000") == 1 && countRows(top, "sleep 2000") == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	if !slices.Contains(top.Titles, "PID") || !slices.Contains(top.Titles, "CMD") ||
 		countRows(top, "sleep 1000") != 1 || countRows(top, "sleep 2000") != 1 ||
 		len(top.Processes) != countRows(top, "sleep 1000")+countRows(top, "sleep 2000")+countRows(top, "sh -c sleep 1000 & sleep 2000") {
