@@ -371,7 +371,9 @@ func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry, removing bool) {
 			d.forceDeleteRuntime(ctx, c.ID)
 		}
 		cancel()
-		e.shim.Close()
+		// Attachers may still be reading the last output: the shim ends
+		// their streams once they have it.
+		e.shim.Release()
 		e.shim = nil
 	} else if d.runtimeKnows(c.ID) {
 		d.forceDeleteRuntime(ctx, c.ID)

@@ -21,7 +21,8 @@ const cleanupTimeout = 10 * time.Second
 
 // Client talks to one shim. It holds no connection between calls: each
 // call dials the shim's socket, so a Client survives nothing and costs
-// nothing; Close ends the streams and calls in flight.
+// nothing; Close ends the streams and calls in flight, Release only the
+// calls.
 type Client struct {
 	stateDir string
 	sock     string
@@ -32,14 +33,14 @@ type Client struct {
 
 	mu     sync.Mutex
 	closed bool
-	conns  map[*os.File]struct{}
+	conns  map[*os.File]bool          // true for an attached stream
 	execIO map[string]*sync.WaitGroup // output copies of this client's execs
 }
 
 func newClient(stateDir string, shimPid int, shimExited <-chan struct{}) *Client {
 	return &Client{
 		stateDir: stateDir, sock: filepath.Join(stateDir, socketName), shimPid: shimPid, shimExited: shimExited,
-		conns: map[*os.File]struct{}{}, execIO: map[string]*sync.WaitGroup{},
+		conns: map[*os.File]bool{}, execIO: map[string]*sync.WaitGroup{},
 	}
 }
 
@@ -89,6 +90,22 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Release ends the calls in flight and refuses new ones, but leaves the
+// attached streams to end as the shim ends them: with the rest of the
+// output and then EOF. It is how a client of a container that exited is
+// let go, since its attachers may not have read all of its output yet.
+func (c *Client) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for f, stream := range c.conns {
+		if !stream {
+			f.Close()
+			delete(c.conns, f)
+		}
+	}
+}
+
 // open dials the shim and tracks the connection until forget.
 func (c *Client) open() (*os.File, error) {
 	c.mu.Lock()
@@ -100,7 +117,7 @@ func (c *Client) open() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.conns[f] = struct{}{}
+	c.conns[f] = false
 	return f, nil
 }
 
@@ -158,6 +175,11 @@ func (c *Client) stream(ctx context.Context, req request) (*stream, error) {
 		c.forget(f)
 		return nil, err
 	}
+	c.mu.Lock()
+	if _, ok := c.conns[f]; ok {
+		c.conns[f] = true
+	}
+	c.mu.Unlock()
 	s := &stream{c: c, f: f}
 	s.stop = context.AfterFunc(ctx, func() { s.Close() })
 	return s, nil

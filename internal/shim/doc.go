@@ -51,6 +51,10 @@
 // and at once runs `berth-runtime delete` (a stopped container is never
 // started again: a restart is a new shim), overlapping the removal with the
 // daemon's handling of the exit; the Delete call then only finds it done.
+// After answering Delete the shim stops serving and removes its socket,
+// but lets its attachers take the rest of the output (at most 2 s) before
+// it exits; a client lets go of a deleted shim with Release, which leaves
+// its streams to end that way, where Close would cut them.
 //
 // # RPC
 //

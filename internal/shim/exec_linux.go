@@ -42,7 +42,7 @@ func (s *server) execCreate(req *request) error {
 	if _, ok := s.execs[req.Exec]; ok {
 		return fmt.Errorf("exec %s: %w", req.Exec, errdefs.ErrAlreadyExists)
 	}
-	p := newProcess(req.Exec, req.Process.Terminal)
+	p := newProcess(req.Exec, req.Process.Terminal, &s.flushing)
 	p.spec = req.Process
 	p.seq = s.seq.Add(1)
 	if err := p.setupStdio(req.Stdin, s.path("exec-"+strconv.FormatInt(p.seq, 10)+".sock")); err != nil {

@@ -19,18 +19,26 @@ const (
 // take the rest of its queue.
 const flushTimeout = 10 * time.Second
 
+// exitFlushTimeout bounds how long a deleted shim waits for its attachers
+// to take the rest of their queues before it exits.
+const exitFlushTimeout = 2 * time.Second
+
 // fanout copies one output stream to any number of attachers. With block
 // set, write waits for attachers that are behind instead of dropping them
 // (an exec'd process's output, which only its attachers read).
 type fanout struct {
-	block  bool
-	mu     sync.Mutex
-	subs   map[*subscriber]struct{}
-	closed bool
+	block bool
+	// flushing counts the attachers still writing out, across all of
+	// the shim's streams (nil: not counted), so that the shim can let
+	// them finish before it exits.
+	flushing *sync.WaitGroup
+	mu       sync.Mutex
+	subs     map[*subscriber]struct{}
+	closed   bool
 }
 
-func newFanout(block bool) *fanout {
-	return &fanout{block: block, subs: map[*subscriber]struct{}{}}
+func newFanout(block bool, flushing *sync.WaitGroup) *fanout {
+	return &fanout{block: block, flushing: flushing, subs: map[*subscriber]struct{}{}}
 }
 
 // subscriber is one attacher: a bounded queue and the goroutine writing
@@ -52,7 +60,15 @@ type subscriber struct {
 func (f *fanout) add(conn *os.File, header []byte) {
 	s := &subscriber{conn: conn, queue: [][]byte{header}, pending: len(header)}
 	s.cond.L = &s.mu
-	go s.run()
+	if f.flushing != nil {
+		f.flushing.Add(1)
+		go func() {
+			defer f.flushing.Done()
+			s.run()
+		}()
+	} else {
+		go s.run()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {

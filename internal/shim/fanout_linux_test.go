@@ -25,7 +25,7 @@ func socketPair(t *testing.T) (*os.File, *os.File) {
 // A stalled attacher is dropped without ever blocking the stream; a live
 // attacher gets every byte.
 func TestFanoutDropsStalledAttacher(t *testing.T) {
-	f := newFanout(false)
+	f := newFanout(false, nil)
 	slowConn, slowPeer := socketPair(t)
 	fastConn, fastPeer := socketPair(t)
 	f.add(slowConn, []byte("H"))
@@ -98,7 +98,7 @@ func TestFanoutDropsStalledAttacher(t *testing.T) {
 // A blocking fanout (an exec'd process's output) waits for a slow
 // attacher and loses nothing; an attacher that goes away releases it.
 func TestFanoutBlocking(t *testing.T) {
-	f := newFanout(true)
+	f := newFanout(true, nil)
 	conn, peer := socketPair(t)
 	f.add(conn, []byte("H"))
 	chunk := make([]byte, 32<<10)
@@ -120,7 +120,7 @@ func TestFanoutBlocking(t *testing.T) {
 	<-wrote
 
 	// An attacher that hangs up does not hold the writer.
-	f = newFanout(true)
+	f = newFanout(true, nil)
 	conn, peer = socketPair(t)
 	f.add(conn, []byte("H"))
 	peer.Close()

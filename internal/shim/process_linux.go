@@ -60,11 +60,13 @@ type process struct {
 	exit   ExitStatus // set before exited is closed
 }
 
-func newProcess(id string, terminal bool) *process {
+// newProcess makes the process id ("" for init); its attachers are
+// counted in flushing.
+func newProcess(id string, terminal bool, flushing *sync.WaitGroup) *process {
 	// Only an exec'd process's output waits for its attachers: it has no
 	// log, they are its only readers.
 	block := id != ""
-	return &process{id: id, terminal: terminal, stdout: newFanout(block), stderr: newFanout(block), pidfd: -1,
+	return &process{id: id, terminal: terminal, stdout: newFanout(block, flushing), stderr: newFanout(block, flushing), pidfd: -1,
 		exited: make(chan struct{}), stdinReady: make(chan struct{})}
 }
 

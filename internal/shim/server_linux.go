@@ -49,6 +49,9 @@ type server struct {
 	removed bool       // the runtime deleted the container
 
 	idle *time.Timer // trims the shim's resident pages once calls stop
+
+	// flushing counts attachers still writing out the end of a stream.
+	flushing sync.WaitGroup
 }
 
 // Serve runs the shim of one container: it sets itself up, reports the
@@ -80,7 +83,28 @@ func Serve(ctx context.Context, opts Options) error {
 	}()
 	s.idle = time.AfterFunc(trimAfter, trimResident)
 	s.serve()
+	s.awaitAttachers()
 	return nil
+}
+
+// awaitAttachers lets the attachers take the rest of the output before
+// the shim exits, within exitFlushTimeout: the container's last lines
+// are reported at its exit, often before they are written out to an
+// attacher, and the daemon deletes the container at once. (Docker waits
+// the same way, 2 s, for its stream copies when a container exits.)
+func (s *server) awaitAttachers() {
+	done := make(chan struct{})
+	go func() {
+		s.flushing.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(exitFlushTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.G(s.ctx).Warn("attachers did not take the rest of the output", "timeout", exitFlushTimeout)
+	}
 }
 
 func (s *server) handshake(h handshake) {
@@ -121,7 +145,7 @@ func (s *server) setup() (err error) {
 	if s.listener, err = listen(sock); err != nil {
 		return err
 	}
-	p := newProcess("", o.Terminal)
+	p := newProcess("", o.Terminal, &s.flushing)
 	defer func() {
 		if err != nil {
 			p.closeAll()

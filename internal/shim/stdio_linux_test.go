@@ -3,6 +3,8 @@ package shim_test
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,5 +303,51 @@ func TestExec(t *testing.T) {
 	// Exec output is not the container's.
 	if logContains(r.logPath, "exec-out") {
 		t.Error("exec output reached the container log")
+	}
+}
+
+// TestAttachOutputOutlivesDelete starts reading an attacher's streams
+// only after the container exited and the shim stopped serving, as a
+// daemon's attach may when its client is slow: the shim hands over the
+// rest of the output before it exits, and Release leaves the streams to
+// end with it.
+func TestAttachOutputOutlivesDelete(t *testing.T) {
+	const errBytes = 256 << 10 // more than a socket's buffer holds
+	r := newRig(t, withArgs("sh", "-c", "echo out; head -c 262144 /dev/zero >&2"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	_, stdout, stderr, err := c.Attach(ctx, shim.AttachOptions{Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exit, err := c.Wait(ctx); err != nil || exit.Code != 0 {
+		t.Fatalf("wait = %+v, %v; want code 0", exit, err)
+	}
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := c.Delete(ctx)
+		deleted <- err
+	}()
+	// The shim removes its socket once it answered the delete and
+	// stopped serving; only then does this attacher read.
+	eventually(t, "the shim's socket gone", func() bool {
+		_, err := os.Stat(filepath.Join(r.stateDir, "shim.sock"))
+		return os.IsNotExist(err)
+	})
+	c.Release()
+	o, e := collect(stdout), collect(stderr)
+	o.waitEOF(t)
+	e.waitEOF(t)
+	if got := o.String(); got != "out\n" {
+		t.Errorf("stdout = %q, want %q", got, "out\n")
+	}
+	if got := e.String(); len(got) != errBytes || strings.Trim(got, "\x00") != "" {
+		t.Errorf("stderr: %d bytes, want %d zeros", len(got), errBytes)
+	}
+	if err := <-deleted; err != nil {
+		t.Errorf("delete: %v", err)
 	}
 }
