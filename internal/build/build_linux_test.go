@@ -520,7 +520,9 @@ func TestBadInput(t *testing.T) {
 // TestParallelStages builds two stages that can only both finish if they
 // run at the same time (one serves on a loopback port in the host's
 // network, the other connects to it), and checks that the progress still
-// reads in step order.
+// reads in step order. The client sends from a file, not a pipe: busybox
+// nc, whose server half-closes when its own stdin (/dev/null) ends, would
+// otherwise exit on that before echo wrote into the pipe, sending nothing.
 func TestParallelStages(t *testing.T) {
 	e := newEnv(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -533,7 +535,7 @@ func TestParallelStages(t *testing.T) {
 FROM busybox AS server
 RUN nc -l -p %d > /got
 FROM busybox AS client
-RUN until echo hello | nc 127.0.0.1 %d; do sleep 0.1; done
+RUN echo hello > /msg && until nc 127.0.0.1 %d < /msg; do sleep 0.1; done
 FROM busybox
 COPY --from=server /got /got
 COPY --from=client /bin/busybox /client-done
