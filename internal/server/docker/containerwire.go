@@ -294,6 +294,20 @@ func toContainerInspect(v daemon.ContainerView, version string, size bool) conta
 		sandboxID = filepath.Base(v.Network.SandboxKey)
 	}
 	nets := networksOrEmpty(v.Network.Networks)
+	if versionLess(version, "1.45") {
+		// Before 1.45 a user-defined network's aliases also held the
+		// container's short ID and hostname, which is how clients of
+		// that age (compose v1) recognise a container they connected.
+		withIDs := make(map[string]*network.EndpointSettings, len(nets))
+		for name, ep := range nets {
+			if ep != nil && api.NetworkMode(name).IsUserDefined() {
+				ep = ep.Copy()
+				ep.Aliases = appendNew(ep.Aliases, shortID(v.ID), v.Config.Hostname)
+			}
+			withIDs[name] = ep
+		}
+		nets = withIDs
+	}
 	if !versionLess(version, "1.52") {
 		out.NetworkSettings = &api.NetworkSettings{SandboxID: sandboxID, SandboxKey: v.Network.SandboxKey, Ports: ports, Networks: nets}
 		return out
@@ -341,4 +355,22 @@ func toExecInspect(e daemon.ExecInfo) api.ExecInspectResponse {
 		DetachKeys:  keys,
 		Pid:         e.Pid,
 	}
+}
+
+// appendNew appends the non-empty values that list does not hold yet.
+func appendNew(list []string, values ...string) []string {
+	for _, v := range values {
+		if v != "" && !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
+// shortID is the 12-character form of a container ID.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

@@ -287,3 +287,29 @@ func TestExecInspectWire(t *testing.T) {
 		t.Errorf("running exec %v", m)
 	}
 }
+
+// TestLegacyAliases: before API 1.45 a user-defined network's aliases
+// also hold the short ID and the hostname; the view is not changed.
+func TestLegacyAliases(t *testing.T) {
+	v := testView(t)
+	v.Config.Hostname = "myhost"
+	v.Network.Networks["back"] = &network.EndpointSettings{Aliases: []string{"fa"}}
+	short := v.ID[:12]
+	aliases := func(version string) map[string]any {
+		ns := jsonMap(t, toContainerInspect(v, version, false))["NetworkSettings"].(map[string]any)
+		out := map[string]any{}
+		for name, ep := range ns["Networks"].(map[string]any) {
+			out[name] = ep.(map[string]any)["Aliases"]
+		}
+		return out
+	}
+	if got, want := aliases("1.44"), map[string]any{"back": []any{"fa", short, "myhost"}, "bridge": nil}; !reflect.DeepEqual(got, want) {
+		t.Errorf("1.44 aliases = %v, want %v", got, want)
+	}
+	if got, want := aliases("1.45"), map[string]any{"back": []any{"fa"}, "bridge": nil}; !reflect.DeepEqual(got, want) {
+		t.Errorf("1.45 aliases = %v, want %v", got, want)
+	}
+	if got := v.Network.Networks["back"].Aliases; !reflect.DeepEqual(got, []string{"fa"}) {
+		t.Errorf("the view's aliases changed to %v", got)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	registrytypes "github.com/moby/moby/api/types/registry"
@@ -60,12 +61,18 @@ func toImageSummary(s image.Summary, containers int, version string) imageSummar
 
 // imageInspect is /images/{name}/json. Parent, Comment and DockerVersion
 // are always present for clients older than API 1.52 and only when set
-// for newer ones, as Docker does.
+// for newer ones, as Docker does. Clients older than 1.45 also get the
+// legacy Container and ContainerConfig, empty as Docker now sends them
+// (compose v1 reads ContainerConfig), and those older than 1.44
+// VirtualSize.
 type imageInspect struct {
 	imagetypes.InspectResponse
-	Parent        *string `json:"Parent,omitempty"`
-	Comment       *string `json:"Comment,omitempty"`
-	DockerVersion *string `json:"DockerVersion,omitempty"`
+	Parent          *string     `json:"Parent,omitempty"`
+	Comment         *string     `json:"Comment,omitempty"`
+	Container       *string     `json:"Container,omitempty"`
+	ContainerConfig *api.Config `json:"ContainerConfig,omitempty"`
+	DockerVersion   *string     `json:"DockerVersion,omitempty"`
+	VirtualSize     *int64      `json:"VirtualSize,omitempty"`
 }
 
 // rawImageConfig is the part of an image config blob inspect shows that
@@ -123,6 +130,13 @@ func toImageInspect(d image.Details, driver string, dirs map[string]string, vers
 	}
 	if raw.DockerVersion != "" || old {
 		out.DockerVersion = &raw.DockerVersion
+	}
+	if versionLess(version, "1.45") {
+		out.Container, out.ContainerConfig = new(string), &api.Config{}
+	}
+	if versionLess(version, "1.44") {
+		size := d.Size
+		out.VirtualSize = &size
 	}
 	return out, nil
 }
