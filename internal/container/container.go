@@ -36,8 +36,13 @@ type Container struct {
 	Image      string          `json:"image"`
 	Config     *api.Config     `json:"config"`
 	HostConfig *api.HostConfig `json:"hostConfig"`
-	// Endpoints is the NetworkingConfig of the create request.
+	// Endpoints is the NetworkingConfig of the create request, with the
+	// networks connected and disconnected since.
 	Endpoints map[string]*network.EndpointSettings `json:"endpoints,omitempty"`
+	// PrimaryDisconnected is set when the network of HostConfig.NetworkMode
+	// was disconnected: the mode stays as it was (as in Docker), but the
+	// next start does not join that network, until it is connected again.
+	PrimaryDisconnected bool `json:"primaryDisconnected,omitempty"`
 	// Network is what the network manager answered at the last start.
 	Network NetworkState `json:"network"`
 	State   State        `json:"state"`
@@ -120,6 +125,12 @@ func (c *Container) Clone() *Container {
 		n.HostConfig = &hc
 	}
 	n.Mounts = slices.Clone(c.Mounts)
+	if c.Network.Networks != nil {
+		n.Network.Networks = make(map[string]*network.EndpointSettings, len(c.Network.Networks))
+		for name, ep := range c.Network.Networks {
+			n.Network.Networks[name] = ep.Copy()
+		}
+	}
 	if c.State.Health != nil {
 		h := *c.State.Health
 		h.Log = slices.Clone(h.Log)

@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 
-	api "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 
+	"github.com/berth-project/berth/internal/container"
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/log"
 )
@@ -91,7 +90,8 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, idOrName, ref string, es *n
 	case mode.IsNone():
 		return fmt.Errorf("container cannot be connected to multiple networks with one of the networks in private (none) mode: %w", errdefs.ErrInvalidArgument)
 	}
-	if _, ok := c.Endpoints[netName]; ok || string(c.HostConfig.NetworkMode) == netName || c.Network.Networks[netName] != nil {
+	primary := netName == d.primaryNetwork(c)
+	if _, ok := c.Endpoints[netName]; ok || primary && !c.PrimaryDisconnected || c.Network.Networks[netName] != nil {
 		return fmt.Errorf("endpoint with name %s already exists in network %s: %w", c.Name, netName, errdefs.ErrAlreadyExists)
 	}
 	if es == nil {
@@ -112,6 +112,9 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, idOrName, ref string, es *n
 	}
 	eps[netName] = es
 	c.Endpoints = eps
+	if primary {
+		c.PrimaryDisconnected = false
+	}
 	if err := d.save(e); err != nil {
 		return err
 	}
@@ -138,7 +141,7 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, idOrName, ref string, fo
 	defer e.mu.Unlock()
 	c := e.c
 	_, configured := c.Endpoints[netName]
-	primary := string(c.HostConfig.NetworkMode) == netName || netName == "bridge" && c.HostConfig.NetworkMode.IsDefault()
+	primary := netName == d.primaryNetwork(c) && !c.PrimaryDisconnected
 	if !configured && !primary && c.Network.Networks[netName] == nil {
 		return fmt.Errorf("container %s is not connected to network %s: %w", c.ID, netName, errdefs.ErrNotFound)
 	}
@@ -157,15 +160,11 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, idOrName, ref string, fo
 	delete(eps, netName)
 	if primary {
 		// The CLI names the primary network as the mode does ("default"
-		// for the default bridge). Docker starts the container on the
-		// networks it has left, and with no network when none is left.
+		// for the default bridge). As in Docker, the mode stays, and the
+		// next start joins only the networks left (see setupNetwork).
 		delete(eps, string(c.HostConfig.NetworkMode))
 		delete(eps, network.NetworkDefault)
-		if rest := slices.Sorted(maps.Keys(eps)); len(rest) > 0 {
-			c.HostConfig.NetworkMode = api.NetworkMode(rest[0])
-		} else {
-			c.HostConfig.NetworkMode = network.NetworkNone
-		}
+		c.PrimaryDisconnected = true
 	}
 	c.Endpoints = eps
 	if err := d.save(e); err != nil {
@@ -173,4 +172,58 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, idOrName, ref string, fo
 	}
 	d.publish(Event{Type: "network", Action: "disconnect", ID: netID, Attributes: map[string]string{"name": netName, "container": c.ID, "type": "bridge"}})
 	return nil
+}
+
+// primaryNetwork names the network c's NetworkMode joins: "bridge" for
+// the default, "host" or "none", a user-defined network by its name (the
+// mode as given if there is no such network), "" for another container's.
+func (d *Daemon) primaryNetwork(c *container.Container) string {
+	mode := c.HostConfig.NetworkMode
+	switch {
+	case mode.IsDefault() || mode.IsBridge():
+		return network.NetworkBridge
+	case mode.IsContainer():
+		return ""
+	case mode.IsHost() || mode.IsNone():
+		return string(mode)
+	}
+	if _, name, err := d.net.Resolve(string(mode)); err == nil {
+		return name
+	}
+	return string(mode)
+}
+
+// configuredNetworks are the networks a container that is not running
+// joins at its next start, as inspect shows them: each with what its last
+// run left (no addresses), or else with its endpoint configuration.
+func (d *Daemon) configuredNetworks(c *container.Container) map[string]*network.EndpointSettings {
+	nets := map[string]*network.EndpointSettings{}
+	entry := func(name string, es *network.EndpointSettings) {
+		if prev := c.Network.Networks[name]; prev != nil {
+			nets[name] = prev.Copy()
+		} else if es != nil {
+			nets[name] = es.Copy()
+		} else {
+			nets[name] = &network.EndpointSettings{}
+		}
+	}
+	primary := d.primaryNetwork(c)
+	var primarySettings *network.EndpointSettings
+	for key, es := range c.Endpoints {
+		name := key
+		if key == network.NetworkDefault || key == string(c.HostConfig.NetworkMode) {
+			name = primary
+		} else if _, n, err := d.net.Resolve(key); err == nil {
+			name = n
+		}
+		if name == primary {
+			primarySettings = es
+			continue
+		}
+		entry(name, es)
+	}
+	if primary != "" && !c.PrimaryDisconnected {
+		entry(primary, primarySettings)
+	}
+	return nets
 }

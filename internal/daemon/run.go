@@ -152,12 +152,15 @@ func (d *Daemon) setupNetwork(ctx context.Context, c *container.Container) (stri
 		return "", nil
 	}
 	sb, err := d.net.Setup(ctx, network.SandboxRequest{
-		ContainerID:     c.ID,
-		Name:            c.Name,
-		Hostname:        c.Config.Hostname,
-		Domainname:      c.Config.Domainname,
-		NetworkMode:     string(hc.NetworkMode),
-		Endpoints:       c.Endpoints,
+		ContainerID: c.ID,
+		Name:        c.Name,
+		Hostname:    c.Config.Hostname,
+		Domainname:  c.Config.Domainname,
+		NetworkMode: string(hc.NetworkMode),
+		Endpoints:   c.Endpoints,
+		// Docker starts a container whose primary network was
+		// disconnected on the networks it has left, or on none.
+		SkipPrimary:     c.PrimaryDisconnected,
 		PortBindings:    hc.PortBindings,
 		PublishAllPorts: hc.PublishAllPorts,
 		ExposedPorts:    c.Config.ExposedPorts,

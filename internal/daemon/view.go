@@ -31,6 +31,11 @@ func (d *Daemon) view(ctx context.Context, e *ctrEntry, size bool) ContainerView
 		v.ExecIDs = append(v.ExecIDs, id)
 	}
 	e.mu.Unlock()
+	if !v.State.Running() {
+		// Docker shows the networks a container will join even before
+		// its first start (clients such as compose read them).
+		v.Network.Networks = d.configuredNetworks(v.Container)
+	}
 	slices.Sort(v.ExecIDs)
 	if size {
 		if u, err := d.snap.Usage(ctx, v.SnapshotKey); err == nil {

@@ -130,6 +130,11 @@ type SandboxRequest struct {
 	// name or ID: aliases, static addresses (IPAMConfig), MAC address.
 	// Networks named here besides NetworkMode are connected too.
 	Endpoints map[string]*network.EndpointSettings
+	// SkipPrimary leaves out NetworkMode's network (a bridge or a
+	// user-defined one), which was disconnected: the container gets its
+	// own namespace with the Endpoints' networks only, or loopback alone,
+	// and can be connected to networks later.
+	SkipPrimary bool
 	// PortBindings, PublishAllPorts and ExposedPorts are the container's
 	// -p, -P and EXPOSE.
 	PortBindings    network.PortMap

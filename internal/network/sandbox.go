@@ -135,7 +135,11 @@ func (m *Manager) plan(req SandboxRequest) ([]plannedEndpoint, error) {
 		}
 		return nil
 	}
-	plan := []plannedEndpoint{{n: primary, settings: settings(primary, primary.rec.Name, primary.rec.ID, mode, network.NetworkDefault)}}
+	skip := req.SkipPrimary && primary.rec.Driver == DriverBridge
+	var plan []plannedEndpoint
+	if !skip {
+		plan = append(plan, plannedEndpoint{n: primary, settings: settings(primary, primary.rec.Name, primary.rec.ID, mode, network.NetworkDefault)})
+	}
 	seen := map[string]string{primary.rec.ID: mode}
 	var others []plannedEndpoint
 	for key, s := range req.Endpoints {
@@ -157,7 +161,7 @@ func (m *Manager) plan(req SandboxRequest) ([]plannedEndpoint, error) {
 		seen[n.rec.ID] = key
 		others = append(others, plannedEndpoint{n: n, settings: s})
 	}
-	if (len(others) > 0 && primary.rec.Driver != DriverBridge) || slices.ContainsFunc(others, func(p plannedEndpoint) bool { return p.n.rec.Driver != DriverBridge }) {
+	if (len(others) > 0 && primary.rec.Driver != DriverBridge && !skip) || slices.ContainsFunc(others, func(p plannedEndpoint) bool { return p.n.rec.Driver != DriverBridge }) {
 		names := []string{primary.rec.Name}
 		for _, o := range others {
 			names = append(names, o.n.rec.Name)
@@ -194,7 +198,7 @@ func (m *Manager) reserve(sb *sandbox, plan []plannedEndpoint, portReqs []portRe
 			ep.Gateway, gw = true, ep
 		}
 	}
-	if plan[0].n.rec.Driver == DriverBridge {
+	if len(plan) == 0 || plan[0].n.rec.Driver == DriverBridge {
 		rec.NetNS = filepath.Join(m.netnsDir(), rec.ContainerID)
 		rec.Exposed = exposed
 	} else if plan[0].n.rec.Driver == DriverNull {

@@ -650,6 +650,56 @@ func TestUserNetworks(t *testing.T) {
 	}
 	c.ok("rm", "-f", "multi")
 
+	// A container not started yet shows the networks it will join, and
+	// leaving its primary network keeps its network mode, as in Docker
+	// (compose reads both: it disconnects and reconnects the created
+	// container to set its aliases).
+	c.ok("create", "--name", "fresh", "--network", "back", "--network-alias", "fa", dnsArg, "busybox", "sleep", "300")
+	t.Cleanup(func() { c.run("", "rm", "-f", "fresh") })
+	nets := func(ctr string) string {
+		t.Helper()
+		return e.inspectf("{{.HostConfig.NetworkMode}}:{{range $k, $v := .NetworkSettings.Networks}} {{$k}}={{$v.Aliases}}{{end}}", ctr)
+	}
+	if got := nets("fresh"); got != "back: back=[fa]" {
+		t.Errorf("created container's networks = %q", got)
+	}
+	c.ok("network", "disconnect", "back", "fresh")
+	if got := nets("fresh"); got != "back:" {
+		t.Errorf("networks after disconnecting the created container = %q", got)
+	}
+	c.ok("network", "connect", "--alias", "fb", "back", "fresh")
+	c.ok("start", "fresh")
+	if got := nets("fresh"); got != "back: back=[fb]" {
+		t.Errorf("networks after reconnecting and starting = %q", got)
+	}
+	if ip, out := e.inspectf("{{.NetworkSettings.Networks.back.IPAddress}}", "fresh"), c.ok("run", "--rm", "--network", "back", dnsArg, "busybox", "ping", "-c1", "-W2", "fb"); ip == "" || !strings.Contains(out, "("+ip+")") {
+		t.Errorf("ping fb (fresh's alias):\n%s", out)
+	}
+	// Clients before API 1.45 also see the short ID and the hostname
+	// among a user-defined network's aliases.
+	old := &CLI{t: t, host: c.host, env: append(slices.Clone(c.env), "DOCKER_API_VERSION=1.41")}
+	short := e.inspectf("{{.ID}}", "fresh")[:12]
+	if got := strings.TrimSpace(old.ok("inspect", "-f", "{{.NetworkSettings.Networks.back.Aliases}}", "fresh")); got != "[fb "+short+"]" {
+		t.Errorf("aliases at API 1.41 = %s, want [fb %s]", got, short)
+	}
+	// With no network left, it starts with loopback only.
+	c.ok("create", "--name", "bare", "--network", "back", "busybox", "sleep", "300")
+	t.Cleanup(func() { c.run("", "rm", "-f", "bare") })
+	c.ok("network", "disconnect", "back", "bare")
+	c.ok("start", "bare")
+	if got := nets("bare"); got != "back:" {
+		t.Errorf("networks of bare, started with none = %q", got)
+	}
+	if out := strings.Fields(c.ok("exec", "bare", "ls", "/sys/class/net")); !slices.Equal(out, []string{"lo"}) {
+		t.Errorf("bare's interfaces: %q", out)
+	}
+	// and it can join a network while it runs.
+	c.ok("network", "connect", "back", "bare")
+	if ip := e.inspectf("{{.NetworkSettings.Networks.back.IPAddress}}", "bare"); ip == "" || !strings.Contains(c.ok("exec", "bare", "ip", "-4", "addr"), ip+"/24") {
+		t.Errorf("bare has no address %s on back after connect", ip)
+	}
+	c.ok("rm", "-f", "fresh", "bare")
+
 	// An internal network has no way out: no default route, and the
 	// host's other addresses are unreachable.
 	out = c.ok("run", "--rm", "--network", "inner", dnsArg, "busybox", "sh", "-c",
