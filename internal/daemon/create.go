@@ -135,6 +135,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	if c.Config.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.NetworkMode.IsContainer() {
 		c.Config.Hostname = container.ShortID(id)
 	}
+	if err := d.normalizeLinks(name, c); err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(d.ctrDir(id), 0o700); err != nil {
 		return res, fmt.Errorf("create container directory: %w", err)
 	}
@@ -167,11 +170,11 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	// and unmount per create, dear when many containers start at once).
 	if namesUserOrGroup(c.Config.User, hc.GroupAdd) {
 		err = snapshot.WithTempMount(ctx, mounts, func(root string) error {
-			_, err := d.buildSpec(c, root, createJoins(c.HostConfig))
+			_, err := d.buildSpec(c, root, createJoins(c.HostConfig), nil)
 			return err
 		})
 	} else {
-		_, err = d.buildSpec(c, d.ctrDir(id), createJoins(c.HostConfig))
+		_, err = d.buildSpec(c, d.ctrDir(id), createJoins(c.HostConfig), nil)
 	}
 	if err != nil {
 		return res, err

@@ -144,7 +144,11 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	if err != nil {
 		return err
 	}
-	netns, err := d.setupNetwork(ctx, c)
+	links, err := d.resolveLinks(c)
+	if err != nil {
+		return err
+	}
+	netns, err := d.setupNetwork(ctx, c, links.hosts)
 	if err != nil {
 		return err
 	}
@@ -152,7 +156,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	if netns != "" {
 		join[specs.NetworkNamespace] = netns
 	}
-	spec, err := d.buildSpec(c, rootfs, join)
+	spec, err := d.buildSpec(c, rootfs, join, links.env)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/metadata"
 	"github.com/berth-project/berth/internal/network"
+	"github.com/berth-project/berth/internal/network/etchosts"
 	"github.com/berth-project/berth/internal/oci"
 	"github.com/berth-project/berth/internal/shim"
 	"github.com/berth-project/berth/internal/volume"
@@ -28,7 +29,7 @@ func cgroupsPath(id string) string { return "/berth/" + id }
 
 // buildSpec produces the OCI spec of c with its root at rootfs, joining
 // the namespaces in join (type -> path).
-func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs.LinuxNamespaceType]string) (*specs.Spec, error) {
+func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs.LinuxNamespaceType]string, linkEnv []string) (*specs.Spec, error) {
 	spec, err := oci.Generate(oci.Input{
 		ID:             c.ID,
 		Config:         c.Config,
@@ -41,6 +42,7 @@ func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs
 		JoinNamespaces: join,
 		InitPath:       d.cfg.InitPath,
 		CgroupsPath:    cgroupsPath(c.ID),
+		LinkEnv:        linkEnv,
 	})
 	if err != nil {
 		return nil, err
@@ -138,10 +140,11 @@ func (d *Daemon) networkFiles(ref string) (container.NetworkState, error) {
 	return e.c.Network, nil
 }
 
-// setupNetwork gives c its network for a start and records it in
-// c.Network; it returns the network namespace to join ("" for none to
-// join: the host's, or one shared through joinedNamespaces).
-func (d *Daemon) setupNetwork(ctx context.Context, c *container.Container) (string, error) {
+// setupNetwork gives c its network for a start, with linkHosts in its
+// /etc/hosts, and records it in c.Network; it returns the network
+// namespace to join ("" for none to join: the host's, or one shared
+// through joinedNamespaces).
+func (d *Daemon) setupNetwork(ctx context.Context, c *container.Container, linkHosts []etchosts.Entry) (string, error) {
 	hc := c.HostConfig
 	if hc.NetworkMode.IsContainer() {
 		st, err := d.networkFiles(hc.NetworkMode.ConnectedContainer())
@@ -157,7 +160,8 @@ func (d *Daemon) setupNetwork(ctx context.Context, c *container.Container) (stri
 		Hostname:    c.Config.Hostname,
 		Domainname:  c.Config.Domainname,
 		NetworkMode: string(hc.NetworkMode),
-		Endpoints:   c.Endpoints,
+		Endpoints:   linkEndpoints(c, d.primaryNetwork(c)),
+		LinkHosts:   linkHosts,
 		// Docker starts a container whose primary network was
 		// disconnected on the networks it has left, or on none.
 		SkipPrimary:     c.PrimaryDisconnected,

@@ -77,6 +77,9 @@ func (r *peerResolver) LookupName(name string) ([]netip.Addr, bool) {
 		if s, ok := strings.CutSuffix(name, "."+strings.ToLower(n.rec.Name)); ok {
 			short, qualified = s, true
 		}
+		if target := r.linked(n, name); target != "" {
+			name, short, qualified = target, target, false
+		}
 		for _, sb := range m.sandboxes {
 			for _, ep := range sb.rec.Endpoints {
 				if ep.NetworkID != n.rec.ID || !answersTo(sb, ep, name) && !(qualified && answersTo(sb, ep, short)) {
@@ -114,6 +117,30 @@ func (r *peerResolver) LookupAddr(ip netip.Addr) ([]string, bool) {
 		}
 	}
 	return out, len(out) > 0
+}
+
+// linked returns the container the asking container's legacy link on n
+// names alias ("" if none does). Callers hold mu.
+func (r *peerResolver) linked(n *netState, alias string) string {
+	sb := r.m.sandboxes[r.containerID]
+	if sb == nil {
+		return ""
+	}
+	for _, ep := range sb.rec.Endpoints {
+		if ep.NetworkID != n.rec.ID {
+			continue
+		}
+		for _, l := range ep.Links {
+			target, a, ok := strings.Cut(l, ":")
+			if !ok {
+				a = target
+			}
+			if strings.EqualFold(a, alias) {
+				return strings.TrimPrefix(target, "/")
+			}
+		}
+	}
+	return ""
 }
 
 // sharedNetworks returns the user-defined networks of the asking

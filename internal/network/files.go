@@ -54,6 +54,7 @@ func (m *Manager) buildFiles(rec *sandboxRecord) (fileSet, error) {
 		}
 		extra = append(extra, e)
 	}
+	extra = append(extra, rec.LinkHosts...)
 	host := m.hostMode(rec)
 
 	name := rec.Hostname

@@ -37,6 +37,7 @@ import (
 
 	"github.com/berth-project/berth/internal/errdefs"
 	"github.com/berth-project/berth/internal/metadata"
+	"github.com/berth-project/berth/internal/network/etchosts"
 	"github.com/berth-project/berth/internal/network/firewall"
 	"github.com/berth-project/berth/internal/network/ipam"
 )
@@ -146,6 +147,9 @@ type SandboxRequest struct {
 	DNSSearch  []string
 	DNSOptions []string
 	ExtraHosts []string
+	// LinkHosts are /etc/hosts lines for legacy links on the default
+	// bridge, after the ExtraHosts.
+	LinkHosts []etchosts.Entry
 	// Dir is the container's own directory, where hosts, hostname and
 	// resolv.conf are written. It must exist.
 	Dir string
@@ -225,6 +229,7 @@ type sandboxRecord struct {
 	DNSSearch      []string          `json:"dnsSearch,omitempty"`
 	DNSOptions     []string          `json:"dnsOptions,omitempty"`
 	ExtraHosts     []string          `json:"extraHosts,omitempty"`
+	LinkHosts      []etchosts.Entry  `json:"linkHosts,omitempty"`
 	Exposed        []network.Port    `json:"exposed,omitempty"`
 	Endpoints      []*endpointRecord `json:"endpoints"`
 	// EmbeddedDNS tells resolv.conf points to the embedded server.
@@ -245,9 +250,12 @@ type endpointRecord struct {
 	MAC    string         `json:"mac,omitempty"`
 	// Gateway marks the endpoint carrying the default route and the
 	// published ports.
-	Gateway    bool                        `json:"gateway,omitempty"`
-	Aliases    []string                    `json:"aliases,omitempty"`
-	DNSNames   []string                    `json:"dnsNames,omitempty"`
+	Gateway  bool     `json:"gateway,omitempty"`
+	Aliases  []string `json:"aliases,omitempty"`
+	DNSNames []string `json:"dnsNames,omitempty"`
+	// Links are legacy links, "container:alias": this container alone
+	// resolves alias to that container on the same network.
+	Links      []string                    `json:"links,omitempty"`
 	IPAMConfig *network.EndpointIPAMConfig `json:"ipamConfig,omitempty"`
 	DriverOpts map[string]string           `json:"driverOpts,omitempty"`
 	GwPriority int                         `json:"gwPriority,omitempty"`

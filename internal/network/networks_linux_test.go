@@ -163,6 +163,21 @@ func TestUserNetworks(t *testing.T) {
 	if got, _ := resolve(t, a2.NetNSPath, "a2", dns.TypeA); !slices.Equal(got, []netip.Addr{ipA2}) {
 		t.Errorf("a2 resolves itself = %v", got)
 	}
+	// A legacy link is an alias for the linking container alone.
+	idAl, al := e.setup("al", SandboxRequest{NetworkMode: "front", Endpoints: map[string]*network.EndpointSettings{
+		"front": {Links: []string{"/a2:db"}}}})
+	if got, rc := resolve(t, al.NetNSPath, "DB", dns.TypeA); rc != dns.RcodeSuccess || !slices.Equal(got, []netip.Addr{ipA2}) {
+		t.Errorf("al resolves its link db = %v (%s), want %s", got, dns.RcodeToString[rc], ipA2)
+	}
+	if got, rc := resolve(t, a1.NetNSPath, "db", dns.TypeA); rc != dns.RcodeNameError || len(got) != 0 {
+		t.Errorf("a1 resolves al's link db = %v (%s), want unknown", got, dns.RcodeToString[rc])
+	}
+	if got := al.Networks["front"].Links; !slices.Equal(got, []string{"/a2:db"}) {
+		t.Errorf("al's endpoint links = %v", got)
+	}
+	if err := e.m.Teardown(ctx, idAl); err != nil {
+		t.Fatal(err)
+	}
 	if got, rc := resolve(t, a1.NetNSPath, "b1", dns.TypeA); rc != dns.RcodeNameError || len(got) != 0 || !up.WasAsked("b1.") {
 		t.Errorf("a1 resolves b1 of another network = %v (%s); want it forwarded and unknown", got, dns.RcodeToString[rc])
 	}

@@ -64,6 +64,7 @@ func (m *Manager) Setup(ctx context.Context, req SandboxRequest) (*Sandbox, erro
 		DNSSearch:      req.DNSSearch,
 		DNSOptions:     req.DNSOptions,
 		ExtraHosts:     req.ExtraHosts,
+		LinkHosts:      req.LinkHosts,
 	}}
 	portReqs, exposed, err := expandPorts(req.PortBindings, req.PublishAllPorts, req.ExposedPorts)
 	if err != nil {
@@ -221,7 +222,7 @@ func (m *Manager) newEndpoint(rec *sandboxRecord, n *netState, s *network.Endpoi
 	if s == nil {
 		s = &network.EndpointSettings{}
 	}
-	ep := &endpointRecord{ID: newID(), NetworkID: n.rec.ID, Aliases: slices.Clone(s.Aliases),
+	ep := &endpointRecord{ID: newID(), NetworkID: n.rec.ID, Aliases: slices.Clone(s.Aliases), Links: slices.Clone(s.Links),
 		IPAMConfig: s.IPAMConfig.Copy(), GwPriority: s.GwPriority}
 	if len(s.DriverOpts) > 0 {
 		ep.DriverOpts = s.DriverOpts
@@ -584,6 +585,7 @@ func (m *Manager) endpointSettings(n *netState, ep *endpointRecord) *network.End
 	es := &network.EndpointSettings{
 		IPAMConfig: ep.IPAMConfig.Copy(),
 		Aliases:    slices.Clone(ep.Aliases),
+		Links:      slices.Clone(ep.Links),
 		DriverOpts: ep.DriverOpts,
 		GwPriority: ep.GwPriority,
 		NetworkID:  n.rec.ID,

@@ -42,6 +42,9 @@ type Input struct {
 	InitPath string
 	// CgroupsPath is the spec's linux.cgroupsPath, e.g. "/berth/<id>".
 	CgroupsPath string
+	// LinkEnv are the variables of legacy links (NAME_PORT...), set after
+	// the defaults and before Config.Env, as Docker orders them.
+	LinkEnv []string
 }
 
 // defaultPath is PATH when neither the image nor the container sets one.
@@ -240,7 +243,7 @@ func (g *generator) process() error {
 	if cfg.Tty {
 		env = append(env, "TERM=xterm")
 	}
-	p.Env = mergeEnv(env, cfg.Env)
+	p.Env = mergeEnv(mergeEnv(env, g.in.LinkEnv), cfg.Env)
 	return nil
 }
 

@@ -382,6 +382,43 @@ func TestDefaultBridge(t *testing.T) {
 	if out != "0\nnslookup=1\nping=1\n" {
 		t.Errorf("name resolution on the default bridge:\n%s", out)
 	}
+
+	// Legacy links: a hosts line and Docker's variables, the link
+	// recorded as Docker shows it; the linked container must exist and run.
+	e.detached("--name", "linked-db", "-e", "PW=x", "-e", "PATH=/bin", "--expose", "5432", "--expose", "53/udp", "busybox", "sleep", "300")
+	dbIP := e.inspectf("{{.NetworkSettings.Networks.bridge.IPAddress}}", "linked-db")
+	dbHost := e.inspectf("{{.Config.Hostname}}", "linked-db")
+	e.c.ok("create", "--name", "linker", "--link", "linked-db:my-db", "--dns", "127.0.0.1", "busybox", "sh", "-c", "grep my-db /etc/hosts; env | grep ^MY_DB")
+	t.Cleanup(func() { e.c.run("", "rm", "-f", "linker") })
+	if got := e.inspectf("{{.HostConfig.Links}}", "linker"); got != "[/linked-db:/linker/my-db]" {
+		t.Errorf("linker's HostConfig.Links = %s", got)
+	}
+	lines := strings.Split(strings.TrimSpace(e.c.ok("start", "-a", "linker")), "\n")
+	slices.Sort(lines[1:])
+	want := []string{dbIP + "\tmy-db " + dbHost + " linked-db",
+		"MY_DB_ENV_PW=x",
+		"MY_DB_NAME=/linker/my-db",
+		"MY_DB_PORT=udp://" + dbIP + ":53",
+		"MY_DB_PORT_5432_TCP=tcp://" + dbIP + ":5432",
+		"MY_DB_PORT_5432_TCP_ADDR=" + dbIP,
+		"MY_DB_PORT_5432_TCP_PORT=5432",
+		"MY_DB_PORT_5432_TCP_PROTO=tcp",
+		"MY_DB_PORT_53_UDP=udp://" + dbIP + ":53",
+		"MY_DB_PORT_53_UDP_ADDR=" + dbIP,
+		"MY_DB_PORT_53_UDP_PORT=53",
+		"MY_DB_PORT_53_UDP_PROTO=udp",
+	}
+	slices.Sort(want[1:])
+	if !slices.Equal(lines, want) {
+		t.Errorf("a linked container's hosts line and variables:\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if stderr := e.c.fail(1, "create", "--link", "no-such:x", "busybox", "true"); !strings.Contains(stderr, "could not get container for no-such") {
+		t.Errorf("link to a missing container: %s", stderr)
+	}
+	e.c.ok("stop", "-t", "0", "linked-db")
+	if stderr := e.c.fail(1, "start", "linker"); !strings.Contains(stderr, "Cannot link to a non running container: /linked-db AS /linker/my-db") {
+		t.Errorf("start linked to a stopped container: %s", stderr)
+	}
 }
 
 // TestPublishedPorts publishes ports in every form and reaches them from
@@ -681,6 +718,16 @@ func TestUserNetworks(t *testing.T) {
 	short := e.inspectf("{{.ID}}", "fresh")[:12]
 	if got := strings.TrimSpace(old.ok("inspect", "-f", "{{.NetworkSettings.Networks.back.Aliases}}", "fresh")); got != "[fb "+short+"]" {
 		t.Errorf("aliases at API 1.41 = %s, want [fb %s]", got, short)
+	}
+	// A link on a user-defined network is an alias for the linking
+	// container alone.
+	out = c.ok("run", "--rm", "--network", "back", dnsArg, "--link", "fresh:fresh-link", "busybox", "sh", "-c",
+		"ping -c1 -W2 fresh-link >/dev/null; echo link=$?")
+	if out != "link=0\n" {
+		t.Errorf("a link on a user-defined network:\n%s", out)
+	}
+	if out := c.ok("run", "--rm", "--network", "back", dnsArg, "busybox", "sh", "-c", "ping -c1 -W1 fresh-link >/dev/null 2>&1; echo link=$?"); out != "link=1\n" {
+		t.Errorf("another container's link resolved:\n%s", out)
 	}
 	// With no network left, it starts with loopback only.
 	c.ok("create", "--name", "bare", "--network", "back", "busybox", "sleep", "300")
