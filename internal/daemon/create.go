@@ -99,6 +99,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file"
 	}
+	if hc.IpcMode == "" {
+		hc.IpcMode = api.IPCModePrivate // Docker's default-ipc-mode
+	}
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20
 	}
@@ -170,11 +173,11 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	// and unmount per create, dear when many containers start at once).
 	if namesUserOrGroup(c.Config.User, hc.GroupAdd) {
 		err = snapshot.WithTempMount(ctx, mounts, func(root string) error {
-			_, err := d.buildSpec(c, root, createJoins(c.HostConfig), nil)
+			_, err := d.buildSpec(c, root, createJoins(c.HostConfig), nil, createShm(c))
 			return err
 		})
 	} else {
-		_, err = d.buildSpec(c, d.ctrDir(id), createJoins(c.HostConfig), nil)
+		_, err = d.buildSpec(c, d.ctrDir(id), createJoins(c.HostConfig), nil, createShm(c))
 	}
 	if err != nil {
 		return res, err
@@ -227,6 +230,16 @@ func createJoins(hc *api.HostConfig) map[specs.LinuxNamespaceType]string {
 		join[specs.IPCNamespace] = "/proc/self/ns/ipc"
 	}
 	return join
+}
+
+// createShm stands in for the host /dev/shm of a shareable or joined IPC
+// namespace, found only at start, so that the spec can be checked at
+// create.
+func createShm(c *container.Container) string {
+	if m := c.HostConfig.IpcMode; m.IsShareable() || m.IsContainer() {
+		return "/dev/shm"
+	}
+	return ""
 }
 
 // validateHostConfig refuses combinations Docker refuses at create.

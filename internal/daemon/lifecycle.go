@@ -148,6 +148,16 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	if err != nil {
 		return err
 	}
+	shm, err := d.shmSource(c)
+	if err != nil {
+		return err
+	}
+	if c.HostConfig.IpcMode.IsShareable() {
+		if err := mountShm(shm, c.HostConfig.ShmSize); err != nil {
+			return err
+		}
+		undo = append(undo, func() { unmountShm(context.WithoutCancel(ctx), shm) })
+	}
 	netns, err := d.setupNetwork(ctx, c, links.hosts)
 	if err != nil {
 		return err
@@ -156,7 +166,7 @@ func (d *Daemon) startLocked(ctx context.Context, e *ctrEntry) (err error) {
 	if netns != "" {
 		join[specs.NetworkNamespace] = netns
 	}
-	spec, err := d.buildSpec(c, rootfs, join, links.env)
+	spec, err := d.buildSpec(c, rootfs, join, links.env, shm)
 	if err != nil {
 		return err
 	}
@@ -397,6 +407,7 @@ func (d *Daemon) releaseRun(ctx context.Context, e *ctrEntry, removing bool) {
 // could not be unmounted (the bundle is then kept).
 func (d *Daemon) releaseRoot(ctx context.Context, c *container.Container) bool {
 	bundle := d.bundleDir(c.ID)
+	unmountShm(ctx, d.shmDir(c.ID))
 	if err := snapshot.UnmountAll(filepath.Join(bundle, "rootfs")); err != nil {
 		log.G(ctx).Warn("unmount container root", "container", c.ID, "error", err)
 		return false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -29,13 +30,13 @@ func cgroupsPath(id string) string { return "/berth/" + id }
 
 // buildSpec produces the OCI spec of c with its root at rootfs, joining
 // the namespaces in join (type -> path).
-func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs.LinuxNamespaceType]string, linkEnv []string) (*specs.Spec, error) {
+func (d *Daemon) buildSpec(c *container.Container, rootfs string, join map[specs.LinuxNamespaceType]string, linkEnv []string, shm string) (*specs.Spec, error) {
 	spec, err := oci.Generate(oci.Input{
 		ID:             c.ID,
 		Config:         c.Config,
 		HostConfig:     c.HostConfig,
 		Rootfs:         rootfs,
-		Mounts:         append(volume.SpecMounts(c.Mounts), sharedShm(join)...),
+		Mounts:         append(volume.SpecMounts(c.Mounts), shmMount(shm)...),
 		HostsPath:      c.Network.HostsPath,
 		ResolvConfPath: c.Network.ResolvConfPath,
 		HostnamePath:   c.Network.HostnamePath,
@@ -85,16 +86,49 @@ func (d *Daemon) joinedNamespaces(c *container.Container) (map[specs.LinuxNamesp
 	return join, nil
 }
 
-// sharedShm is the /dev/shm of the container whose IPC namespace join
-// shares: its tmpfs, reached through its init's root.
-func sharedShm(join map[specs.LinuxNamespaceType]string) []specs.Mount {
-	ns, ok := join[specs.IPCNamespace]
-	if !ok {
+// IPC namespaces are shared as Docker shares them: a container whose
+// IpcMode is "shareable" gets its /dev/shm from a tmpfs the daemon mounts
+// on the host (in its bundle), which containers that join its IPC
+// namespace ("container:<ref>") mount too. (A container's own mounts
+// cannot be bound from another mount namespace through /proc/<pid>/root.)
+
+// shmDir is the host tmpfs of a shareable container's /dev/shm.
+func (d *Daemon) shmDir(id string) string { return filepath.Join(d.bundleDir(id), "shm") }
+
+// shmMount binds the host tmpfs shm at /dev/shm (none for "").
+func shmMount(shm string) []specs.Mount {
+	if shm == "" {
 		return nil
 	}
-	root := strings.TrimSuffix(ns, "/ns/ipc") + "/root/dev/shm"
-	return []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: root, Options: []string{"rbind", "rprivate"}}}
+	return []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: shm, Options: []string{"rbind", "rprivate"}}}
 }
+
+// shmSource returns the host /dev/shm c binds at its start: its own for
+// a shareable IPC namespace, the donor's when it joins one ("" for
+// neither). The donor must run and be shareable.
+func (d *Daemon) shmSource(c *container.Container) (string, error) {
+	mode := c.HostConfig.IpcMode
+	switch {
+	case mode.IsShareable():
+		return d.shmDir(c.ID), nil
+	case !mode.IsContainer():
+		return "", nil
+	}
+	e, err := d.ctrs.get(mode.Container())
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.c.HostConfig.IpcMode.IsShareable() {
+		return "", fmt.Errorf("can't join IPC of container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor container): %w", e.c.ID, errdefs.ErrConflict)
+	}
+	if !e.c.State.Running() {
+		return "", fmt.Errorf("can't join IPC of container %s: container %s is not running: %w", e.c.ID, e.c.ID, errdefs.ErrConflict)
+	}
+	return d.shmDir(e.c.ID), nil
+}
+
 
 func nsFile(kind specs.LinuxNamespaceType) string {
 	switch kind {

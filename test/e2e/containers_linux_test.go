@@ -464,3 +464,36 @@ func sortedMountsJSON(t *testing.T, s string) string {
 	}
 	return string(out)
 }
+
+// TestSharedIPC shares a shareable container's IPC namespace and
+// /dev/shm (with its --shm-size); a private one, the default, refuses to
+// be joined; nothing of the shared /dev/shm stays on the host.
+func TestSharedIPC(t *testing.T) {
+	t.Parallel()
+	e := startEngine(t)
+	c := e.cli(t)
+	c.ok("run", "-d", "--name", "donor", "--ipc", "shareable", "--shm-size", "8m", "busybox", "sh", "-c", "echo shared > /dev/shm/x; exec sleep 300")
+	c.ok("run", "-d", "--name", "loner", "busybox", "sleep", "300")
+	defer c.ok("rm", "-f", "donor", "loner")
+	donorNS := c.ok("exec", "donor", "readlink", "/proc/self/ns/ipc")
+	out := c.ok("run", "--rm", "--ipc", "container:donor", "busybox", "sh", "-c",
+		"until [ -e /dev/shm/x ]; do sleep 0.05; done; cat /dev/shm/x; readlink /proc/self/ns/ipc; df -k /dev/shm | tail -1")
+	if lines := strings.Split(out, "\n"); len(lines) < 3 || lines[0] != "shared" || lines[1]+"\n" != donorNS || !strings.Contains(lines[2], " 8192 ") {
+		t.Errorf("joiner's /dev/shm and IPC namespace (donor's %s):\n%s", strings.TrimSpace(donorNS), out)
+	}
+	if got := c.inspect("{{.HostConfig.IpcMode}}", "loner"); got != "private" {
+		t.Errorf("default IpcMode = %q, want private", got)
+	}
+	c.failWith(e, 125, "non-shareable IPC (hint: use IpcMode:shareable for the donor container)", "run", "--rm", "--ipc", "container:loner", "busybox", "true")
+	if e.isBerth() {
+		id := c.id("donor")
+		c.ok("rm", "-f", "donor")
+		mounts, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(mounts), id) {
+			t.Errorf("mounts of the removed donor %s remain:\n%s", id, mounts)
+		}
+	}
+}
