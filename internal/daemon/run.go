@@ -129,7 +129,6 @@ func (d *Daemon) shmSource(c *container.Container) (string, error) {
 	return d.shmDir(e.c.ID), nil
 }
 
-
 func nsFile(kind specs.LinuxNamespaceType) string {
 	switch kind {
 	case specs.NetworkNamespace:
