@@ -102,6 +102,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 	if hc.IpcMode == "" {
 		hc.IpcMode = api.IPCModePrivate // Docker's default-ipc-mode
 	}
+	if hc.CgroupnsMode == "" {
+		hc.CgroupnsMode = oci.DefaultCgroupnsMode()
+	}
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20
 	}

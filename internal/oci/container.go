@@ -47,6 +47,16 @@ type Input struct {
 	LinkEnv []string
 }
 
+// DefaultCgroupnsMode is the cgroup namespace mode of a container that
+// names none, as Docker's default-cgroupns-mode: private on a host with
+// cgroup v2 alone, the host's otherwise.
+func DefaultCgroupnsMode() container.CgroupnsMode {
+	if cgroup2Only() {
+		return container.CgroupnsModePrivate
+	}
+	return container.CgroupnsModeHost
+}
+
 // defaultPath is PATH when neither the image nor the container sets one.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

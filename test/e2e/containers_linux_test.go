@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pollTimeout bounds how long a test waits for a container to reach a
@@ -483,6 +485,14 @@ func TestSharedIPC(t *testing.T) {
 	}
 	if got := c.inspect("{{.HostConfig.IpcMode}}", "loner"); got != "private" {
 		t.Errorf("default IpcMode = %q, want private", got)
+	}
+	// Docker's default cgroup namespace mode follows the host's cgroups.
+	wantNS := "host"
+	if st := (unix.Statfs_t{}); unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		wantNS = "private"
+	}
+	if got := c.inspect("{{.HostConfig.CgroupnsMode}}", "loner"); got != wantNS {
+		t.Errorf("default CgroupnsMode = %q, want %s", got, wantNS)
 	}
 	c.failWith(e, 125, "non-shareable IPC (hint: use IpcMode:shareable for the donor container)", "run", "--rm", "--ipc", "container:loner", "busybox", "true")
 	if e.isBerth() {
