@@ -109,15 +109,16 @@ func TestCache(t *testing.T) {
 		t.Errorf("after prune: cached %v:\n%s", cachedSteps(out), out)
 	}
 
-	// Once the user removes a result, the step images only the cache
-	// kept go with Prune, with their layers.
+	// Once the user removes a result (keeping its parents, which rmi
+	// would delete too), the step images only the cache kept go with
+	// Prune, with their layers.
 	other := e.writeContext(map[string]string{"Dockerfile": "FROM busybox\nRUN date +%s%N > /stamp\nENV X=1\n"})
 	id, _ := e.mustBuild(other, Options{})
 	img, err := e.svc.Resolve(e.ctx, id.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Remove(e.ctx, id.String(), image.RemoveOptions{}); err != nil {
+	if _, err := e.svc.Remove(e.ctx, id.String(), image.RemoveOptions{NoPrune: true}); err != nil {
 		t.Fatal(err)
 	}
 	reclaimed, err := e.b.Prune(e.ctx)
@@ -170,7 +171,7 @@ func TestPruneDuringBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	step := img.Parent // ENV X=1: untagged, only in the cache once result goes
-	if _, err := e.svc.Remove(e.ctx, result.String(), image.RemoveOptions{}); err != nil {
+	if _, err := e.svc.Remove(e.ctx, result.String(), image.RemoveOptions{NoPrune: true}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -147,10 +147,11 @@ func (d *Daemon) publishPruned(removed []image.Removed) {
 }
 
 // ListImages lists images matching filters (dangling, label, before,
-// since, reference, until).
-func (d *Daemon) ListImages(ctx context.Context, filters map[string][]string) ([]image.Summary, error) {
+// since, reference, until); all includes the intermediate images of
+// builds.
+func (d *Daemon) ListImages(ctx context.Context, filters map[string][]string, all bool) ([]image.Summary, error) {
 	svc := d.imgs
-	return svc.List(ctx, image.ListOptions{Filters: filters})
+	return svc.List(ctx, image.ListOptions{Filters: filters, HideIntermediate: !all})
 }
 
 // InspectImage returns what docker image inspect shows about name.

@@ -33,6 +33,9 @@ type Summary struct {
 // reference (a name pattern such as "busybox" or "*/app:v*").
 type ListOptions struct {
 	Filters map[string][]string
+	// HideIntermediate leaves out the untagged images other images are
+	// built on (a build's steps), as Docker's list does without "all".
+	HideIntermediate bool
 }
 
 // List returns the images that pass opts' filters, newest first.
@@ -86,8 +89,17 @@ func (s *Service) List(ctx context.Context, opts ListOptions) ([]Summary, error)
 		}
 		until = &t
 	}
+	parents := map[digest.Digest]bool{}
+	for _, rec := range records {
+		if rec.Parent != "" {
+			parents[rec.Parent] = true
+		}
+	}
 	var out []Summary
 	for _, rec := range records {
+		if opts.HideIntermediate && parents[rec.ID] && len(tags[rec.ID]) == 0 && len(rec.RepoDigests) == 0 {
+			continue
+		}
 		c, err := s.ConfigOf(ctx, rec)
 		if err != nil {
 			return nil, err

@@ -17,8 +17,9 @@ type RemoveOptions struct {
 	// Force removes an image referenced by several names, or used by a
 	// stopped container (which keeps its layers until it is removed).
 	Force bool
-	// NoPrune keeps untagged parents (accepted for compatibility: berth
-	// images have no separate parent layers to prune).
+	// NoPrune keeps the untagged parents of a deleted image (a build's
+	// intermediate images), which are otherwise deleted with it as long
+	// as nothing else uses them.
 	NoPrune bool
 }
 
@@ -131,7 +132,12 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) (
 		}
 		out = append(out, Removed{Deleted: img.ID.String()})
 		deleted = true
-		return nil
+		if opts.NoPrune {
+			return nil
+		}
+		pruned, err := s.pruneParents(tx, img.Parent)
+		out = append(out, pruned...)
+		return err
 	})
 	unlock()
 	if err != nil {
@@ -143,6 +149,39 @@ func (s *Service) Remove(ctx context.Context, name string, opts RemoveOptions) (
 		if _, err := s.GC(ctx); err != nil {
 			return out, fmt.Errorf("remove image %s: release its layers: %w", name, err)
 		}
+	}
+	return out, nil
+}
+
+// pruneParents deletes the chain of untagged parents from id up, as
+// Docker does when it deletes an image: each one that no name, other
+// image or container still uses.
+func (s *Service) pruneParents(tx *metadata.Tx, id digest.Digest) ([]Removed, error) {
+	var out []Removed
+	for id != "" {
+		img, err := tx.GetImage(id)
+		if errdefs.IsNotFound(err) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		tags, err := tx.TagsOf(id)
+		if err != nil {
+			return out, err
+		}
+		children, err := childrenOf(tx, id)
+		if err != nil {
+			return out, err
+		}
+		if users, _ := s.users(id); len(tags) > 0 || len(img.RepoDigests) > 0 || len(children) > 0 || len(users) > 0 {
+			return out, nil
+		}
+		if err := tx.DeleteImage(id); err != nil {
+			return out, err
+		}
+		out = append(out, Removed{Deleted: id.String()})
+		id = img.Parent
 	}
 	return out, nil
 }

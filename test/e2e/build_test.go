@@ -84,6 +84,26 @@ func TestBuildClassicDocker(t *testing.T) {
 	if r := docker.run("", "build", bad); r.ExitCode != 7 || !strings.Contains(r.Stderr, "returned a non-zero code: 7") {
 		t.Errorf("failing RUN: %s", r)
 	}
+
+	// The steps' images are listed with -a only, and go with the image.
+	count := func(args ...string) int {
+		return len(strings.Fields(docker.ok(append([]string{"images", "-q", "--no-trunc"}, args...)...)))
+	}
+	if n, all := count(), count("-a"); n != 2 || all <= n {
+		t.Errorf("images: %d listed, %d with -a; want busybox and x, and the steps with -a", n, all)
+	}
+	out = docker.ok("rmi", "x")
+	if !strings.HasPrefix(out, "Untagged: x:latest\nDeleted: "+id+"\n") || strings.Count(out, "Deleted: ") < 3 {
+		t.Errorf("rmi x deleted not its steps:\n%s", out)
+	}
+	if n := count("-a"); n != 1 {
+		t.Errorf("images -a after rmi x: %d, want busybox alone:\n%s", n, docker.ok("images", "-a"))
+	}
+	// --no-prune keeps them.
+	docker.ok("build", "-q", "-t", "x", dir)
+	if out := docker.ok("rmi", "--no-prune", "x"); strings.Count(out, "Deleted: ") != 1 || count("-a") < 3 {
+		t.Errorf("rmi --no-prune x:\n%s\nimages -a:\n%s", out, docker.ok("images", "-a"))
+	}
 }
 
 // TestBuildBerthCLI builds with berth build from a directory, from a

@@ -25,7 +25,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request, p params) er
 	if err := checkFilters(f, "dangling", "label", "before", "since", "reference", "until"); err != nil {
 		return err
 	}
-	list, err := s.d.ListImages(r.Context(), f)
+	list, err := s.d.ListImages(r.Context(), f, boolValue(r, "all"))
 	if err != nil {
 		return err
 	}
