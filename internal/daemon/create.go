@@ -112,6 +112,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, opts CreateContainerOption
 		hc.RestartPolicy.Name = api.RestartPolicyDisabled
 	}
 	var warnings []string
+	if hc.NetworkMode.IsHost() && len(hc.PortBindings) > 0 {
+		warnings = append(warnings, "Published ports are discarded when using host network mode")
+	}
 	if _, err := oci.Resources(&hc.Resources); err != nil {
 		return res, err
 	}

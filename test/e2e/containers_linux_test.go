@@ -425,6 +425,12 @@ func TestRunErrors(t *testing.T) {
 	if out := c.ok("ps", "-a", "--format", "{{.Names}}"); out != "taken\n" {
 		t.Errorf("refused runs left containers: %q", out)
 	}
+	// Not an error, a warning.
+	if r := c.run("", "create", "--name", "hostports", "--network", "host", "-p", "80:80", "busybox", "true"); r.ExitCode != 0 ||
+		!strings.Contains(r.Stderr, "WARNING: Published ports are discarded when using host network mode") {
+		t.Errorf("create --network host -p: %s", r)
+	}
+	c.ok("rm", "hostports")
 }
 
 // numCPU is the number of CPUs docker run --cpus is checked against.
