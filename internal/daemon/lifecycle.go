@@ -826,10 +826,20 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 	if err != nil {
 		return err
 	}
+	old, name, err := d.rename(ctx, e, newName)
+	if err != nil {
+		return err
+	}
+	d.renameLinks(ctx, old, name)
+	return nil
+}
+
+// rename renames e and returns its old and new names.
+func (d *Daemon) rename(ctx context.Context, e *ctrEntry, newName string) (string, string, error) {
 	// Docker checks the new name with its "/" and says where it failed.
 	name, err := container.ValidateName("/" + strings.TrimPrefix(newName, "/"))
 	if err != nil {
-		return fmt.Errorf("Error when allocating new name: %w", err)
+		return "", "", fmt.Errorf("Error when allocating new name: %w", err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -837,16 +847,16 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 	old := c.Name
 	if name == old {
 		//lint:ignore ST1005 Docker's wording
-		return fmt.Errorf("Renaming a container with the same name as its current name: %w", errdefs.ErrInvalidArgument)
+		return "", "", fmt.Errorf("Renaming a container with the same name as its current name: %w", errdefs.ErrInvalidArgument)
 	}
 	if err := d.ctrs.reserve(name, c.ID); err != nil {
-		return fmt.Errorf("Error when allocating new name: %w", err)
+		return "", "", fmt.Errorf("Error when allocating new name: %w", err)
 	}
 	c.Name = name
 	if err := d.save(e); err != nil {
 		c.Name = old
 		d.ctrs.release(name, c.ID)
-		return err
+		return "", "", err
 	}
 	d.ctrs.release(old, c.ID)
 	if c.State.Running() {
@@ -855,7 +865,7 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 		}
 	}
 	d.publishContainer("rename", c, map[string]string{"oldName": "/" + old})
-	return nil
+	return old, name, nil
 }
 
 // killOrGone signals the container of cl; a failure because the

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"path"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/berth-project/berth/internal/container"
 	"github.com/berth-project/berth/internal/errdefs"
+	"github.com/berth-project/berth/internal/log"
 	"github.com/berth-project/berth/internal/network/etchosts"
 )
 
@@ -65,6 +67,37 @@ func (d *Daemon) normalizeLinks(parent string, c *container.Container) error {
 	}
 	hc.Links = out
 	return nil
+}
+
+// renameLinks rewrites the recorded links that name a container renamed
+// from old to name, as the linked or the linking one, as Docker does.
+func (d *Daemon) renameLinks(ctx context.Context, old, name string) {
+	for _, e := range d.ctrs.all() {
+		e.mu.Lock()
+		hc := e.c.HostConfig
+		links := slices.Clone(hc.Links) // views share the old slice
+		changed := false
+		for i, l := range links {
+			child, parentAlias, ok := strings.Cut(l, ":")
+			if !ok || !strings.HasPrefix(child, "/") || hc.NetworkMode.IsUserDefined() {
+				continue
+			}
+			if child == "/"+old {
+				child, changed = "/"+name, true
+			}
+			if p, alias, ok := strings.Cut(strings.TrimPrefix(parentAlias, "/"), "/"); ok && p == old {
+				parentAlias, changed = "/"+name+"/"+alias, true
+			}
+			links[i] = child + ":" + parentAlias
+		}
+		if changed {
+			hc.Links = links
+			if err := d.save(e); err != nil {
+				log.G(ctx).Warn("record renamed links", "container", e.c.ID, "error", err)
+			}
+		}
+		e.mu.Unlock()
+	}
 }
 
 // linkedSetup is what c's links on the default bridge add at its start.

@@ -389,7 +389,7 @@ func TestDefaultBridge(t *testing.T) {
 	dbIP := e.inspectf("{{.NetworkSettings.Networks.bridge.IPAddress}}", "linked-db")
 	dbHost := e.inspectf("{{.Config.Hostname}}", "linked-db")
 	e.c.ok("create", "--name", "linker", "--link", "linked-db:my-db", "--dns", "127.0.0.1", "busybox", "sh", "-c", "grep my-db /etc/hosts; env | grep ^MY_DB")
-	t.Cleanup(func() { e.c.run("", "rm", "-f", "linker") })
+	t.Cleanup(func() { e.c.run("", "rm", "-f", "linker", "linker2") })
 	if got := e.inspectf("{{.HostConfig.Links}}", "linker"); got != "[/linked-db:/linker/my-db]" {
 		t.Errorf("linker's HostConfig.Links = %s", got)
 	}
@@ -418,6 +418,12 @@ func TestDefaultBridge(t *testing.T) {
 	e.c.ok("stop", "-t", "0", "linked-db")
 	if stderr := e.c.fail(1, "start", "linker"); !strings.Contains(stderr, "Cannot link to a non running container: /linked-db AS /linker/my-db") {
 		t.Errorf("start linked to a stopped container: %s", stderr)
+	}
+	// Renames follow both ends of a link.
+	e.c.ok("rename", "linked-db", "linked-db2")
+	e.c.ok("rename", "linker", "linker2")
+	if got := e.inspectf("{{.HostConfig.Links}}", "linker2"); got != "[/linked-db2:/linker2/my-db]" {
+		t.Errorf("links after renaming both ends = %s", got)
 	}
 }
 
