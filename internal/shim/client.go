@@ -21,8 +21,8 @@ const cleanupTimeout = 10 * time.Second
 
 // Client talks to one shim. It holds no connection between calls: each
 // call dials the shim's socket, so a Client survives nothing and costs
-// nothing; Close ends the streams and calls in flight, Release only the
-// calls.
+// nothing; Close ends the streams and calls in flight, Release lets them
+// end on their own.
 type Client struct {
 	stateDir string
 	sock     string
@@ -33,14 +33,14 @@ type Client struct {
 
 	mu     sync.Mutex
 	closed bool
-	conns  map[*os.File]bool          // true for an attached stream
+	conns  map[*os.File]struct{}
 	execIO map[string]*sync.WaitGroup // output copies of this client's execs
 }
 
 func newClient(stateDir string, shimPid int, shimExited <-chan struct{}) *Client {
 	return &Client{
 		stateDir: stateDir, sock: filepath.Join(stateDir, socketName), shimPid: shimPid, shimExited: shimExited,
-		conns: map[*os.File]bool{}, execIO: map[string]*sync.WaitGroup{},
+		conns: map[*os.File]struct{}{}, execIO: map[string]*sync.WaitGroup{},
 	}
 }
 
@@ -90,20 +90,15 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Release ends the calls in flight and refuses new ones, but leaves the
-// attached streams to end as the shim ends them: with the rest of the
-// output and then EOF. It is how a client of a container that exited is
-// let go, since its attachers may not have read all of its output yet.
+// Release refuses new calls but leaves those in flight and the attached
+// streams to end as the shim ends them: with their answers, or with the
+// rest of the output and then EOF. It is how the client of a deleted shim
+// is let go: its attachers may not have read all of the output yet, and
+// a call made just before (a kill racing the exit) still gets its answer.
 func (c *Client) Release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	for f, stream := range c.conns {
-		if !stream {
-			f.Close()
-			delete(c.conns, f)
-		}
-	}
 }
 
 // open dials the shim and tracks the connection until forget.
@@ -117,7 +112,7 @@ func (c *Client) open() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.conns[f] = false
+	c.conns[f] = struct{}{}
 	return f, nil
 }
 
@@ -141,7 +136,7 @@ func roundTrip(ctx context.Context, f *os.File, req *request) (response, error) 
 		if ctx.Err() != nil {
 			return resp, ctx.Err()
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrClosed) {
 			return resp, fmt.Errorf("shim %s: connection closed: %w", req.Method, errdefs.ErrUnavailable)
 		}
 		return resp, fmt.Errorf("shim %s: %w", req.Method, err)
@@ -175,11 +170,6 @@ func (c *Client) stream(ctx context.Context, req request) (*stream, error) {
 		c.forget(f)
 		return nil, err
 	}
-	c.mu.Lock()
-	if _, ok := c.conns[f]; ok {
-		c.conns[f] = true
-	}
-	c.mu.Unlock()
 	s := &stream{c: c, f: f}
 	s.stop = context.AfterFunc(ctx, func() { s.Close() })
 	return s, nil

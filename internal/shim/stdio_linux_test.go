@@ -2,6 +2,7 @@ package shim_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -349,5 +350,54 @@ func TestAttachOutputOutlivesDelete(t *testing.T) {
 	}
 	if err := <-deleted; err != nil {
 		t.Errorf("delete: %v", err)
+	}
+}
+
+// TestReleaseLeavesCalls: a call in flight when the client is released
+// still gets its answer (as a kill racing a container's exit must);
+// new calls are refused.
+func TestReleaseLeavesCalls(t *testing.T) {
+	r := newRig(t, withArgs("sleep", "100"))
+	c := r.start(r.opts())
+	ctx := ctxT(t)
+	if _, err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sockets := func() int {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", c.ShimPid()))
+		n := 0
+		for _, fd := range fds {
+			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", c.ShimPid(), fd.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+				n++
+			}
+		}
+		return n
+	}
+	// The shim's listener alone, once the start call's connection went.
+	eventually(t, "the shim idle", func() bool { return sockets() == 1 })
+	waited := make(chan error, 1)
+	go func() {
+		exit, err := c.Wait(ctx)
+		if err == nil && exit.Code != 137 {
+			err = fmt.Errorf("exit %+v, want 137 (SIGKILL)", exit)
+		}
+		waited <- err
+	}()
+	// In flight once the shim accepted its connection.
+	eventually(t, "the wait call in flight", func() bool { return sockets() == 2 })
+	c.Release()
+	if _, err := c.State(ctx); !errdefs.IsUnavailable(err) {
+		t.Errorf("a call after Release: %v, want unavailable", err)
+	}
+	other, err := shim.Connect(ctx, r.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Kill(ctx, syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Errorf("the wait in flight at Release: %v", err)
 	}
 }
