@@ -165,10 +165,34 @@ func (r *reader) name(i int) string {
 
 // openNewer opens the log files newer than last (all of them if last is
 // nil or gone), oldest first. It looks from the current file towards the
-// oldest: a rotation meanwhile moves files the same way, so none is
-// missed, and one seen twice is dropped.
+// oldest. A rotation during the look moves every file one place up, so
+// files seen before it and after it are not in age order (one seen at
+// place 0 early may be older than one seen at place 2 later): the look is
+// repeated until each file it found is still where it was found, which
+// means no rotation came in between.
 func (r *reader) openNewer(last *logFile) ([]*logFile, error) {
+	for attempt := 1; ; attempt++ {
+		found, places, err := r.scanNewer(last)
+		if err != nil {
+			return nil, err
+		}
+		if attempt == maxRescans || r.stillAt(found, places, last) {
+			slices.Reverse(found)
+			return found, nil
+		}
+		r.closeAll(found)
+	}
+}
+
+// maxRescans bounds how often openNewer looks again: a writer rotating
+// faster than a look takes would otherwise keep it looking.
+const maxRescans = 20
+
+// scanNewer opens the files newer than last, newest first, with the place
+// each was found at (and last's, if it was found, at the end of places).
+func (r *reader) scanNewer(last *logFile) ([]*logFile, []int, error) {
 	var found []*logFile
+	var places []int
 	for i := 0; i < r.maxFiles; i++ {
 		f, err := os.Open(r.name(i))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -176,16 +200,17 @@ func (r *reader) openNewer(last *logFile) ([]*logFile, error) {
 		}
 		if err != nil {
 			r.closeAll(found)
-			return nil, fmt.Errorf("open log: %w", err)
+			return nil, nil, fmt.Errorf("open log: %w", err)
 		}
 		id, err := f.Stat()
 		if err != nil {
 			f.Close()
 			r.closeAll(found)
-			return nil, fmt.Errorf("open log: %w", err)
+			return nil, nil, fmt.Errorf("open log: %w", err)
 		}
 		if last != nil && os.SameFile(id, last.id) {
 			f.Close()
+			places = append(places, i)
 			break
 		}
 		if slices.ContainsFunc(found, func(lf *logFile) bool { return os.SameFile(id, lf.id) }) {
@@ -195,9 +220,28 @@ func (r *reader) openNewer(last *logFile) ([]*logFile, error) {
 		lf := &logFile{f: f, id: id}
 		r.open[lf] = struct{}{}
 		found = append(found, lf)
+		places = append(places, i)
 	}
-	slices.Reverse(found)
-	return found, nil
+	return found, places, nil
+}
+
+// stillAt reports whether each file found (and last, at the end of
+// places if it was found) is still at the place it was found at.
+func (r *reader) stillAt(found []*logFile, places []int, last *logFile) bool {
+	for k, i := range places {
+		fi, err := os.Stat(r.name(i))
+		if err != nil {
+			return false
+		}
+		want := last
+		if k < len(found) {
+			want = found[k]
+		}
+		if !os.SameFile(fi, want.id) {
+			return false
+		}
+	}
+	return true
 }
 
 // done closes lf once it is read, warning about an incomplete last line.
