@@ -216,18 +216,26 @@ func (p *process) startCopiers(emit func(stream string, line []byte)) {
 // drain waits for the copiers to reach EOF, at most drainTimeout; it
 // returns a channel closed once they did.
 func (p *process) drain() <-chan struct{} {
-	done := make(chan struct{})
+	done, _ := waitWithin(&p.copiers, drainTimeout)
+	return done
+}
+
+// waitWithin waits for wg at most d and reports whether it was done in
+// time; done is closed once it is, in time or later.
+func waitWithin(wg *sync.WaitGroup, d time.Duration) (done <-chan struct{}, inTime bool) {
+	c := make(chan struct{})
 	go func() {
-		p.copiers.Wait()
-		close(done)
+		wg.Wait()
+		close(c)
 	}()
-	t := time.NewTimer(drainTimeout)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-c:
+		return c, true
 	case <-t.C:
+		return c, false
 	}
-	return done
 }
 
 // writeStdin writes b to the process's stdin.

@@ -93,16 +93,7 @@ func Serve(ctx context.Context, opts Options) error {
 // attacher, and the daemon deletes the container at once. (Docker waits
 // the same way, 2 s, for its stream copies when a container exits.)
 func (s *server) awaitAttachers() {
-	done := make(chan struct{})
-	go func() {
-		s.flushing.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(exitFlushTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+	if _, inTime := waitWithin(&s.flushing, exitFlushTimeout); !inTime {
 		log.G(s.ctx).Warn("attachers did not take the rest of the output", "timeout", exitFlushTimeout)
 	}
 }

@@ -302,7 +302,7 @@ func toContainerInspect(v daemon.ContainerView, version string, size bool) conta
 		for name, ep := range nets {
 			if ep != nil && api.NetworkMode(name).IsUserDefined() {
 				ep = ep.Copy()
-				ep.Aliases = appendNew(ep.Aliases, shortID(v.ID), v.Config.Hostname)
+				ep.Aliases = appendNew(ep.Aliases, container.ShortID(v.ID), v.Config.Hostname)
 			}
 			withIDs[name] = ep
 		}
@@ -365,12 +365,4 @@ func appendNew(list []string, values ...string) []string {
 		}
 	}
 	return list
-}
-
-// shortID is the 12-character form of a container ID.
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
