@@ -628,7 +628,9 @@ func (d *Daemon) KillContainer(ctx context.Context, ref, signal string) error {
 	cl := e.shim
 	paused := c.State.Status == api.StatePaused
 	e.mu.Unlock()
-	if err := cl.Kill(ctx, sig, sig == syscall.SIGKILL); err != nil {
+	// A container that exits meanwhile (SIGKILL makes it) may take its
+	// shim with it before the answer: that kill is done.
+	if err := killOrGone(ctx, cl, sig, sig == syscall.SIGKILL); err != nil {
 		return fmt.Errorf("cannot kill container: %s: %w", ref, err)
 	}
 	if paused && sig == syscall.SIGKILL {

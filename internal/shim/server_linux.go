@@ -52,6 +52,8 @@ type server struct {
 
 	// flushing counts attachers still writing out the end of a stream.
 	flushing sync.WaitGroup
+	// calls counts the calls being answered.
+	calls sync.WaitGroup
 }
 
 // Serve runs the shim of one container: it sets itself up, reports the
@@ -83,16 +85,21 @@ func Serve(ctx context.Context, opts Options) error {
 	}()
 	s.idle = time.AfterFunc(trimAfter, trimResident)
 	s.serve()
-	s.awaitAttachers()
+	s.finishInFlight()
 	return nil
 }
 
-// awaitAttachers lets the attachers take the rest of the output before
-// the shim exits, within exitFlushTimeout: the container's last lines
-// are reported at its exit, often before they are written out to an
-// attacher, and the daemon deletes the container at once. (Docker waits
-// the same way, 2 s, for its stream copies when a container exits.)
-func (s *server) awaitAttachers() {
+// finishInFlight lets the calls being answered finish and the attachers
+// take the rest of the output before the shim exits, each within
+// exitFlushTimeout: a kill racing the container's exit still gets its
+// answer, and the container's last lines, reported at its exit often
+// before they are written out to an attacher, still reach it, though the
+// daemon deletes the container at once. (Docker waits the same way, 2 s,
+// for its stream copies when a container exits.)
+func (s *server) finishInFlight() {
+	if _, inTime := waitWithin(&s.calls, exitFlushTimeout); !inTime {
+		log.G(s.ctx).Warn("calls did not finish before the shim's exit", "timeout", exitFlushTimeout)
+	}
 	if _, inTime := waitWithin(&s.flushing, exitFlushTimeout); !inTime {
 		log.G(s.ctx).Warn("attachers did not take the rest of the output", "timeout", exitFlushTimeout)
 	}
@@ -406,7 +413,11 @@ func (s *server) serve() {
 			}
 			break
 		}
-		go s.handle(conn)
+		s.calls.Add(1)
+		go func() {
+			defer s.calls.Done()
+			s.handle(conn)
+		}()
 	}
 	os.Remove(s.path(socketName))
 }
